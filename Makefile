@@ -1,0 +1,45 @@
+# rental_kpis — every command a user runs. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LAKE   ?= lake
+RAW    ?= data/raw
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test check lint format sample clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned requirements and the package
+
+demo: $(STAMP) ## run the whole local pipeline on the sample data (data/raw -> lake/)
+	$(BIN)/rental-kpis run --raw $(RAW) --lake $(LAKE)
+
+test: $(STAMP) ## run the test suite (Spark included; no AWS account needed)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+check: lint test ## lint, then test
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check rental_kpis emr_steps
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format rental_kpis emr_steps
+
+sample: $(STAMP) ## regenerate the committed sample under data/raw
+	$(BIN)/rental-kpis generate --out $(RAW) --transactions 20000 --seed 42 --defect-rate 0.0003
+
+clean: ## remove the lake, reports and caches (keeps .venv)
+	rm -rf $(LAKE) reports/*.ipynb reports/*.html spark-warehouse metastore_db .pytest_cache

@@ -1,0 +1,85 @@
+"""The ``rental-kpis`` command: parse, call the library, print. No pipeline logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rental_kpis.errors import RentalKpisError
+
+DEFAULT_RAW = Path("data/raw")
+DEFAULT_LAKE = Path("lake")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rental_kpis.datagen import generate
+
+    manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
+    for name, counts in manifest["datasets"].items():
+        print(
+            f"{name:<20} {counts['input_rows']:>12,} rows "
+            f"({counts['rejected_rows']:,} defective, {counts['deduplicated_rows']:,} duplicates)"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rental_kpis.pipeline import run_local
+    from rental_kpis.report_console import print_run, step_printer
+
+    result = run_local(
+        args.raw,
+        args.lake,
+        run_id=args.run_id,
+        master=args.master,
+        driver_memory=args.driver_memory,
+        on_step=step_printer(),
+    )
+    print_run(result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rental-kpis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic raw CSV (SPEC §1) with defects")
+    gen.add_argument("--out", type=Path, required=True, help="folder for <dataset>/*.csv")
+    gen.add_argument("--transactions", type=int, default=20_000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--defect-rate",
+        type=float,
+        default=0.0,
+        help="share of rows per rejection reason, e.g. 0.0003",
+    )
+    gen.set_defaults(func=_generate)
+
+    run = sub.add_parser("run", help="run the pipeline locally through spark-submit")
+    run.add_argument(
+        "--raw",
+        type=Path,
+        default=DEFAULT_RAW,
+        help="raw folder with <dataset>/*.csv (default: data/raw)",
+    )
+    run.add_argument("--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)")
+    run.add_argument("--run-id", default=None)
+    run.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
+    run.add_argument("--driver-memory", default="2g")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RentalKpisError as error:
+        print(f"rental-kpis: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Every exception the pipeline raises on purpose, in one place.
+
+Step scripts catch ``InputError`` and print its message as one line: a user who points the
+pipeline at bad input gets a sentence naming the dataset, the URI and the columns, not a trace.
+"""
+
+from __future__ import annotations
+
+
+class RentalKpisError(Exception):
+    """Base class of the project's own errors."""
+
+
+class InputError(RentalKpisError):
+    """The input is not what SPEC §1 promises: the step cannot run on it."""
+
+
+class MissingDatasetError(InputError):
+    def __init__(self, dataset: str, uri: str) -> None:
+        super().__init__(f"dataset {dataset!r}: no input files at {uri}")
+        self.dataset, self.uri = dataset, uri
+
+
+class MissingColumnsError(InputError):
+    def __init__(self, dataset: str, uri: str, missing: list[str], available: list[str]) -> None:
+        super().__init__(
+            f"dataset {dataset!r} at {uri}: header lacks required column(s) "
+            f"{', '.join(missing)} (found: {', '.join(available) or 'nothing'})"
+        )
+        self.dataset, self.uri, self.missing, self.available = dataset, uri, missing, available
+
+
+class StepFailed(RentalKpisError):
+    """A pipeline step (a spark-submit process) exited non-zero."""
+
+    def __init__(self, step: str, returncode: int, detail: str, log: str | None = None) -> None:
+        where = f" (full log: {log})" if log else ""
+        super().__init__(f"step {step} failed with exit code {returncode}: {detail}{where}")
+        self.step, self.returncode, self.detail, self.log = step, returncode, detail, log

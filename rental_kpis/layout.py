@@ -1,0 +1,87 @@
+"""Lake zones and their URIs: the same keys under ``s3://bucket/`` and a local folder (SPEC §2).
+
+Every other module asks this one where things live, so the layout is written down once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+DATASETS: tuple[str, ...] = ("locations", "vehicles", "users", "rental_transactions")
+DIMENSIONS: tuple[str, ...] = ("locations", "vehicles", "users")
+TABLES: tuple[str, ...] = (
+    "location_performance",
+    "vehicle_type_performance",
+    "user_metrics",
+    "daily_metrics",
+)
+ZONES: tuple[str, ...] = (
+    "raw",
+    "curated",
+    "rejected",
+    "processed",
+    "runs",
+    "query-results",
+    "scripts",
+    "emr-logs",
+)
+
+
+def is_remote(root: str) -> bool:
+    """True for object-store roots (``s3://``, ``s3a://``…), False for a local folder."""
+    return "://" in root and not root.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root and the URIs of its zones.
+
+    A local root is made absolute, so that Spark executors started in another working
+    directory resolve the same folder.
+
+    >>> Lake("s3://bucket").uri("curated", "users")
+    's3://bucket/curated/users'
+    """
+
+    root: str
+
+    def __post_init__(self) -> None:
+        root = self.root.rstrip("/")
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        if not is_remote(root):
+            root = os.path.abspath(root)
+        object.__setattr__(self, "root", root)
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.root)
+
+    def uri(self, zone: str, *parts: str) -> str:
+        if zone not in ZONES:
+            raise ValueError(f"unknown lake zone {zone!r}; expected one of {', '.join(ZONES)}")
+        return "/".join([self.root, zone, *parts])
+
+    def raw(self, dataset: str) -> str:
+        return self.uri("raw", dataset)
+
+    def curated(self, dataset: str) -> str:
+        return self.uri("curated", dataset)
+
+    def rejected(self, dataset: str) -> str:
+        return self.uri("rejected", dataset)
+
+    def processed(self, table: str) -> str:
+        return self.uri("processed", table)
+
+    def run_summary(self, run_id: str, step: str) -> str:
+        return self.uri("runs", run_id, f"{step}.json")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: UTC time to the second plus a short random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)

@@ -1,0 +1,300 @@
+"""SPEC §3 as pure functions: raw string rows in, flagged rows out.
+
+A *flagged* DataFrame holds one row per distinct raw row with
+- the raw columns as strings (what ``rejected/`` keeps),
+- ``_copies``: how many identical raw rows collapsed into it (exact duplicates),
+- ``t_<column>``: the parsed, typed value (what ``curated/`` keeps),
+- ``rejection_reason``: the first failing reason, or null for a valid row.
+
+Splitting it into curated rows, rejected rows and counts is done by ``curated_rows``,
+``rejected_rows`` and ``summarise``: the caller persists the flagged frame once and takes all
+three from it, so every input is read once.
+
+Order of operations, a decision SPEC leaves open: exact duplicates collapse first (they are
+the same input line twice), then each distinct row is checked. So a duplicated bad row counts
+as one rejected row plus one deduplicated row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from rental_kpis.schemas import (
+    CONFLICTING_KEY,
+    DIMENSION_KEYS,
+    ISO_DATE,
+    ISO_TIMESTAMP,
+    MALFORMED_ROW,
+    MISSING_KEY,
+    RAW_COLUMNS,
+    REASONS,
+    REJECTION_REASON,
+    REQUIRED_TRANSACTION_COLUMNS,
+    column_names,
+)
+
+CORRUPT_RECORD = "_corrupt_record"
+COPIES = "_copies"
+RAW_LINE = "raw_line"
+
+_INT_TEXT = r"^\s*[+-]?\d{1,10}\s*$"
+# Plain decimal notation only: NaN, Infinity, hex floats and Java's 1.5d suffix do not parse.
+_DOUBLE_TEXT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_ISO_TIMESTAMP_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+_ISO_DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def typed(name: str) -> str:
+    """Name of the parsed value of raw column ``name`` inside a flagged frame."""
+    return f"t_{name}"
+
+
+# ---------------------------------------------------------------- column parsers
+
+
+def is_blank(col: Column) -> Column:
+    """Null, empty or only white space: a missing value."""
+    return col.isNull() | (F.trim(col) == "")
+
+
+def parse_int(col: Column) -> Column:
+    """An integer written in plain digits; anything else (1.5, 1e3, overflow) is null."""
+    return F.when(col.rlike(_INT_TEXT), F.trim(col).cast("int"))
+
+
+def parse_double(col: Column) -> Column:
+    """A finite decimal number; NaN, ±Infinity and non-numbers are null."""
+    return F.when(col.rlike(_DOUBLE_TEXT), F.trim(col).cast("double"))
+
+
+def parse_timestamp(col: Column, fmt: str) -> Column:
+    """A zone-less timestamp read in the session zone (UTC); impossible calendar values are null.
+
+    The ISO pattern uses a cast (Spark's fast hand-written parser) behind a strict shape
+    check; other patterns use ``to_timestamp``, which the CORRECTED parser policy turns
+    into null on failure.
+    """
+    if fmt == ISO_TIMESTAMP:
+        return F.when(col.rlike(_ISO_TIMESTAMP_TEXT), col.cast("timestamp"))
+    return F.to_timestamp(col, fmt)
+
+
+def parse_date(col: Column, fmt: str) -> Column:
+    if fmt == ISO_DATE:
+        return F.when(col.rlike(_ISO_DATE_TEXT), col.cast("date"))
+    return F.to_date(col, fmt)
+
+
+def parse_value(dataset: str, name: str) -> Column:
+    """The typed value of one raw column, following SPEC §1."""
+    column = next(c for c in RAW_COLUMNS[dataset] if c.name == name)
+    raw = F.col(name)
+    if column.kind == "int":
+        return parse_int(raw)
+    if column.kind == "double":
+        return parse_double(raw)
+    if column.kind == "timestamp":
+        return parse_timestamp(raw, column.fmt or ISO_TIMESTAMP)
+    if column.kind == "date":
+        return parse_date(raw, column.fmt or ISO_DATE)
+    return F.when(~is_blank(raw), raw)
+
+
+def first_failing(checks: Iterable[tuple[str, Column]]) -> Column:
+    """The name of the first check whose condition is true, else null (first reason wins)."""
+    checks = list(checks)
+    reason, failed = checks[0]
+    chain = F.when(failed, F.lit(reason))
+    for reason, failed in checks[1:]:
+        chain = chain.when(failed, F.lit(reason))
+    return chain.otherwise(F.lit(None).cast("string"))
+
+
+# ---------------------------------------------------------------- flagged frames
+
+
+def collapse_duplicates(raw: DataFrame) -> DataFrame:
+    """One row per distinct raw row, with ``_copies`` counting how many there were."""
+    return raw.groupBy(*raw.columns).agg(F.count(F.lit(1)).alias(COPIES))
+
+
+def with_typed_columns(df: DataFrame, dataset: str) -> DataFrame:
+    return df.select(
+        "*", *(parse_value(dataset, name).alias(typed(name)) for name in column_names(dataset))
+    )
+
+
+def _occurrences(eligible: Column, partition_by: str) -> Column:
+    """How many distinct rows share this row's key, among the rows where ``eligible`` holds."""
+    window = Window.partitionBy(partition_by)
+    return F.sum(F.when(eligible, 1).otherwise(0)).over(window)
+
+
+def flag_dimension(raw: DataFrame, dataset: str) -> DataFrame:
+    """Flag a dimension's rows (SPEC §3, dimensions): malformed, missing key, conflicting key."""
+    key = typed(DIMENSION_KEYS[dataset])
+    rows = with_typed_columns(collapse_duplicates(raw), dataset)
+    malformed = F.col(CORRUPT_RECORD).isNotNull()
+    has_key = ~malformed & F.col(key).isNotNull()
+    rows = rows.withColumn("_key_rows", _occurrences(has_key, key))
+    reason = first_failing(
+        [
+            (MALFORMED_ROW, malformed),
+            (MISSING_KEY, F.col(key).isNull()),
+            (CONFLICTING_KEY, F.col("_key_rows") > 1),
+        ]
+    )
+    return rows.withColumn(REJECTION_REASON, reason).drop("_key_rows")
+
+
+def valid_keys(flagged: DataFrame, dataset: str) -> DataFrame:
+    """The distinct valid keys of a flagged dimension, as a one-column frame named ``key``."""
+    key = typed(DIMENSION_KEYS[dataset])
+    return flagged.where(F.col(REJECTION_REASON).isNull()).select(F.col(key).alias("key"))
+
+
+def _with_known(df: DataFrame, on: str, keys: DataFrame, flag: str) -> DataFrame:
+    """Add boolean ``flag``: the value of ``on`` is among ``keys`` (a left join, never a filter)."""
+    marked = keys.select(F.col("key").alias(f"_{flag}_key"), F.lit(True).alias(flag))
+    joined = df.join(marked, F.col(on) == F.col(f"_{flag}_key"), how="left")
+    return joined.drop(f"_{flag}_key")
+
+
+def flag_transactions(
+    raw: DataFrame,
+    user_keys: DataFrame,
+    vehicle_keys: DataFrame,
+    location_keys: DataFrame,
+) -> DataFrame:
+    """Flag rental transactions with the first failing reason of SPEC §3 (items 1–7).
+
+    ``*_keys`` are the VALID keys of each dimension (``valid_keys``): a rental of a
+    rejected vehicle is ``unknown_vehicle``. Locations are few and always broadcast.
+    """
+    rows = with_typed_columns(collapse_duplicates(raw), "rental_transactions")
+    malformed = F.col(CORRUPT_RECORD).isNotNull()
+    rental_id = typed("rental_id")
+    has_id = ~malformed & F.col(rental_id).isNotNull()
+    rows = rows.withColumn("_id_rows", _occurrences(has_id, rental_id))
+    rows = _with_known(rows, typed("user_id"), user_keys, "_user_known")
+    rows = _with_known(rows, typed("vehicle_id"), vehicle_keys, "_vehicle_known")
+    locations = F.broadcast(location_keys)
+    rows = _with_known(rows, typed("pickup_location"), locations, "_pickup_known")
+    rows = _with_known(rows, typed("dropoff_location"), locations, "_dropoff_known")
+
+    start, end = F.col(typed("rental_start_time")), F.col(typed("rental_end_time"))
+    checks: list[tuple[str, Column]] = [
+        (MALFORMED_ROW, malformed),
+        ("missing_rental_id", F.col(rental_id).isNull()),
+        *((f"unparseable_{c}", F.col(typed(c)).isNull()) for c in REQUIRED_TRANSACTION_COLUMNS),
+        ("non_positive_duration", end <= start),
+        ("negative_amount", F.col(typed("total_amount")) < 0),
+        ("unknown_user", F.col("_user_known").isNull()),
+        ("unknown_vehicle", F.col("_vehicle_known").isNull()),
+        ("unknown_pickup_location", F.col("_pickup_known").isNull()),
+        ("unknown_dropoff_location", F.col("_dropoff_known").isNull()),
+        ("conflicting_rental_id", F.col("_id_rows") > 1),
+    ]
+    helpers = ["_id_rows", "_user_known", "_vehicle_known", "_pickup_known", "_dropoff_known"]
+    return rows.withColumn(REJECTION_REASON, first_failing(checks)).drop(*helpers)
+
+
+# ---------------------------------------------------------------- splitting a flagged frame
+
+
+def curated_rows(flagged: DataFrame, dataset: str) -> DataFrame:
+    """Valid rows, typed, with SPEC's column names in SPEC's order."""
+    return flagged.where(F.col(REJECTION_REASON).isNull()).select(
+        *(F.col(typed(name)).alias(name) for name in column_names(dataset))
+    )
+
+
+def rejected_rows(flagged: DataFrame, dataset: str) -> DataFrame:
+    """Rejected rows as raw strings plus the reason, and the raw line of a malformed row."""
+    return flagged.where(F.col(REJECTION_REASON).isNotNull()).select(
+        *column_names(dataset),
+        REJECTION_REASON,
+        F.col(CORRUPT_RECORD).alias(RAW_LINE),
+    )
+
+
+@dataclass
+class DatasetCounts:
+    """Row accounting of one dataset: input = valid + rejected + deduplicated."""
+
+    input_rows: int = 0
+    valid_rows: int = 0
+    rejected_rows: int = 0
+    deduplicated_rows: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.input_rows == self.valid_rows + self.rejected_rows + self.deduplicated_rows
+
+    def as_dict(self) -> dict:
+        return {
+            "input_rows": self.input_rows,
+            "valid_rows": self.valid_rows,
+            "rejected_rows": self.rejected_rows,
+            "deduplicated_rows": self.deduplicated_rows,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+        }
+
+
+def summarise(flagged: DataFrame, dataset: str) -> DatasetCounts:
+    """Count rows per reason in one small aggregation (every reason listed, zeros included)."""
+    rows = (
+        flagged.groupBy(REJECTION_REASON)
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum(COPIES).alias("copies"))
+        .collect()
+    )
+    counts = DatasetCounts(rejected_by_reason={reason: 0 for reason in REASONS[dataset]})
+    for row in rows:
+        counts.input_rows += row["copies"]
+        counts.deduplicated_rows += row["copies"] - row["rows"]
+        if row[REJECTION_REASON] is None:
+            counts.valid_rows += row["rows"]
+        else:
+            counts.rejected_rows += row["rows"]
+            counts.rejected_by_reason[row[REJECTION_REASON]] = row["rows"]
+    return counts
+
+
+def flag_all(raw: dict[str, DataFrame], persist: bool = True) -> dict[str, DataFrame]:
+    """Flag the four datasets; transactions are checked against the dimensions' valid keys.
+
+    With ``persist`` each flagged frame is kept (memory, then disk) because the caller takes
+    three things from it: counts, curated rows and rejected rows.
+    """
+
+    def keep(df: DataFrame) -> DataFrame:
+        return df.persist() if persist else df
+
+    flagged = {name: keep(flag_dimension(raw[name], name)) for name in DIMENSION_KEYS}
+    flagged["rental_transactions"] = keep(
+        flag_transactions(
+            raw["rental_transactions"],
+            user_keys=valid_keys(flagged["users"], "users"),
+            vehicle_keys=valid_keys(flagged["vehicles"], "vehicles"),
+            location_keys=valid_keys(flagged["locations"], "locations"),
+        )
+    )
+    return flagged
+
+
+__all__ = [
+    "DatasetCounts",
+    "curated_rows",
+    "first_failing",
+    "flag_all",
+    "flag_dimension",
+    "flag_transactions",
+    "rejected_rows",
+    "summarise",
+    "valid_keys",
+]

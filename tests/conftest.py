@@ -1,0 +1,32 @@
+"""Shared fixtures: one local Spark session for the whole run, and small lakes to write into."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from rental_kpis.schemas import column_names
+from rental_kpis.spark import build_session
+from rental_kpis.validation import CORRUPT_RECORD
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    session = build_session("rental_kpis-tests", master="local[2]")
+    session.sparkContext.setLogLevel("ERROR")
+    # Tiny hand-made frames: one shuffle partition and no adaptive re-planning keep each
+    # Spark job at a fraction of a second.
+    session.conf.set("spark.sql.shuffle.partitions", "1")
+    session.conf.set("spark.sql.adaptive.enabled", "false")
+    yield session
+    session.stop()
+
+
+def raw_frame(spark: SparkSession, dataset: str, rows: list[dict]) -> DataFrame:
+    """A raw-zone frame as ``readers.read_raw`` returns it: strings, plus the corrupt record."""
+    names = [*column_names(dataset), CORRUPT_RECORD]
+    schema = T.StructType([T.StructField(n, T.StringType(), True) for n in names])
+    return spark.createDataFrame([tuple(row.get(n) for n in names) for row in rows], schema)

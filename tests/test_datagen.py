@@ -1,0 +1,81 @@
+"""The generator: deterministic, SPEC §1's shape, and defects it can count."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from rental_kpis.datagen import PRICE_PER_HOUR, generate
+from rental_kpis.layout import DATASETS
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.csv"))}
+
+
+def rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean")
+    generate(out, 3_000, seed=5)
+    return out
+
+
+def it_writes_the_same_bytes_for_the_same_seed(tmp_path, clean):
+    generate(tmp_path, 3_000, seed=5)
+    assert digest(tmp_path) == digest(clean)
+    generate(tmp_path, 3_000, seed=6)
+    assert digest(tmp_path) != digest(clean)
+
+
+def it_prices_whole_hours_by_vehicle_type(clean):
+    types = {v["vehicle_id"]: v["vehicle_type"]
+             for v in rows(clean / "vehicles" / "vehicles.csv")}
+    assert sorted(set(types.values())) == sorted(PRICE_PER_HOUR)
+    from datetime import datetime
+
+    hours_seen = set()
+    for r in rows(clean / "rental_transactions" / "rental_transactions.csv"):
+        start = datetime.fromisoformat(r["rental_start_time"])
+        end = datetime.fromisoformat(r["rental_end_time"])
+        hours = (end - start).total_seconds() / 3600
+        assert hours == int(hours) and 1 <= hours <= 72
+        assert float(r["total_amount"]) == PRICE_PER_HOUR[types[r["vehicle_id"]]] * hours
+        assert r["pickup_location"] != r["dropoff_location"]
+        assert datetime(2024, 1, 1) <= start < datetime(2024, 6, 1)
+        hours_seen.add(hours)
+    assert {1, 72} <= hours_seen
+
+
+def it_has_the_realistic_dimension_shape(clean):
+    locations = rows(clean / "locations" / "locations.csv")
+    assert len(locations) == 300
+    assert len({loc["city"] for loc in locations}) == 50
+    assert any("," in loc["location_name"] for loc in locations)
+    users = rows(clean / "users" / "users.csv")
+    assert all(u["user_id"].startswith("0") and len(u["user_id"]) == 10 for u in users)
+    counts = {}
+    for v in rows(clean / "vehicles" / "vehicles.csv"):
+        counts[v["vehicle_type"]] = counts.get(v["vehicle_type"], 0) + 1
+    assert max(counts.values()) / min(counts.values()) < 1.3  # roughly even split
+
+
+def it_records_every_injected_defect_in_the_manifest(tmp_path):
+    manifest = generate(tmp_path, 5_000, seed=1, defect_rate=0.001)
+    tx = manifest["datasets"]["rental_transactions"]
+    assert all(n >= 5 for n in tx["rejected_by_reason"].values())
+    for name in DATASETS:
+        counts = manifest["datasets"][name]
+        assert counts["input_rows"] == (counts["valid_rows"] + counts["rejected_rows"]
+                                        + counts["deduplicated_rows"])
+        assert counts["rejected_rows"] == sum(counts["rejected_by_reason"].values())
+        lines = (tmp_path / manifest["files"][name]).read_text().count("\n") - 1
+        assert lines == counts["input_rows"]
