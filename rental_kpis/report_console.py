@@ -28,21 +28,31 @@ def step_printer() -> Callable[[str, str, StepResult | None], None]:
 
 
 def validation_table(summary: dict) -> Table:
+    """Rows in and out per dataset, then one line per rejection reason that occurred."""
     table = Table(title="validate_raw: rows in and out")
-    for column in ("dataset", "input", "valid", "rejected", "deduplicated", "rejected by reason"):
-        table.add_column(
-            column, justify="left" if column in ("dataset", "rejected by reason") else "right"
-        )
+    for column in ("dataset / reason", "input", "valid", "rejected", "dedup"):
+        table.add_column(column, justify="left" if column.startswith("dataset") else "right")
     for name, counts in summary.get("datasets", {}).items():
-        reasons = ", ".join(f"{r}={n}" for r, n in counts["rejected_by_reason"].items() if n)
         table.add_row(
-            name,
+            f"[bold]{name}[/]",
             f"{counts['input_rows']:,}",
             f"{counts['valid_rows']:,}",
             f"{counts['rejected_rows']:,}",
             f"{counts['deduplicated_rows']:,}",
-            reasons or "-",
         )
+        for reason, n in counts["rejected_by_reason"].items():
+            if n:
+                table.add_row(f"  {reason}", "", "", f"{n:,}", "")
+    return table
+
+
+def tables_table(result: RunResult) -> Table:
+    table = Table(title="processed tables")
+    for column in ("table", "rows", "write s", "location"):
+        table.add_column(column, justify="right" if column in ("rows", "write s") else "left")
+    for step in result.steps:
+        for name, facts in step.summary.get("tables", {}).items():
+            table.add_row(name, f"{facts['rows']:,}", f"{facts['seconds']:.1f}", facts["uri"])
     return table
 
 
@@ -50,6 +60,8 @@ def print_run(result: RunResult) -> None:
     for step in result.steps:
         if step.step == "validate_raw":
             console.print(validation_table(step.summary))
+    if any(step.summary.get("tables") for step in result.steps):
+        console.print(tables_table(result))
     timings = ", ".join(f"{s.step} {s.seconds:.1f} s" for s in result.steps)
     console.print(f"run {result.run_id}: {timings}; total {result.seconds:.1f} s")
     console.print(f"lake: {result.lake.root}")

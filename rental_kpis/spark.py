@@ -147,11 +147,9 @@ def spark_submit_command(
     import pyspark
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    settings = {
-        **SESSION_CONF,
-        **(LOCAL_CONF if master.startswith("local") else {}),
-        **(conf or {}),
-    }
+    # Every launch from this machine (local[*] or a standalone master on 127.0.0.1) gets the
+    # small-machine settings; EMR steps are built elsewhere with the cluster's defaults.
+    settings = {**SESSION_CONF, **LOCAL_CONF, **(conf or {})}
     command = [str(submit), "--master", master, "--driver-memory", driver_memory]
     command += ["--py-files", ",".join(str(p) for p in py_files)]
     for key, value in settings.items():

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
-from rental_kpis import __version__, fs
+from rental_kpis import __version__, fs, kpis
 from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, Lake, new_run_id
 from rental_kpis.readers import read_raw
@@ -29,6 +30,75 @@ def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.parquet(uri)
+
+
+def write_counted(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> dict:
+    """Write a table and count its rows during the same job (an Observation, not a count())."""
+    observation = Observation(uri)
+    started = time.monotonic()
+    write_parquet(df.observe(observation, F.count(F.lit(1)).alias("rows")), uri, partition_by)
+    return {
+        "uri": uri,
+        "rows": observation.get["rows"],
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def read_curated(spark: SparkSession, lake: Lake, dataset: str) -> DataFrame:
+    return spark.read.parquet(lake.curated(dataset))
+
+
+def _kpi_step(
+    spark: SparkSession,
+    lake: Lake,
+    build: Callable[[DataFrame], dict[str, DataFrame]],
+) -> dict:
+    """Read the curated rentals once (kept for every table of the step), build, write."""
+    started = time.monotonic()
+    rentals = read_curated(spark, lake, "rental_transactions").persist()
+    try:
+        tables = {
+            name: write_counted(
+                df, lake.processed(name), kpis.DAILY_PARTITIONS if name == "daily_metrics" else None
+            )
+            for name, df in build(rentals).items()
+        }
+    finally:
+        rentals.unpersist()
+    return {
+        "tables": tables,
+        "timings_seconds": {
+            **{n: t["seconds"] for n, t in tables.items()},
+            "total": round(time.monotonic() - started, 3),
+        },
+    }
+
+
+def vehicle_location_metrics(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+    """SPEC §4: location_performance and vehicle_type_performance from curated/."""
+    locations = read_curated(spark, lake, "locations")
+    vehicles = read_curated(spark, lake, "vehicles")
+    return _kpi_step(
+        spark,
+        lake,
+        lambda rentals: {
+            "location_performance": kpis.location_performance(rentals, locations),
+            "vehicle_type_performance": kpis.vehicle_type_performance(rentals, vehicles),
+        },
+    )
+
+
+def user_transaction_metrics(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+    """SPEC §4: user_metrics and daily_metrics (partitioned by year, month) from curated/."""
+    users = read_curated(spark, lake, "users")
+    return _kpi_step(
+        spark,
+        lake,
+        lambda rentals: {
+            "user_metrics": kpis.user_metrics(rentals, users),
+            "daily_metrics": kpis.daily_metrics(rentals),
+        },
+    )
 
 
 def write_summary(spark: SparkSession, lake: Lake, run_id: str, step: str, body: dict) -> dict:
@@ -77,6 +147,8 @@ StepFunction = Callable[[SparkSession, Lake, str], dict]
 
 STEP_FUNCTIONS: dict[str, StepFunction] = {
     "validate_raw": validate_raw,
+    "vehicle_location_metrics": vehicle_location_metrics,
+    "user_transaction_metrics": user_transaction_metrics,
 }
 
 

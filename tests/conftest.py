@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,9 @@ from pyspark.sql import types as T
 from rental_kpis.schemas import column_names
 from rental_kpis.spark import build_session
 from rental_kpis.validation import CORRUPT_RECORD
+
+# pyspark.testing imports pandas-on-Spark, which asks for this before any session starts.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
 @pytest.fixture(scope="session")
