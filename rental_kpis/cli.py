@@ -41,6 +41,52 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crawl(args: argparse.Namespace) -> int:
+    from rental_kpis import catalog
+    from rental_kpis.layout import Lake
+
+    lake = Lake(str(args.lake))
+    report = catalog.crawl(lake)
+    for verb in ("added", "updated", "unchanged", "removed"):
+        names = getattr(report, verb)
+        if names:
+            print(f"{verb}: {', '.join(names)}")
+    for folder, why in report.skipped.items():
+        print(f"skipped {folder}: {why}")
+    for table in catalog.get_tables(lake):
+        keys = ", ".join(f"{n} {t}" for n, t in table.partition_keys) or "-"
+        print(f"\n{catalog.DATABASE}.{table.name}  location={table.location}  partitions: {keys}")
+        for name, kind in table.columns:
+            print(f"  {name:<28} {kind}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from rental_kpis import queries, querying
+    from rental_kpis.layout import Lake, new_run_id
+
+    if args.list or not args.name:
+        for query in queries.all_queries():
+            print(f"{query.name:<26} {query.description}")
+        return 0
+    result = querying.run_named_query(Lake(str(args.lake)), args.name, args.run_id or new_run_id())
+    sys.stdout.write(result.to_csv())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rental_kpis.layout import Lake
+    from rental_kpis.pipeline import run_history
+    from rental_kpis.report_console import print_history
+
+    records = run_history(Lake(str(args.lake)), args.last)
+    if not records:
+        print(f"no runs recorded in {args.lake}")
+        return 0
+    print_history(records)
+    return 0 if records[0]["status"] != "failed" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rental-kpis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
     run.add_argument("--driver-memory", default="2g")
     run.set_defaults(func=_run)
+
+    crawl = sub.add_parser("crawl", help="catalog processed/ (the local Glue crawler)")
+    crawl.add_argument("--lake", type=Path, default=DEFAULT_LAKE)
+    crawl.set_defaults(func=_crawl)
+
+    query = sub.add_parser("query", help="run a named query; CSV with a header on stdout")
+    query.add_argument("name", nargs="?", help="query name (see --list)")
+    query.add_argument("--list", action="store_true", help="list the named queries")
+    query.add_argument("--lake", type=Path, default=DEFAULT_LAKE)
+    query.add_argument("--run-id", default=None, help="names query-results/<name>/<run_id>.csv")
+    query.set_defaults(func=_query)
+
+    status = sub.add_parser("status", help="the last runs on a lake and their outcome")
+    status.add_argument("--lake", type=Path, default=DEFAULT_LAKE)
+    status.add_argument("--last", type=int, default=10)
+    status.set_defaults(func=_status)
     return parser
 
 
@@ -76,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyError as error:
+        print(f"rental-kpis: error: {error.args[0]}", file=sys.stderr)
+        return 2
     except RentalKpisError as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2

@@ -37,3 +37,19 @@ class StepFailed(RentalKpisError):
         where = f" (full log: {log})" if log else ""
         super().__init__(f"step {step} failed with exit code {returncode}: {detail}{where}")
         self.step, self.returncode, self.detail, self.log = step, returncode, detail, log
+
+
+class CatalogError(RentalKpisError):
+    """The catalog is missing or does not know a table a query needs."""
+
+
+class QueryFailed(RentalKpisError):
+    """A named query failed (on the local engine or on Athena)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"query {name} failed: {reason}")
+        self.name, self.reason = name, reason
+
+
+class LakeBusy(RentalKpisError):
+    """Another run holds the lake's lock."""

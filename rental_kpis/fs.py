@@ -63,3 +63,27 @@ def read_text(spark: SparkSession, uri: str) -> str | None:
         return scanner.next() if scanner.hasNext() else ""
     finally:
         stream.close()
+
+
+def staging_uri(target: str, token: str) -> str:
+    """A sibling of ``target`` under ``_staging/`` (readers, crawlers and Athena skip ``_``)."""
+    parent, name = target.rstrip("/").rsplit("/", 1)
+    return f"{parent}/_staging/{name}.{token}"
+
+
+def swap_in(spark: SparkSession, staging: str, target: str) -> None:
+    """Replace ``target`` by the complete folder ``staging``: write to a new place, then switch.
+
+    The old folder is moved aside before the new one is moved in, and deleted last, so a
+    reader sees the old table or the new one; a step that fails before this call leaves the
+    old table untouched.
+    """
+    fs, new = _path(spark, staging)
+    _, live = _path(spark, target)
+    jvm = spark.sparkContext._jvm
+    old = jvm.org.apache.hadoop.fs.Path(staging + ".old")
+    if fs.exists(live) and not fs.rename(live, old):
+        raise OSError(f"could not move {target} aside to {old.toString()}")
+    if not fs.rename(new, live):
+        raise OSError(f"could not move {staging} to {target}")
+    fs.delete(old, True)

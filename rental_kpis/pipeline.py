@@ -6,24 +6,23 @@ zip (``--py-files``), never in-process, so a packaging fault shows up here, not 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import InputError, StepFailed
+from rental_kpis.errors import InputError, LakeBusy, StepFailed
 from rental_kpis.layout import DATASETS, Lake, new_run_id
 from rental_kpis.spark import PROJECT_DIR, build_library_zip, spark_submit
 from rental_kpis.stages import SPARK_STAGES
-
-# Spark stages with a step script (later issues add the KPI steps).
-AVAILABLE_STEPS: tuple[str, ...] = tuple(
-    s for s in SPARK_STAGES if (PROJECT_DIR / "emr_steps" / f"{s}.py").exists()
-)
 
 EMR_STEPS_DIR = PROJECT_DIR / "emr_steps"
 
@@ -51,11 +50,22 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
 
 
 def failure_detail(output: str) -> str:
-    """The one line that says why a step failed: our ``error:`` line, else the last exception."""
+    """The one line that says why a step failed.
+
+    Our own ``error:`` line first (bad input); else the first JVM root cause that is not a
+    wrapper ("Caused by: …ChecksumException: … file …"); else the last exception line.
+    """
     lines = output.splitlines()
     for line in lines:
         if line.startswith("error: "):
             return line[len("error: ") :]
+    causes = [
+        ln[len("Caused by: ") :].strip()
+        for ln in lines
+        if ln.startswith("Caused by: ") and "Exception thrown in awaitResult" not in ln
+    ]
+    if causes:
+        return causes[0]
     exceptions = [ln.strip() for ln in lines if re.match(r"^\s*[\w.]+(Error|Exception)\b", ln)]
     return exceptions[-1] if exceptions else (lines[-1] if lines else "no output")
 
@@ -76,6 +86,9 @@ class RunResult:
     @property
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
+
+    def summary_of(self, step: str) -> dict:
+        return next((s.summary for s in self.steps if s.step == step), {})
 
 
 def run_spark_step(
@@ -106,32 +119,169 @@ def run_spark_step(
     return StepResult(step, seconds, summary)
 
 
+def crawl_stage(lake: Lake) -> dict:
+    from rental_kpis import catalog
+
+    report = catalog.crawl(lake)
+    return {
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "removed": report.removed,
+        "skipped": report.skipped,
+        "catalog_tables": report.tables,
+    }
+
+
+def queries_stage(lake: Lake, run_id: str) -> dict:
+    from rental_kpis import querying
+
+    results = querying.run_all(lake, run_id)
+    return {
+        "answers": {name: r.headline() for name, r in results.items()},
+        "rows": {name: len(r.rows) for name, r in results.items()},
+        "outputs": {name: r.output for name, r in results.items()},
+    }
+
+
+# ---------------------------------------------------------------- lock and run records
+
+LOCK_FILE = ".rental_kpis.lock"
+
+
+@contextmanager
+def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
+    """Hold the lake for one run; a second run at the same time is refused, not interleaved.
+
+    An OS lock (flock) is released by the kernel if the process dies, so a crash never
+    leaves a stale lock behind.
+    """
+    root = Path(lake.root)
+    root.mkdir(parents=True, exist_ok=True)
+    handle = (root / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another run"
+        handle.close()
+        raise LakeBusy(f"lake {root} is in use by {holder}; wait for it to finish") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"run {run_id} (pid {os.getpid()}, started {_now()})")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_run_record(lake: Lake, record: dict) -> None:
+    path = Path(lake.uri("runs", record["run_id"], "run.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def run_history(lake: Lake, limit: int = 10) -> list[dict]:
+    """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say."""
+    records = []
+    for path in Path(lake.uri("runs")).glob("*/run.json"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            continue
+    records.sort(key=lambda r: r.get("started_at", ""), reverse=True)
+    return records[:limit]
+
+
+# ---------------------------------------------------------------- the run
+
+LOCAL_STAGES: tuple[str, ...] = (*SPARK_STAGES, "crawl", "queries")
+StageCallback = Callable[[str, str, "StepResult | None"], None]
+
+
 def run_local(
     raw_dir: Path | None,
     lake_dir: Path,
     run_id: str | None = None,
-    steps: Sequence[str] = AVAILABLE_STEPS,
+    steps: Sequence[str] = LOCAL_STAGES,
     master: str = "local[*]",
     driver_memory: str = "2g",
-    on_step: Callable[[str, str, StepResult | None], None] | None = None,
+    on_step: StageCallback | None = None,
 ) -> RunResult:
     """Run ``steps`` in order on a local lake; ``raw_dir`` (if given) replaces the raw zone.
 
-    ``on_step(step, event, result)`` is called with event "start" and "done", for progress.
+    ``on_step(stage, event, result)`` is called with "start", then "done" or "failed".
+    A failing stage stops the run (the error propagates) after its record says so; tables
+    written by earlier successful runs stay complete, because every write is switched in
+    only once it is whole.
     """
     lake = Lake(str(lake_dir))
-    if raw_dir is not None:
-        load_raw(Path(raw_dir), lake)
     result = RunResult(run_id or new_run_id(), lake)
-    with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:
-        library_zip = build_library_zip(Path(tmp))
-        for step in steps:
-            if on_step:
-                on_step(step, "start", None)
-            step_result = run_spark_step(
-                step, lake, result.run_id, library_zip, master, driver_memory
-            )
-            result.steps.append(step_result)
-            if on_step:
-                on_step(step, "done", step_result)
+    notify = on_step or (lambda *_: None)
+    record = {
+        "run_id": result.run_id,
+        "status": "running",
+        "started_at": _now(),
+        "finished_at": None,
+        "raw": str(raw_dir) if raw_dir else None,
+        "lake": lake.root,
+        "stages": {},
+        "error": None,
+    }
+    with lake_lock(lake, result.run_id):
+        write_run_record(lake, record)
+        try:
+            if raw_dir is not None:
+                load_raw(Path(raw_dir), lake)
+            with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:
+                library_zip = build_library_zip(Path(tmp))
+                for step in steps:
+                    notify(step, "start", None)
+                    record["stages"][step] = {"status": "running"}
+                    write_run_record(lake, record)
+                    try:
+                        step_result = _run_stage(
+                            step, lake, result.run_id, library_zip, master, driver_memory
+                        )
+                    except BaseException:
+                        record["stages"][step] = {"status": "failed"}
+                        notify(step, "failed", None)
+                        raise
+                    result.steps.append(step_result)
+                    record["stages"][step] = {
+                        "status": "succeeded",
+                        "seconds": round(step_result.seconds, 3),
+                    }
+                    notify(step, "done", step_result)
+            record["status"] = "succeeded"
+        except BaseException as error:
+            record["status"] = "failed"
+            record["error"] = str(error) or type(error).__name__
+            raise
+        finally:
+            record["finished_at"] = _now()
+            write_run_record(lake, record)
     return result
+
+
+def _run_stage(
+    step: str, lake: Lake, run_id: str, library_zip: Path, master: str, driver_memory: str
+) -> StepResult:
+    if step in SPARK_STAGES:
+        return run_spark_step(step, lake, run_id, library_zip, master, driver_memory)
+    started = time.monotonic()
+    if step == "crawl":
+        summary = crawl_stage(lake)
+    elif step == "queries":
+        summary = queries_stage(lake, run_id)
+    else:
+        raise ValueError(f"stage {step!r} does not run locally")
+    return StepResult(step, time.monotonic() - started, summary)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
 from rental_kpis.pipeline import RunResult, StepResult
@@ -15,14 +16,22 @@ console = Console(highlight=False)
 
 
 def step_printer() -> Callable[[str, str, StepResult | None], None]:
-    started: dict[str, float] = {}
+    """Progress per stage: a spinner while it runs, then one line with its outcome and time."""
+    running: dict[str, tuple[float, Status]] = {}
 
     def on_step(step: str, event: str, result: StepResult | None) -> None:
         if event == "start":
-            started[step] = time.monotonic()
-            console.print(f"[bold]▶ {step}[/] [dim]{stage(step).description}[/]")
-        elif result is not None:
-            console.print(f"[green]✔ {step}[/] in {result.seconds:.1f} s")
+            status = console.status(f"[bold]{step}[/] [dim]{stage(step).description}[/]")
+            status.start()
+            running[step] = (time.monotonic(), status)
+            return
+        started, status = running.pop(step, (time.monotonic(), None))
+        if status is not None:
+            status.stop()
+        if event == "done" and result is not None:
+            console.print(f"[green]✔[/] {step:<26} {result.seconds:6.1f} s")
+        else:
+            console.print(f"[red]✘[/] {step:<26} failed after {time.monotonic() - started:.1f} s")
 
     return on_step
 
@@ -57,11 +66,43 @@ def tables_table(result: RunResult) -> Table:
 
 
 def print_run(result: RunResult) -> None:
-    for step in result.steps:
-        if step.step == "validate_raw":
-            console.print(validation_table(step.summary))
-    if any(step.summary.get("tables") for step in result.steps):
+    validation = result.summary_of("validate_raw")
+    if validation:
+        console.print(validation_table(validation))
+    if any(step.summary.get("tables") for step in result.steps if step.step != "crawl"):
         console.print(tables_table(result))
+    crawl = result.summary_of("crawl")
+    if crawl:
+        console.print(
+            f"catalog rental_marketplace: {', '.join(crawl['catalog_tables']) or 'no tables'}"
+        )
+    answers = result.summary_of("queries").get("answers", {})
+    if answers:
+        console.print("[bold]query answers[/]")
+        for name, answer in answers.items():
+            console.print(f"  {name}: {answer}")
     timings = ", ".join(f"{s.step} {s.seconds:.1f} s" for s in result.steps)
-    console.print(f"run {result.run_id}: {timings}; total {result.seconds:.1f} s")
+    console.print(f"run {result.run_id} succeeded in {result.seconds:.1f} s ({timings})")
     console.print(f"lake: {result.lake.root}")
+
+
+def print_history(records: list[dict]) -> None:
+    table = Table(title="last runs")
+    for column in ("run id", "started", "status", "stages", "error"):
+        table.add_column(column)
+    for record in records:
+        stages = ", ".join(
+            f"{name} {facts.get('seconds', '-')}s"
+            if facts["status"] == "succeeded"
+            else f"{name} {facts['status']}"
+            for name, facts in record.get("stages", {}).items()
+        )
+        colour = {"succeeded": "green", "failed": "red"}.get(record["status"], "yellow")
+        table.add_row(
+            record["run_id"],
+            record.get("started_at", ""),
+            f"[{colour}]{record['status']}[/]",
+            stages,
+            record.get("error") or "",
+        )
+    console.print(table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -25,11 +26,18 @@ from rental_kpis.validation import curated_rows, flag_all, rejected_rows, summar
 
 
 def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> None:
-    """Replace the table at ``uri`` whole (Snappy Parquet; Spark writes ``_SUCCESS`` last)."""
+    """Replace the table at ``uri`` whole (Snappy Parquet, ``_SUCCESS`` last).
+
+    Spark writes into a staging folder; only a complete write is switched into place, so a
+    failure leaves the previous table complete and queryable.
+    """
+    spark = df.sparkSession
+    staging = fs.staging_uri(uri, secrets.token_hex(4))
     writer = df.write.mode("overwrite").option("compression", "snappy")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.parquet(uri)
+    writer.parquet(staging)
+    fs.swap_in(spark, staging, uri)
 
 
 def write_counted(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> dict:

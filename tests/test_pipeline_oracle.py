@@ -28,10 +28,11 @@ def reference(generated):
     return run_reference(generated)
 
 
-def it_runs_the_three_steps_in_order(spark_run):
+def it_runs_every_stage_in_order(spark_run):
     assert [s.step for s in spark_run.steps] == [
-        "validate_raw", "vehicle_location_metrics", "user_transaction_metrics"]
-    for step in spark_run.steps[1:]:
+        "validate_raw", "vehicle_location_metrics", "user_transaction_metrics", "crawl",
+        "queries"]
+    for step in spark_run.steps[:3]:
         assert step.summary["status"] == "succeeded"
 
 

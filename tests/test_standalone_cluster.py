@@ -15,6 +15,7 @@ from rental_kpis.datagen import generate
 from rental_kpis.layout import TABLES
 from rental_kpis.pipeline import run_local
 from rental_kpis.reference import run_reference
+from rental_kpis.stages import SPARK_STAGES
 
 
 def _alive(pid: int) -> bool:
@@ -31,7 +32,7 @@ def it_runs_every_step_on_a_standalone_cluster_and_stops_it(tmp_path):
     with standalone_cluster(tmp_path / "cluster") as (master, pids):
         assert all(_alive(pid) for pid in pids)
         result = run_local(raw, tmp_path / "lake", run_id="cluster", master=master,
-                           driver_memory="1g")
+                           driver_memory="1g", steps=SPARK_STAGES)
     assert not any(_alive(pid) for pid in pids)
     assert [s.step for s in result.steps] == [
         "validate_raw", "vehicle_location_metrics", "user_transaction_metrics"]

@@ -1,0 +1,82 @@
+"""Run the named queries on the local catalog: Athena SQL in, rows out, CSV kept like Athena."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from rental_kpis import catalog, queries
+from rental_kpis.errors import QueryFailed
+from rental_kpis.layout import Lake
+from rental_kpis.sql import athena_to_duckdb
+
+
+@dataclass
+class QueryResult:
+    name: str
+    columns: list[str]
+    rows: list[tuple]
+    output: str | None = None  # where the CSV was written (query-results/<name>/<run_id>.csv)
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([[_text(v) for v in row] for row in self.rows])
+        return buffer.getvalue()
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def headline(self) -> str:
+        """One line: the first row's values (for the run summary)."""
+        if not self.rows:
+            return "no rows"
+        first = ", ".join(
+            f"{c}={_text(v, 2)}" for c, v in zip(self.columns, self.rows[0], strict=True)
+        )
+        more = f" (+{len(self.rows) - 1} more rows)" if len(self.rows) > 1 else ""
+        return first + more
+
+
+def _text(value: object, digits: int | None = None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and digits is not None:
+        return f"{value:,.{digits}f}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def run_sql(lake: Lake, name: str, athena_sql: str) -> QueryResult:
+    """Run one Athena statement on the local catalog (translated to DuckDB)."""
+    with catalog.connect(lake) as con:
+        try:
+            cursor = con.execute(athena_to_duckdb(athena_sql))
+        except duckdb.Error as error:
+            raise QueryFailed(name, str(error).splitlines()[0]) from error
+        columns = [d[0] for d in cursor.description]
+        return QueryResult(name, columns, cursor.fetchall())
+
+
+def run_named_query(lake: Lake, name: str, run_id: str | None = None) -> QueryResult:
+    """Run a named query; with a run id, keep its CSV under ``query-results/<name>/``."""
+    result = run_sql(lake, name, queries.load(name).sql)
+    if run_id:
+        path = Path(lake.uri("query-results", name, f"{run_id}.csv"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(result.to_csv())
+        result.output = str(path)
+    return result
+
+
+def run_all(lake: Lake, run_id: str | None = None) -> dict[str, QueryResult]:
+    return {name: run_named_query(lake, name, run_id) for name in queries.names()}

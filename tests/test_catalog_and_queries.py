@@ -1,0 +1,167 @@
+"""The local crawler and the named queries on a lake built from the hand-made world."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from world import make_world
+
+from rental_kpis import catalog, kpis, queries, querying
+from rental_kpis.layout import Lake
+from rental_kpis.steps import write_parquet
+
+EXPECTED_TYPES = {
+    "location_performance": (
+        [("location_id", "int"), ("location_name", "string"), ("city", "string"),
+         ("state", "string"), ("total_revenue", "double"), ("transaction_count", "bigint"),
+         ("avg_transaction_amount", "double"), ("min_transaction_amount", "double"),
+         ("max_transaction_amount", "double"), ("unique_vehicles", "bigint"),
+         ("unique_users", "bigint"), ("avg_rental_hours", "double"),
+         ("dropoff_count", "bigint")], []),
+    "vehicle_type_performance": (
+        [("vehicle_type", "string"), ("fleet_size", "bigint"), ("rental_count", "bigint"),
+         ("total_revenue", "double"), ("avg_revenue_per_rental", "double"),
+         ("total_rental_hours", "double"), ("avg_rental_hours", "double"),
+         ("min_rental_hours", "double"), ("max_rental_hours", "double"),
+         ("unique_vehicles_rented", "bigint"), ("utilization_rate", "double")], []),
+    "user_metrics": (
+        [("user_id", "string"), ("first_name", "string"), ("last_name", "string"),
+         ("rental_count", "bigint"), ("total_spent", "double"),
+         ("avg_spent_per_rental", "double"), ("min_spent", "double"), ("max_spent", "double"),
+         ("total_rental_hours", "double"), ("avg_rental_hours", "double"),
+         ("first_rental_start", "timestamp"), ("last_rental_start", "timestamp"),
+         ("spend_rank", "int")], []),
+    "daily_metrics": (
+        [("rental_date", "date"), ("transaction_count", "bigint"), ("total_revenue", "double"),
+         ("avg_transaction_amount", "double"), ("min_transaction_amount", "double"),
+         ("max_transaction_amount", "double"), ("unique_users", "bigint"),
+         ("unique_vehicles", "bigint"), ("total_rental_hours", "double")],
+        [("year", "bigint"), ("month", "bigint")]),
+}
+
+
+def write_world_tables(spark, lake: Lake) -> None:
+    world = make_world(spark)
+    rentals = world["rentals"]
+    tables = {
+        "location_performance": kpis.location_performance(rentals, world["locations"]),
+        "vehicle_type_performance": kpis.vehicle_type_performance(rentals, world["vehicles"]),
+        "user_metrics": kpis.user_metrics(rentals, world["users"]),
+        "daily_metrics": kpis.daily_metrics(rentals),
+    }
+    for name, df in tables.items():
+        write_parquet(df, lake.processed(name),
+                      kpis.DAILY_PARTITIONS if name == "daily_metrics" else None)
+
+
+@pytest.fixture(scope="module")
+def world_lake(spark, tmp_path_factory) -> Lake:
+    lake = Lake(str(tmp_path_factory.mktemp("world") / "lake"))
+    write_world_tables(spark, lake)
+    catalog.crawl(lake)
+    return lake
+
+
+def it_registers_every_table_with_glue_types_and_partition_keys(world_lake):
+    tables = {t.name: t for t in catalog.get_tables(world_lake)}
+    assert sorted(tables) == sorted(EXPECTED_TYPES)
+    for name, (columns, keys) in EXPECTED_TYPES.items():
+        assert tables[name].columns == columns, name
+        assert tables[name].partition_keys == keys, name
+        assert tables[name].location == world_lake.processed(name)
+
+
+def it_skips_an_unfinished_folder_and_drops_a_vanished_one(spark, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    write_world_tables(spark, lake)
+    assert catalog.crawl(lake).added == sorted(EXPECTED_TYPES)
+    Path(lake.processed("user_metrics"), "_SUCCESS").unlink()
+    half = Path(lake.processed("half_written"))
+    half.mkdir()
+    (half / "part-0.parquet").write_bytes(b"PAR1")
+    report = catalog.crawl(lake)
+    assert report.skipped == {"half_written": "no _SUCCESS: the write did not finish",
+                              "user_metrics": "no _SUCCESS: the write did not finish"}
+    assert report.removed == ["user_metrics"]
+    assert [t.name for t in catalog.get_tables(lake)] == [
+        "daily_metrics", "location_performance", "vehicle_type_performance"]
+
+
+def it_picks_up_a_changed_schema_on_recrawl(spark, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    world = make_world(spark)
+    table = kpis.vehicle_type_performance(world["rentals"], world["vehicles"])
+    write_parquet(table, lake.processed("vehicle_type_performance"))
+    assert catalog.crawl(lake).added == ["vehicle_type_performance"]
+    write_parquet(table.withColumn("note", table["vehicle_type"]),
+                  lake.processed("vehicle_type_performance"))
+    report = catalog.crawl(lake)
+    assert report.updated == ["vehicle_type_performance"]
+    (info,) = catalog.get_tables(lake)
+    assert info.columns[-1] == ("note", "string")
+    result = querying.run_sql(lake, "adhoc", "SELECT note FROM rental_marketplace."
+                                              "vehicle_type_performance ORDER BY 1")
+    assert result.rows == [("basic",), ("high_end",), ("premium",)]
+    assert catalog.crawl(lake).unchanged == ["vehicle_type_performance"]
+
+
+# The answers, worked by hand from the world (tests/test_kpis.py docstring).
+EXPECTED_ANSWERS = {
+    "highest_revenue_location": [(2, "Station Plaza, Dallas #2", "Dallas", "TX", 90.0, 2)],
+    "most_rented_vehicle_type": [("basic", 3, 100.0, 2)],
+    "top_spending_users": [("U1", "Ana", "Lee", 50.0, 2, 1), ("U3", "Cy", "Wu", 50.0, 1, 1),
+                           ("U2", "Bo", "Kim", 40.0, 1, 2)],
+    "daily_revenue_trend": [(date(2024, 3, 1), 50.0, 2, 50.0), (date(2024, 3, 2), 50.0, 1, 50.0),
+                            (date(2024, 3, 10), 40.0, 1, 140.0 / 3)],
+    "revenue_by_city": [("Dallas", "TX", 90.0, 2, 1), ("Austin", "TX", 50.0, 2, 2),
+                        ("Miami", "FL", 0.0, 0, 1)],
+    "vehicle_type_utilization": [("basic", 2, 10.0, 10.0 / 419), ("premium", 1, 2.0, 2.0 / 209.5),
+                                 ("high_end", 1, 0.0, 0.0)],
+    "monthly_revenue": [("2024-03", 140.0, 4)],
+    # U1: first start 2024-03-01 10:00, last 23:00 -> 13 whole hours
+    "returning_users_span": [("U1", 2, 13)],
+}
+
+
+def test_every_named_query_has_an_expected_answer():
+    assert sorted(EXPECTED_ANSWERS) == queries.names()
+    assert {"highest_revenue_location", "most_rented_vehicle_type", "top_spending_users",
+            "daily_revenue_trend", "revenue_by_city", "vehicle_type_utilization"} <= set(
+        queries.names())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ANSWERS))
+def it_answers_the_named_query(world_lake, name):
+    result = querying.run_named_query(world_lake, name, run_id="r1")
+    assert result.rows == pytest.approx(EXPECTED_ANSWERS[name], rel=1e-12)
+    saved = Path(world_lake.uri("query-results", name, "r1.csv")).read_text().splitlines()
+    assert saved[0] == ",".join(result.columns)
+    assert len(saved) == 1 + len(result.rows)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rental_kpis.cli", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def it_prints_a_query_as_csv_and_lists_the_queries(world_lake):
+    done = cli("query", "most_rented_vehicle_type", "--lake", world_lake.root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "vehicle_type,rental_count,total_revenue,fleet_size\nbasic,3,100.0,2\n"
+    listing = cli("query", "--list").stdout.splitlines()
+    assert len(listing) == len(queries.names())
+    assert listing[0].split()[0] == "daily_revenue_trend"
+    assert "7-day rolling mean" in listing[0]
+
+
+def it_names_an_unknown_query_and_a_missing_catalog(tmp_path):
+    done = cli("query", "nope", "--lake", str(tmp_path))
+    assert done.returncode == 2
+    assert "no named query 'nope'" in done.stderr
+    done = cli("query", "monthly_revenue", "--lake", str(tmp_path))
+    assert done.returncode == 2
+    assert f"no catalog at {tmp_path}/catalog.duckdb" in done.stderr
