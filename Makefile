@@ -8,7 +8,10 @@ RAW    ?= data/raw
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check lint format sample clean
+BENCH_SIZES ?= 1000000,5000000,10000000
+BENCH_REPEATS ?= 3
+
+.PHONY: help install demo test check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +43,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 sample: $(STAMP) ## regenerate the committed sample under data/raw
 	$(BIN)/rental-kpis generate --out $(RAW) --transactions 20000 --seed 42 --defect-rate 0.0003
+
+bench: $(STAMP) ## Spark pipeline vs DuckDB reference (BENCH_SIZES, BENCH_REPEATS); long
+	$(BIN)/python benchmarks/run.py --sizes $(BENCH_SIZES) --repeats $(BENCH_REPEATS)
 
 clean: ## remove the lake, reports and caches (keeps .venv)
 	rm -rf $(LAKE) reports/*.ipynb reports/*.html spark-warehouse metastore_db .pytest_cache
