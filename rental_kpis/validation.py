@@ -210,8 +210,7 @@ def flag_transactions(
         ("unknown_dropoff_location", F.col("_dropoff_known").isNull()),
         ("conflicting_rental_id", F.col("_id_rows") > 1),
     ]
-    helpers = [KEY, "_id_rows", "_user_known", "_vehicle_known", "_pickup_known",
-               "_dropoff_known"]
+    helpers = [KEY, "_id_rows", "_user_known", "_vehicle_known", "_pickup_known", "_dropoff_known"]
     return rows.withColumn(REJECTION_REASON, first_failing(checks)).drop(*helpers)
 
 
