@@ -1,0 +1,52 @@
+"""The named queries on Athena, through awswrangler: the same SQL text the local engine runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rental_kpis import queries
+from rental_kpis.catalog import DATABASE
+from rental_kpis.errors import QueryFailed
+
+if TYPE_CHECKING:
+    import boto3
+    import pandas as pd
+
+
+def run_named_query(
+    name: str,
+    *,
+    workgroup: str,
+    output_location: str | None = None,
+    database: str = DATABASE,
+    boto3_session: boto3.Session | None = None,
+) -> pd.DataFrame:
+    """Run named query ``name`` on Athena and return its rows.
+
+    Parameters
+    ----------
+    name: a query of ``rental-kpis query --list``.
+    workgroup: the project's Athena workgroup.
+    output_location: where Athena keeps the CSV; by default the workgroup's own location
+        (``s3://BUCKET/query-results/``), which also wins when the workgroup enforces it.
+    database: the Glue database the crawler fills.
+
+    Example
+    -------
+    >>> run_named_query("top_spending_users", workgroup="rental-kpis")
+    """
+    import awswrangler as wr
+
+    query = queries.load(name)
+    try:
+        return wr.athena.read_sql_query(
+            query.sql,
+            database=database,
+            workgroup=workgroup,
+            s3_output=output_location,
+            ctas_approach=False,
+            unload_approach=False,
+            boto3_session=boto3_session,
+        )
+    except wr.exceptions.QueryFailed as error:
+        raise QueryFailed(name, str(error)) from error
