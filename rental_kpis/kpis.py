@@ -36,7 +36,8 @@ DAILY_METRICS_COLUMNS = (
     "min_transaction_amount", "max_transaction_amount", "unique_users", "unique_vehicles",
     "total_rental_hours", "year", "month",
 )  # fmt: skip
-DAILY_PARTITIONS = ["year", "month"]
+# The Hive partition columns of each processed table (SPEC §4: daily_metrics by year, month).
+PARTITIONS: dict[str, list[str]] = {"daily_metrics": ["year", "month"]}
 
 
 # ---------------------------------------------------------------- column helpers

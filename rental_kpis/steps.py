@@ -52,6 +52,11 @@ def write_counted(df: DataFrame, uri: str, partition_by: list[str] | None = None
     }
 
 
+def write_table(df: DataFrame, lake: Lake, table: str) -> dict:
+    """Write KPI table ``table`` to ``processed/<table>/``, partitioned as kpis.PARTITIONS says."""
+    return write_counted(df, lake.processed(table), kpis.PARTITIONS.get(table))
+
+
 def read_curated(spark: SparkSession, lake: Lake, dataset: str) -> DataFrame:
     return spark.read.parquet(lake.curated(dataset))
 
@@ -65,12 +70,7 @@ def _kpi_step(
     started = time.monotonic()
     rentals = read_curated(spark, lake, "rental_transactions").persist()
     try:
-        tables = {
-            name: write_counted(
-                df, lake.processed(name), kpis.DAILY_PARTITIONS if name == "daily_metrics" else None
-            )
-            for name, df in build(rentals).items()
-        }
+        tables = {name: write_table(df, lake, name) for name, df in build(rentals).items()}
     finally:
         rentals.unpersist()
     return {

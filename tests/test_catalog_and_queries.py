@@ -12,7 +12,7 @@ from world import make_world
 
 from rental_kpis import catalog, kpis, queries, querying
 from rental_kpis.layout import Lake
-from rental_kpis.steps import write_parquet
+from rental_kpis.steps import write_parquet, write_table
 
 EXPECTED_TYPES = {
     "location_performance": (
@@ -54,8 +54,7 @@ def write_world_tables(spark, lake: Lake) -> None:
         "daily_metrics": kpis.daily_metrics(rentals),
     }
     for name, df in tables.items():
-        write_parquet(df, lake.processed(name),
-                      kpis.DAILY_PARTITIONS if name == "daily_metrics" else None)
+        write_table(df, lake, name)
 
 
 @pytest.fixture(scope="module")
