@@ -17,9 +17,8 @@ from pathlib import Path
 import duckdb
 
 from rental_kpis.errors import CatalogError
-from rental_kpis.layout import Lake
+from rental_kpis.layout import DATABASE, Lake
 
-DATABASE = "rental_marketplace"
 CATALOG_FILE = "catalog.duckdb"
 
 # DuckDB type → the name Glue (and Athena DDL) uses for it.

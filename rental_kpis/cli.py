@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--lake", type=Path, default=DEFAULT_LAKE)
     status.add_argument("--last", type=int, default=10)
     status.set_defaults(func=_status)
+
+    from rental_kpis.aws.cli import add_parser as add_aws_parser
+
+    add_aws_parser(sub)
     return parser
 
 
@@ -141,9 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as error:
         print(f"rental-kpis: error: {error.args[0]}", file=sys.stderr)
         return 2
-    except RentalKpisError as error:
+    except (RentalKpisError, FileNotFoundError) as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # boto3/botocore: no credentials, access denied, …
+        if type(error).__module__.startswith(("botocore", "boto3")):
+            print(f"rental-kpis: AWS error: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

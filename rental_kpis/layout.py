@@ -10,6 +10,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+# The Glue database (and the local catalog's schema) that holds the KPI tables (SPEC §5).
+DATABASE = "rental_marketplace"
 DATASETS: tuple[str, ...] = ("locations", "vehicles", "users", "rental_transactions")
 DIMENSIONS: tuple[str, ...] = ("locations", "vehicles", "users")
 TABLES: tuple[str, ...] = (

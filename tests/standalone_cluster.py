@@ -36,16 +36,48 @@ def standalone_cluster(workdir: Path, cores: int = 2, memory: str = "2g", timeou
     url = f"spark://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     logs = [(workdir / name).open("w") for name in ("master.log", "worker.log")]
-    processes = [subprocess.Popen(
-        [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(ui_port)],
-        env=env, cwd=workdir, stdout=logs[0], stderr=subprocess.STDOUT)]
+    processes = [
+        subprocess.Popen(
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui_port),
+            ],
+            env=env,
+            cwd=workdir,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        )
+    ]
     try:
-        processes.append(subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-             "--cores", str(cores), "--memory", memory, "--webui-port", str(worker_ui),
-             "--work-dir", str(workdir / "work")],
-            env=env, cwd=workdir, stdout=logs[1], stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    "--webui-port",
+                    str(worker_ui),
+                    "--work-dir",
+                    str(workdir / "work"),
+                ],
+                env=env,
+                cwd=workdir,
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+            )
+        )
         deadline = time.monotonic() + timeout
         while _alive_workers(ui_port) < 1:
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):

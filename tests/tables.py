@@ -21,8 +21,9 @@ def read_table(uri: str) -> pd.DataFrame:
     ).df()
 
 
-def assert_same_table(name: str, actual: pd.DataFrame, expected: pd.DataFrame,
-                      rtol: float = 1e-9) -> None:
+def assert_same_table(
+    name: str, actual: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-9
+) -> None:
     keys = KEYS[name]
     actual = actual[list(expected.columns)].sort_values(keys).reset_index(drop=True)
     expected = expected.sort_values(keys).reset_index(drop=True)

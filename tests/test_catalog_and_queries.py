@@ -16,31 +16,71 @@ from rental_kpis.steps import write_parquet, write_table
 
 EXPECTED_TYPES = {
     "location_performance": (
-        [("location_id", "int"), ("location_name", "string"), ("city", "string"),
-         ("state", "string"), ("total_revenue", "double"), ("transaction_count", "bigint"),
-         ("avg_transaction_amount", "double"), ("min_transaction_amount", "double"),
-         ("max_transaction_amount", "double"), ("unique_vehicles", "bigint"),
-         ("unique_users", "bigint"), ("avg_rental_hours", "double"),
-         ("dropoff_count", "bigint")], []),
+        [
+            ("location_id", "int"),
+            ("location_name", "string"),
+            ("city", "string"),
+            ("state", "string"),
+            ("total_revenue", "double"),
+            ("transaction_count", "bigint"),
+            ("avg_transaction_amount", "double"),
+            ("min_transaction_amount", "double"),
+            ("max_transaction_amount", "double"),
+            ("unique_vehicles", "bigint"),
+            ("unique_users", "bigint"),
+            ("avg_rental_hours", "double"),
+            ("dropoff_count", "bigint"),
+        ],
+        [],
+    ),
     "vehicle_type_performance": (
-        [("vehicle_type", "string"), ("fleet_size", "bigint"), ("rental_count", "bigint"),
-         ("total_revenue", "double"), ("avg_revenue_per_rental", "double"),
-         ("total_rental_hours", "double"), ("avg_rental_hours", "double"),
-         ("min_rental_hours", "double"), ("max_rental_hours", "double"),
-         ("unique_vehicles_rented", "bigint"), ("utilization_rate", "double")], []),
+        [
+            ("vehicle_type", "string"),
+            ("fleet_size", "bigint"),
+            ("rental_count", "bigint"),
+            ("total_revenue", "double"),
+            ("avg_revenue_per_rental", "double"),
+            ("total_rental_hours", "double"),
+            ("avg_rental_hours", "double"),
+            ("min_rental_hours", "double"),
+            ("max_rental_hours", "double"),
+            ("unique_vehicles_rented", "bigint"),
+            ("utilization_rate", "double"),
+        ],
+        [],
+    ),
     "user_metrics": (
-        [("user_id", "string"), ("first_name", "string"), ("last_name", "string"),
-         ("rental_count", "bigint"), ("total_spent", "double"),
-         ("avg_spent_per_rental", "double"), ("min_spent", "double"), ("max_spent", "double"),
-         ("total_rental_hours", "double"), ("avg_rental_hours", "double"),
-         ("first_rental_start", "timestamp"), ("last_rental_start", "timestamp"),
-         ("spend_rank", "int")], []),
+        [
+            ("user_id", "string"),
+            ("first_name", "string"),
+            ("last_name", "string"),
+            ("rental_count", "bigint"),
+            ("total_spent", "double"),
+            ("avg_spent_per_rental", "double"),
+            ("min_spent", "double"),
+            ("max_spent", "double"),
+            ("total_rental_hours", "double"),
+            ("avg_rental_hours", "double"),
+            ("first_rental_start", "timestamp"),
+            ("last_rental_start", "timestamp"),
+            ("spend_rank", "int"),
+        ],
+        [],
+    ),
     "daily_metrics": (
-        [("rental_date", "date"), ("transaction_count", "bigint"), ("total_revenue", "double"),
-         ("avg_transaction_amount", "double"), ("min_transaction_amount", "double"),
-         ("max_transaction_amount", "double"), ("unique_users", "bigint"),
-         ("unique_vehicles", "bigint"), ("total_rental_hours", "double")],
-        [("year", "bigint"), ("month", "bigint")]),
+        [
+            ("rental_date", "date"),
+            ("transaction_count", "bigint"),
+            ("total_revenue", "double"),
+            ("avg_transaction_amount", "double"),
+            ("min_transaction_amount", "double"),
+            ("max_transaction_amount", "double"),
+            ("unique_users", "bigint"),
+            ("unique_vehicles", "bigint"),
+            ("total_rental_hours", "double"),
+        ],
+        [("year", "bigint"), ("month", "bigint")],
+    ),
 }
 
 
@@ -83,11 +123,16 @@ def it_skips_an_unfinished_folder_and_drops_a_vanished_one(spark, tmp_path):
     half.mkdir()
     (half / "part-0.parquet").write_bytes(b"PAR1")
     report = catalog.crawl(lake)
-    assert report.skipped == {"half_written": "no _SUCCESS: the write did not finish",
-                              "user_metrics": "no _SUCCESS: the write did not finish"}
+    assert report.skipped == {
+        "half_written": "no _SUCCESS: the write did not finish",
+        "user_metrics": "no _SUCCESS: the write did not finish",
+    }
     assert report.removed == ["user_metrics"]
     assert [t.name for t in catalog.get_tables(lake)] == [
-        "daily_metrics", "location_performance", "vehicle_type_performance"]
+        "daily_metrics",
+        "location_performance",
+        "vehicle_type_performance",
+    ]
 
 
 def it_picks_up_a_changed_schema_on_recrawl(spark, tmp_path):
@@ -96,14 +141,16 @@ def it_picks_up_a_changed_schema_on_recrawl(spark, tmp_path):
     table = kpis.vehicle_type_performance(world["rentals"], world["vehicles"])
     write_parquet(table, lake.processed("vehicle_type_performance"))
     assert catalog.crawl(lake).added == ["vehicle_type_performance"]
-    write_parquet(table.withColumn("note", table["vehicle_type"]),
-                  lake.processed("vehicle_type_performance"))
+    write_parquet(
+        table.withColumn("note", table["vehicle_type"]), lake.processed("vehicle_type_performance")
+    )
     report = catalog.crawl(lake)
     assert report.updated == ["vehicle_type_performance"]
     (info,) = catalog.get_tables(lake)
     assert info.columns[-1] == ("note", "string")
-    result = querying.run_sql(lake, "adhoc", "SELECT note FROM rental_marketplace."
-                                              "vehicle_type_performance ORDER BY 1")
+    result = querying.run_sql(
+        lake, "adhoc", "SELECT note FROM rental_marketplace.vehicle_type_performance ORDER BY 1"
+    )
     assert result.rows == [("basic",), ("high_end",), ("premium",)]
     assert catalog.crawl(lake).unchanged == ["vehicle_type_performance"]
 
@@ -112,14 +159,26 @@ def it_picks_up_a_changed_schema_on_recrawl(spark, tmp_path):
 EXPECTED_ANSWERS = {
     "highest_revenue_location": [(2, "Station Plaza, Dallas #2", "Dallas", "TX", 90.0, 2)],
     "most_rented_vehicle_type": [("basic", 3, 100.0, 2)],
-    "top_spending_users": [("U1", "Ana", "Lee", 50.0, 2, 1), ("U3", "Cy", "Wu", 50.0, 1, 1),
-                           ("U2", "Bo", "Kim", 40.0, 1, 2)],
-    "daily_revenue_trend": [(date(2024, 3, 1), 50.0, 2, 50.0), (date(2024, 3, 2), 50.0, 1, 50.0),
-                            (date(2024, 3, 10), 40.0, 1, 140.0 / 3)],
-    "revenue_by_city": [("Dallas", "TX", 90.0, 2, 1), ("Austin", "TX", 50.0, 2, 2),
-                        ("Miami", "FL", 0.0, 0, 1)],
-    "vehicle_type_utilization": [("basic", 2, 10.0, 10.0 / 419), ("premium", 1, 2.0, 2.0 / 209.5),
-                                 ("high_end", 1, 0.0, 0.0)],
+    "top_spending_users": [
+        ("U1", "Ana", "Lee", 50.0, 2, 1),
+        ("U3", "Cy", "Wu", 50.0, 1, 1),
+        ("U2", "Bo", "Kim", 40.0, 1, 2),
+    ],
+    "daily_revenue_trend": [
+        (date(2024, 3, 1), 50.0, 2, 50.0),
+        (date(2024, 3, 2), 50.0, 1, 50.0),
+        (date(2024, 3, 10), 40.0, 1, 140.0 / 3),
+    ],
+    "revenue_by_city": [
+        ("Dallas", "TX", 90.0, 2, 1),
+        ("Austin", "TX", 50.0, 2, 2),
+        ("Miami", "FL", 0.0, 0, 1),
+    ],
+    "vehicle_type_utilization": [
+        ("basic", 2, 10.0, 10.0 / 419),
+        ("premium", 1, 2.0, 2.0 / 209.5),
+        ("high_end", 1, 0.0, 0.0),
+    ],
     "monthly_revenue": [("2024-03", 140.0, 4)],
     # U1: first start 2024-03-01 10:00, last 23:00 -> 13 whole hours
     "returning_users_span": [("U1", 2, 13)],
@@ -128,9 +187,14 @@ EXPECTED_ANSWERS = {
 
 def test_every_named_query_has_an_expected_answer():
     assert sorted(EXPECTED_ANSWERS) == queries.names()
-    assert {"highest_revenue_location", "most_rented_vehicle_type", "top_spending_users",
-            "daily_revenue_trend", "revenue_by_city", "vehicle_type_utilization"} <= set(
-        queries.names())
+    assert {
+        "highest_revenue_location",
+        "most_rented_vehicle_type",
+        "top_spending_users",
+        "daily_revenue_trend",
+        "revenue_by_city",
+        "vehicle_type_utilization",
+    } <= set(queries.names())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_ANSWERS))
@@ -143,8 +207,12 @@ def it_answers_the_named_query(world_lake, name):
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rental_kpis.cli", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "rental_kpis.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def it_prints_a_query_as_csv_and_lists_the_queries(world_lake):

@@ -13,8 +13,9 @@ from rental_kpis.layout import DATASETS
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.csv"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.csv"))
+    }
 
 
 def rows(path: Path) -> list[dict]:
@@ -37,8 +38,7 @@ def it_writes_the_same_bytes_for_the_same_seed(tmp_path, clean):
 
 
 def it_prices_whole_hours_by_vehicle_type(clean):
-    types = {v["vehicle_id"]: v["vehicle_type"]
-             for v in rows(clean / "vehicles" / "vehicles.csv")}
+    types = {v["vehicle_id"]: v["vehicle_type"] for v in rows(clean / "vehicles" / "vehicles.csv")}
     assert sorted(set(types.values())) == sorted(PRICE_PER_HOUR)
     from datetime import datetime
 
@@ -74,8 +74,9 @@ def it_records_every_injected_defect_in_the_manifest(tmp_path):
     assert all(n >= 5 for n in tx["rejected_by_reason"].values())
     for name in DATASETS:
         counts = manifest["datasets"][name]
-        assert counts["input_rows"] == (counts["valid_rows"] + counts["rejected_rows"]
-                                        + counts["deduplicated_rows"])
+        assert counts["input_rows"] == (
+            counts["valid_rows"] + counts["rejected_rows"] + counts["deduplicated_rows"]
+        )
         assert counts["rejected_rows"] == sum(counts["rejected_by_reason"].values())
         lines = (tmp_path / manifest["files"][name]).read_text().count("\n") - 1
         assert lines == counts["input_rows"]

@@ -26,14 +26,15 @@ def write_raw(root: Path, rentals: list[dict]) -> None:
         folder = root / "raw" / dataset
         folder.mkdir(parents=True, exist_ok=True)
         header = list(data[0])
-        lines = [",".join(header)] + [
-            ",".join(f'"{row[c]}"' for c in header) for row in data]
+        lines = [",".join(header)] + [",".join(f'"{row[c]}"' for c in header) for row in data]
         (folder / "part.csv").write_text("\n".join(lines) + "\n")
 
 
 def run_all(spark, lake: Lake, run_id: str) -> dict:
-    return {step: run_step(spark, step, lake, run_id) for step in
-            ("validate_raw", "vehicle_location_metrics", "user_transaction_metrics")}
+    return {
+        step: run_step(spark, step, lake, run_id)
+        for step in ("validate_raw", "vehicle_location_metrics", "user_transaction_metrics")
+    }
 
 
 def month_folders(lake: Lake) -> list[str]:
@@ -47,10 +48,13 @@ def lake(tmp_path) -> Lake:
 
 
 def it_gives_identical_tables_when_run_twice(spark, lake, tmp_path):
-    write_raw(Path(lake.root), [
-        rental("R1", start="2024-01-05 10:00:00", end="2024-01-05 13:00:00", amount="30"),
-        rental("R2", "U2", "V2", "2024-02-01 09:00:00", "2024-02-02 09:00:00", "2", "1", "480"),
-    ])
+    write_raw(
+        Path(lake.root),
+        [
+            rental("R1", start="2024-01-05 10:00:00", end="2024-01-05 13:00:00", amount="30"),
+            rental("R2", "U2", "V2", "2024-02-01 09:00:00", "2024-02-02 09:00:00", "2", "1", "480"),
+        ],
+    )
     run_all(spark, lake, "first")
     first = {t: read_table(lake.processed(t)) for t in TABLES}
     run_all(spark, lake, "second")
@@ -63,22 +67,36 @@ def it_gives_identical_tables_when_run_twice(spark, lake, tmp_path):
 
 
 def it_drops_partitions_of_an_earlier_run_with_more_months(spark, lake):
-    write_raw(Path(lake.root), [
-        rental("R1", start="2024-01-05 10:00:00", end="2024-01-05 13:00:00"),
-        rental("R2", start="2024-03-05 10:00:00", end="2024-03-05 13:00:00"),
-    ])
+    write_raw(
+        Path(lake.root),
+        [
+            rental("R1", start="2024-01-05 10:00:00", end="2024-01-05 13:00:00"),
+            rental("R2", start="2024-03-05 10:00:00", end="2024-03-05 13:00:00"),
+        ],
+    )
     run_all(spark, lake, "more")
     assert month_folders(lake) == ["year=2024/month=1", "year=2024/month=3"]
-    write_raw(Path(lake.root), [rental("R9", start="2024-03-07 10:00:00",
-                                       end="2024-03-07 11:00:00")])
+    write_raw(
+        Path(lake.root), [rental("R9", start="2024-03-07 10:00:00", end="2024-03-07 11:00:00")]
+    )
     run_all(spark, lake, "fewer")
     assert month_folders(lake) == ["year=2024/month=3"]
     daily = read_table(lake.processed("daily_metrics"))
     assert daily["rental_date"].astype(str).tolist() == ["2024-03-07"]
 
 
-FORBIDDEN_ON_EMR = ("pandas", "duckdb", "boto3", "botocore", "awswrangler", "matplotlib",
-                    "pyarrow", "rich", "sqlglot", "papermill")
+FORBIDDEN_ON_EMR = (
+    "pandas",
+    "duckdb",
+    "boto3",
+    "botocore",
+    "awswrangler",
+    "matplotlib",
+    "pyarrow",
+    "rich",
+    "sqlglot",
+    "papermill",
+)
 
 
 def it_imports_only_pyspark_and_the_standard_library_in_the_step_modules():
@@ -90,6 +108,7 @@ def it_imports_only_pyspark_and_the_standard_library_in_the_step_modules():
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN_ON_EMR!r}))\n"
     )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=root, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
     assert out.stdout.strip() == "[]"

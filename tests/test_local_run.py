@@ -21,8 +21,13 @@ WIDE = {**os.environ, "COLUMNS": "200"}  # rich wraps at 80 columns without a te
 
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rental_kpis.cli", *args], capture_output=True,
-                          text=True, check=False, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "rental_kpis.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +38,18 @@ def raw(tmp_path_factory) -> Path:
 
 
 def it_names_local_stages_after_the_state_machine_spine():
-    assert LOCAL_STAGES == ("validate_raw", "vehicle_location_metrics",
-                            "user_transaction_metrics", "crawl", "queries")
-    assert [s.state for s in STAGES][:3] == ["ValidateRaw", "VehicleLocationMetrics",
-                                             "UserTransactionMetrics"]
+    assert LOCAL_STAGES == (
+        "validate_raw",
+        "vehicle_location_metrics",
+        "user_transaction_metrics",
+        "crawl",
+        "queries",
+    )
+    assert [s.state for s in STAGES][:3] == [
+        "ValidateRaw",
+        "VehicleLocationMetrics",
+        "UserTransactionMetrics",
+    ]
 
 
 def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
@@ -59,8 +72,10 @@ def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
     assert querying.run_named_query(lake, "top_spending_users").rows == before
     assert not list(Path(lake.uri("processed", "_staging")).glob("user_metrics.*/_SUCCESS"))
     history = run_history(lake)
-    assert [(r["run_id"], r["status"]) for r in history] == [("broken", "failed"),
-                                                             ("good", "succeeded")]
+    assert [(r["run_id"], r["status"]) for r in history] == [
+        ("broken", "failed"),
+        ("good", "succeeded"),
+    ]
     assert "validate_raw" not in history[0]["stages"]
     assert history[0]["stages"]["vehicle_location_metrics"]["status"] == "succeeded"
     assert history[0]["stages"]["user_transaction_metrics"] == {"status": "failed"}
@@ -74,15 +89,33 @@ def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
     assert [s.step for s in fixed.steps] == list(LOCAL_STAGES)
     assert querying.run_named_query(lake, "top_spending_users").rows == before
     assert [t.name for t in catalog.get_tables(lake)] == [
-        "daily_metrics", "location_performance", "user_metrics", "vehicle_type_performance"]
+        "daily_metrics",
+        "location_performance",
+        "user_metrics",
+        "vehicle_type_performance",
+    ]
 
 
 def it_refuses_a_second_run_on_the_same_lake_and_lets_the_first_finish(raw, tmp_path):
     lake_dir = tmp_path / "lake"
     first = subprocess.Popen(
-        [sys.executable, "-m", "rental_kpis.cli", "run", "--raw", str(raw), "--lake",
-         str(lake_dir), "--run-id", "first"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WIDE)
+        [
+            sys.executable,
+            "-m",
+            "rental_kpis.cli",
+            "run",
+            "--raw",
+            str(raw),
+            "--lake",
+            str(lake_dir),
+            "--run-id",
+            "first",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=WIDE,
+    )
     lock = lake_dir / LOCK_FILE
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text().startswith("run first")):
@@ -95,7 +128,12 @@ def it_refuses_a_second_run_on_the_same_lake_and_lets_the_first_finish(raw, tmp_
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     # the closing summary: rows in, rejects by reason, tables, one line per query answer
-    for text in ("rental_transactions", "unknown_vehicle", "location_performance",
-                 "highest_revenue_location: location_id=", "run first succeeded in"):
+    for text in (
+        "rental_transactions",
+        "unknown_vehicle",
+        "location_performance",
+        "highest_revenue_location: location_id=",
+        "run first succeeded in",
+    ):
         assert text in out
     assert [r["run_id"] for r in run_history(Lake(str(lake_dir)))] == ["first"]

@@ -30,8 +30,12 @@ def reference(generated):
 
 def it_runs_every_stage_in_order(spark_run):
     assert [s.step for s in spark_run.steps] == [
-        "validate_raw", "vehicle_location_metrics", "user_transaction_metrics", "crawl",
-        "queries"]
+        "validate_raw",
+        "vehicle_location_metrics",
+        "user_transaction_metrics",
+        "crawl",
+        "queries",
+    ]
     for step in spark_run.steps[:3]:
         assert step.summary["status"] == "succeeded"
 
@@ -55,4 +59,5 @@ def it_matches_the_reference_row_for_row(spark_run, reference, table):
 def it_records_row_counts_of_every_table(spark_run, reference):
     tables = {**spark_run.steps[1].summary["tables"], **spark_run.steps[2].summary["tables"]}
     assert {name: t["rows"] for name, t in tables.items()} == {
-        name: len(reference.tables[name]) for name in TABLES}
+        name: len(reference.tables[name]) for name in TABLES
+    }

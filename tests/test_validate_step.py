@@ -36,8 +36,9 @@ def it_reconciles_every_dataset_with_what_the_generator_injected(generated, vali
     for name in DATASETS:
         counts = summary["datasets"][name]
         assert counts == manifest["datasets"][name], name
-        assert counts["input_rows"] == (counts["valid_rows"] + counts["rejected_rows"]
-                                        + counts["deduplicated_rows"])
+        assert counts["input_rows"] == (
+            counts["valid_rows"] + counts["rejected_rows"] + counts["deduplicated_rows"]
+        )
 
 
 def it_writes_curated_and_rejected_parquet_matching_the_summary(spark, validated):
@@ -49,11 +50,18 @@ def it_writes_curated_and_rejected_parquet_matching_the_summary(spark, validated
         assert curated.count() == summary["datasets"][name]["valid_rows"]
         assert rejected.count() == summary["datasets"][name]["rejected_rows"]
         assert Path(lake.curated(name), "_SUCCESS").exists()
-    by_reason = {r["rejection_reason"]: r["count"] for r in
-                 spark.read.parquet(lake.rejected("rental_transactions"))
-                 .groupBy("rejection_reason").count().collect()}
-    expected = {k: v for k, v in
-                summary["datasets"]["rental_transactions"]["rejected_by_reason"].items() if v}
+    by_reason = {
+        r["rejection_reason"]: r["count"]
+        for r in spark.read.parquet(lake.rejected("rental_transactions"))
+        .groupBy("rejection_reason")
+        .count()
+        .collect()
+    }
+    expected = {
+        k: v
+        for k, v in summary["datasets"]["rental_transactions"]["rejected_by_reason"].items()
+        if v
+    }
     assert by_reason == expected
 
 
@@ -65,8 +73,12 @@ def it_records_timings_and_versions(validated):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rental_kpis.cli", *args],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "rental_kpis.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def it_fails_with_one_line_naming_the_missing_column(generated, tmp_path):
@@ -79,8 +91,10 @@ def it_fails_with_one_line_naming_the_missing_column(generated, tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     lake_raw = Lake(str(tmp_path / "lake")).raw("vehicles")
-    assert (f"step validate_raw failed with exit code 2: dataset 'vehicles' at {lake_raw}: "
-            "header lacks required column(s) vehicle_type") in done.stderr
+    assert (
+        f"step validate_raw failed with exit code 2: dataset 'vehicles' at {lake_raw}: "
+        "header lacks required column(s) vehicle_type"
+    ) in done.stderr
 
 
 def it_fails_clearly_when_a_dataset_folder_is_missing(generated, tmp_path):
@@ -96,9 +110,14 @@ def it_exits_2_from_the_step_script_itself_when_the_raw_prefix_is_missing(tmp_pa
     from rental_kpis.pipeline import EMR_STEPS_DIR
     from rental_kpis.spark import build_library_zip, spark_submit
 
-    result = spark_submit(EMR_STEPS_DIR / "validate_raw.py", ["--lake-root", str(tmp_path)],
-                          [build_library_zip(tmp_path / "zip")], log_path=tmp_path / "x.log")
+    result = spark_submit(
+        EMR_STEPS_DIR / "validate_raw.py",
+        ["--lake-root", str(tmp_path)],
+        [build_library_zip(tmp_path / "zip")],
+        log_path=tmp_path / "x.log",
+    )
     assert result.returncode == 2
-    assert (f"error: dataset 'locations': no input files at {tmp_path}/raw/locations"
-            in result.output)
+    assert (
+        f"error: dataset 'locations': no input files at {tmp_path}/raw/locations" in result.output
+    )
     assert "Traceback" not in result.output

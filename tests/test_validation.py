@@ -64,8 +64,13 @@ def test_every_reason_has_a_case():
 
 
 ODD_AMOUNTS = ["Infinity", "-Infinity", "inf", "1.5d", "0x10", "", "1,5"]
-BAD_STAMPS = ["2024-02-30 10:00:00", "2023-02-29 00:00:00", "2024-01-01 24:00:00",
-              "2024-1-01 10:00:00", "garbage"]
+BAD_STAMPS = [
+    "2024-02-30 10:00:00",
+    "2023-02-29 00:00:00",
+    "2024-01-01 24:00:00",
+    "2024-1-01 10:00:00",
+    "garbage",
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +85,10 @@ def single_defect_reasons(spark) -> dict[str, str | None]:
         # the case id goes into rental_id, except where the case is about rental_id itself
         rows.append({**row, "rental_id": None if row["rental_id"] is None else case})
     flagged = validate_rentals(spark, rows)
-    reasons = {r["rental_id"]: r[REJECTION_REASON] for r in
-               flagged.select("rental_id", REJECTION_REASON).collect()}
+    reasons = {
+        r["rental_id"]: r[REJECTION_REASON]
+        for r in flagged.select("rental_id", REJECTION_REASON).collect()
+    }
     reasons["reason:missing_rental_id"] = reasons.pop(None)
     return reasons
 
@@ -125,14 +132,17 @@ def it_reports_only_the_first_failing_reason(spark):
 def it_collapses_exact_duplicates_and_counts_them(spark):
     flagged = validate_rentals(spark, [rental("R1"), rental("R1"), rental("R1"), rental("R2")])
     counts = summarise(flagged, "rental_transactions")
-    assert (counts.input_rows, counts.valid_rows, counts.rejected_rows,
-            counts.deduplicated_rows) == (4, 2, 0, 2)
+    assert (
+        counts.input_rows,
+        counts.valid_rows,
+        counts.rejected_rows,
+        counts.deduplicated_rows,
+    ) == (4, 2, 0, 2)
     assert curated_rows(flagged, "rental_transactions").count() == 2
 
 
 def it_rejects_every_copy_of_a_conflicting_rental_id(spark):
-    rentals = [rental("R1"), rental("R1", amount="30.0"), rental("R1", amount="30.0"),
-               rental("R2")]
+    rentals = [rental("R1"), rental("R1", amount="30.0"), rental("R1", amount="30.0"), rental("R2")]
     flagged = validate_rentals(spark, rentals)
     rejected = rejected_rows(flagged, "rental_transactions").collect()
     assert sorted((r["rental_id"], r["total_amount"], r[REJECTION_REASON]) for r in rejected) == [
@@ -141,9 +151,11 @@ def it_rejects_every_copy_of_a_conflicting_rental_id(spark):
     ]
     counts = summarise(flagged, "rental_transactions")
     assert counts.as_dict() == {
-        "input_rows": 4, "valid_rows": 1, "rejected_rows": 2, "deduplicated_rows": 1,
-        "rejected_by_reason": {**{r: 0 for r in TRANSACTION_REASONS},
-                               "conflicting_rental_id": 2},
+        "input_rows": 4,
+        "valid_rows": 1,
+        "rejected_rows": 2,
+        "deduplicated_rows": 1,
+        "rejected_by_reason": {**{r: 0 for r in TRANSACTION_REASONS}, "conflicting_rental_id": 2},
     }
 
 
@@ -151,13 +163,16 @@ def it_keeps_the_earlier_reason_of_a_conflicting_row(spark):
     flagged = validate_rentals(spark, [rental("R1"), rental("R1", amount="-1")])
     rejected = rejected_rows(flagged, "rental_transactions").collect()
     assert sorted(r[REJECTION_REASON] for r in rejected) == [
-        "conflicting_rental_id", "negative_amount"]
+        "conflicting_rental_id",
+        "negative_amount",
+    ]
 
 
 def it_rejects_both_rows_of_a_conflicting_dimension_key_and_their_rentals(spark):
     vehicles = [vehicle("V1"), vehicle("V1", brand="Honda"), vehicle("V2")]
-    flagged = validate(spark, [rental("R1", vehicle_id="V1"), rental("R2", vehicle_id="V2")],
-                       vehicles=vehicles)
+    flagged = validate(
+        spark, [rental("R1", vehicle_id="V1"), rental("R2", vehicle_id="V2")], vehicles=vehicles
+    )
     vehicle_reasons = sorted(
         (r["vehicle_id"], r[REJECTION_REASON])
         for r in flagged["vehicles"].select("vehicle_id", REJECTION_REASON).collect()
@@ -170,8 +185,7 @@ def it_rejects_missing_and_unparseable_dimension_keys(spark):
     locations = [location("1"), location("2"), location(""), location("abc"), location("3.0")]
     flagged = validate(spark, [rental("R1")], locations=locations)
     counts = summarise(flagged["locations"], "locations")
-    assert counts.rejected_by_reason == {"malformed_row": 0, "missing_key": 3,
-                                         "conflicting_key": 0}
+    assert counts.rejected_by_reason == {"malformed_row": 0, "missing_key": 3, "conflicting_key": 0}
     assert counts.valid_rows == 2
 
 
@@ -184,20 +198,26 @@ def it_treats_location_ids_that_parse_equal_as_one_key(spark):
 
 def it_keeps_numeric_looking_ids_as_strings(spark):
     flagged = validate(
-        spark, [rental("0000000042", user_id="0001234567", vehicle_id="0000107")],
-        users=[user("0001234567")], vehicles=[vehicle("0000107")],
+        spark,
+        [rental("0000000042", user_id="0001234567", vehicle_id="0000107")],
+        users=[user("0001234567")],
+        vehicles=[vehicle("0000107")],
     )
     curated = curated_rows(flagged["rental_transactions"], "rental_transactions")
     assert dict(curated.dtypes)["user_id"] == "string"
     row = curated.first()
     assert (row["rental_id"], row["user_id"], row["vehicle_id"]) == (
-        "0000000042", "0001234567", "0000107")
+        "0000000042",
+        "0001234567",
+        "0000107",
+    )
 
 
 def it_keeps_the_true_duration_of_a_rental_across_a_dst_change(spark):
     # 2024-03-10 02:00 does not exist in US zones; the timestamps carry no zone and are UTC.
-    flagged = validate_rentals(spark, [rental("R1", start="2024-03-10 01:30:00",
-                                              end="2024-03-10 03:30:00")])
+    flagged = validate_rentals(
+        spark, [rental("R1", start="2024-03-10 01:30:00", end="2024-03-10 03:30:00")]
+    )
     curated = curated_rows(flagged, "rental_transactions")
     row = curated.select(
         "rental_start_time",
@@ -211,9 +231,14 @@ def it_types_the_curated_tables_as_spec_says(spark):
     flagged = validate(spark, [rental("R1")])
     curated = {name: curated_rows(df, name) for name, df in flagged.items()}
     assert curated["rental_transactions"].dtypes == [
-        ("rental_id", "string"), ("user_id", "string"), ("vehicle_id", "string"),
-        ("rental_start_time", "timestamp"), ("rental_end_time", "timestamp"),
-        ("pickup_location", "int"), ("dropoff_location", "int"), ("total_amount", "double"),
+        ("rental_id", "string"),
+        ("user_id", "string"),
+        ("vehicle_id", "string"),
+        ("rental_start_time", "timestamp"),
+        ("rental_end_time", "timestamp"),
+        ("pickup_location", "int"),
+        ("dropoff_location", "int"),
+        ("total_amount", "double"),
     ]
     vehicle_row = curated["vehicles"].where(F.col("vehicle_id") == "V1").first()
     assert vehicle_row["expiration_date"].isoformat() == "2025-12-31"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rental_kpis import queries
-from rental_kpis.catalog import DATABASE
 from rental_kpis.errors import QueryFailed
+from rental_kpis.layout import DATABASE
 
 if TYPE_CHECKING:
     import boto3

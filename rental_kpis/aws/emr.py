@@ -1,0 +1,197 @@
+"""EMR: a pure cluster-config builder, the three step definitions, and thin boto3 calls to
+create a cluster, add the steps, follow them and find a failed step's logs.
+
+The same builders feed the notebooks (boto3 directly) and the state machine (rendered into its
+``${…}`` placeholders), so a cluster started either way is the same cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rental_kpis.aws.names import EMR_RELEASE_LABEL, Deployment
+from rental_kpis.stages import SPARK_STAGES
+
+if TYPE_CHECKING:
+    import boto3
+
+LIBRARY_ZIP = "rental_kpis.zip"
+# The session settings every Spark step needs (SPEC: UTC, strict date parsing), as on local.
+STEP_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What a student may change about the cluster; everything else follows the project."""
+
+    release_label: str = EMR_RELEASE_LABEL
+    master_instance_type: str = "m5.xlarge"
+    core_instance_type: str = "m5.xlarge"
+    core_instance_count: int = 2
+    idle_timeout_seconds: int = 3600
+    step_concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.release_label.startswith("emr-7."):
+            raise ValueError(f"release label {self.release_label!r}: the project needs emr-7.x")
+        if self.step_concurrency < 2:
+            raise ValueError("step_concurrency must be at least 2: the KPI steps run in parallel")
+        if not 60 <= self.idle_timeout_seconds <= 604800:
+            raise ValueError("idle_timeout_seconds must be between 60 and 604800 (EMR's range)")
+        if self.core_instance_count < 1:
+            raise ValueError("core_instance_count must be at least 1")
+
+
+def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> dict[str, Any]:
+    """The RunJobFlow request for the project's cluster (pure: no AWS call).
+
+    ``KeepJobFlowAliveWhenNoSteps`` is on because steps arrive one by one; the idle
+    auto-termination policy is what stops a forgotten cluster from billing.
+    """
+    spec = spec or ClusterSpec()
+    return {
+        "Name": f"{deployment.state_machine}-cluster",
+        "ReleaseLabel": spec.release_label,
+        "Applications": [{"Name": "Spark"}],
+        "LogUri": deployment.s3("emr-logs") + "/",
+        "ServiceRole": deployment.emr_service_role,
+        "JobFlowRole": deployment.emr_ec2_role,
+        "VisibleToAllUsers": True,
+        "StepConcurrencyLevel": spec.step_concurrency,
+        "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
+        "Instances": {
+            "InstanceGroups": [
+                {
+                    "Name": "primary",
+                    "InstanceRole": "MASTER",
+                    "InstanceType": spec.master_instance_type,
+                    "InstanceCount": 1,
+                },
+                {
+                    "Name": "core",
+                    "InstanceRole": "CORE",
+                    "InstanceType": spec.core_instance_type,
+                    "InstanceCount": spec.core_instance_count,
+                },
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "TerminationProtected": False,
+        },
+        "Tags": [{"Key": "project", "Value": "rental_kpis"}],
+    }
+
+
+def step_args(deployment: Deployment, step: str, run_id: str) -> list[str]:
+    """The ``command-runner.jar`` arguments of one step: spark-submit with the library zip."""
+    if step not in SPARK_STAGES:
+        raise ValueError(f"unknown step {step!r}; steps are {', '.join(SPARK_STAGES)}")
+    args = ["spark-submit", "--deploy-mode", "cluster"]
+    for key, value in STEP_CONF.items():
+        args += ["--conf", f"{key}={value}"]
+    args += ["--py-files", deployment.s3("scripts", LIBRARY_ZIP)]
+    args += [deployment.s3("scripts", f"{step}.py")]
+    return [*args, "--lake-root", deployment.s3(), "--run-id", run_id]
+
+
+def step_config(deployment: Deployment, step: str, run_id: str) -> dict[str, Any]:
+    """One AddJobFlowSteps step. ``CONTINUE``: EMR refuses any other ActionOnFailure when
+    StepConcurrencyLevel > 1, and the caller (state machine or notebook) decides what a failure
+    means."""
+    return {
+        "Name": step,
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": step_args(deployment, step, run_id)},
+    }
+
+
+def create_cluster(
+    deployment: Deployment, spec: ClusterSpec | None = None, session: boto3.Session | None = None
+) -> str:
+    """Start the project's cluster; returns its id."""
+    emr = _client(deployment, session)
+    return emr.run_job_flow(**cluster_config(deployment, spec))["JobFlowId"]
+
+
+def add_steps(
+    deployment: Deployment,
+    cluster_id: str,
+    run_id: str,
+    steps: tuple[str, ...] = SPARK_STAGES,
+    session: boto3.Session | None = None,
+) -> dict[str, str]:
+    """Submit the steps in order; returns step name -> step id."""
+    emr = _client(deployment, session)
+    configs = [step_config(deployment, step, run_id) for step in steps]
+    ids = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=configs)["StepIds"]
+    return dict(zip(steps, ids, strict=True))
+
+
+FINAL_STEP_STATES = {"COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"}
+
+
+def wait_for_steps(
+    deployment: Deployment,
+    cluster_id: str,
+    step_ids: dict[str, str],
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float = 3 * 3600,
+    on_status: Callable[[str, str, float], None] | None = None,
+    session: boto3.Session | None = None,
+) -> dict[str, str]:
+    """Poll until every step has ended; reports each change of state as (step, state, elapsed)."""
+    emr = _client(deployment, session)
+    started = time.monotonic()
+    seen: dict[str, str] = {}
+    while True:
+        for name, step_id in step_ids.items():
+            state = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"][
+                "State"
+            ]
+            if seen.get(name) != state:
+                seen[name] = state
+                if on_status:
+                    on_status(name, state, time.monotonic() - started)
+        if all(state in FINAL_STEP_STATES for state in seen.values()):
+            return seen
+        if time.monotonic() - started > timeout_seconds:
+            raise TimeoutError(f"steps still running after {timeout_seconds:.0f} s: {seen}")
+        time.sleep(poll_seconds)
+
+
+def step_log_location(deployment: Deployment, cluster_id: str, step_id: str) -> str:
+    """Where EMR puts a step's stdout/stderr (``LogUri`` + cluster + step id)."""
+    return deployment.s3("emr-logs", cluster_id, "steps", step_id) + "/"
+
+
+def failure_details(
+    deployment: Deployment, cluster_id: str, step_id: str, session: boto3.Session | None = None
+) -> dict[str, str]:
+    """The reason EMR gives for a failed step, and where to read its logs."""
+    emr = _client(deployment, session)
+    status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
+    details = status.get("FailureDetails", {})
+    return {
+        "state": status["State"],
+        "reason": details.get("Reason", ""),
+        "message": details.get("Message", ""),
+        "log": details.get("LogFile") or step_log_location(deployment, cluster_id, step_id),
+    }
+
+
+def terminate_cluster(
+    deployment: Deployment, cluster_id: str, session: boto3.Session | None = None
+) -> None:
+    _client(deployment, session).terminate_job_flows(JobFlowIds=[cluster_id])
+
+
+def _client(deployment: Deployment, session: boto3.Session | None):
+    import boto3
+
+    return (session or boto3.Session(region_name=deployment.region)).client("emr")

@@ -1,0 +1,177 @@
+"""The Step Functions definition: render ``stepfunctions/*.asl.json`` for one deployment, and
+read it as a graph (for the leak test and the orchestration notebook's picture). Stdlib only.
+
+Placeholders are ``${Name}``. A string that is exactly one placeholder takes the value's own
+JSON type (numbers stay numbers, lists stay lists), so the template itself stays valid JSON;
+placeholders inside longer strings are replaced as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rental_kpis import queries
+from rental_kpis.aws.emr import ClusterSpec, step_args
+from rental_kpis.aws.names import Deployment
+from rental_kpis.stages import SPARK_STAGES, stage
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TEMPLATE = PROJECT_DIR / "stepfunctions" / "rental_pipeline.asl.json"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+RUN_ID_SENTINEL = "\x00run-id\x00"
+TERMINATE_RESOURCE = "arn:aws:states:::elasticmapreduce:terminateCluster"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Deploy-time knobs of the state machine (tests shrink them; AWS keeps the defaults)."""
+
+    retry_interval_seconds: int = 10
+    crawler_poll_seconds: int = 30
+    max_crawler_polls: int = 40  # 40 × 30 s = 20 min, far above a crawl of four tables
+
+
+def intrinsic_string(value: str) -> str:
+    """A string literal inside an intrinsic function, with ASL's escapes."""
+    return "'" + re.sub(r"([\\'{}])", r"\\\1", value) + "'"
+
+
+def step_args_intrinsic(deployment: Deployment, step: str) -> str:
+    """``States.Array(...)`` of the step's arguments, the run id being the execution's name."""
+    parts = [
+        "$$.Execution.Name" if arg == RUN_ID_SENTINEL else intrinsic_string(arg)
+        for arg in step_args(deployment, step, RUN_ID_SENTINEL)
+    ]
+    return f"States.Array({', '.join(parts)})"
+
+
+def values(
+    deployment: Deployment, spec: ClusterSpec | None = None, timing: Timing | None = None
+) -> dict[str, Any]:
+    spec = spec or ClusterSpec()
+    timing = timing or Timing()
+    found = {
+        **deployment.placeholders(),
+        "ClusterName": f"{deployment.state_machine}-cluster",
+        "EmrReleaseLabel": spec.release_label,
+        "MasterInstanceType": spec.master_instance_type,
+        "CoreInstanceType": spec.core_instance_type,
+        "CoreInstanceCount": spec.core_instance_count,
+        "IdleTimeoutSeconds": spec.idle_timeout_seconds,
+        "StepConcurrencyLevel": spec.step_concurrency,
+        "RetryIntervalSeconds": timing.retry_interval_seconds,
+        "CrawlerPollSeconds": timing.crawler_poll_seconds,
+        "MaxCrawlerPolls": timing.max_crawler_polls,
+        "NamedQueries": [{"name": q.name, "sql": q.sql} for q in queries.all_queries()],
+    }
+    for step in SPARK_STAGES:
+        found[f"{stage(step).state}Args"] = step_args_intrinsic(deployment, step)
+    return found
+
+
+def substitute(node: Any, mapping: Mapping[str, Any]) -> Any:
+    """Fill every ``${Name}`` in a JSON tree; an unknown name is an error, never left behind."""
+    if isinstance(node, dict):
+        return {key: substitute(value, mapping) for key, value in node.items()}
+    if isinstance(node, list):
+        return [substitute(value, mapping) for value in node]
+    if not isinstance(node, str):
+        return node
+    whole = PLACEHOLDER.fullmatch(node)
+    if whole:
+        return _lookup(mapping, whole.group(1))
+    return PLACEHOLDER.sub(lambda m: str(_lookup(mapping, m.group(1))), node)
+
+
+def _lookup(mapping: Mapping[str, Any], name: str) -> Any:
+    if name not in mapping:
+        raise KeyError(f"no value for placeholder ${{{name}}}; known: {', '.join(sorted(mapping))}")
+    return mapping[name]
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def render(
+    deployment: Deployment,
+    spec: ClusterSpec | None = None,
+    timing: Timing | None = None,
+    template: Path = TEMPLATE,
+) -> dict[str, Any]:
+    return substitute(load_template(template), values(deployment, spec, timing))
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    kind: str  # next | catch | choice | default | branch
+
+
+def iter_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every state, nested ones (Parallel branches, Map processors) included."""
+    for name, state in definition["States"].items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from iter_states(branch)
+        if "ItemProcessor" in state:
+            yield from iter_states(state["ItemProcessor"])
+
+
+def edges(definition: Mapping[str, Any]) -> list[Edge]:
+    """The top-level transitions; a Parallel or Map is one node (its inside cannot jump out)."""
+    found: list[Edge] = []
+    for name, state in definition["States"].items():
+        if "Next" in state:
+            found.append(Edge(name, state["Next"], "next"))
+        for rule in state.get("Choices", []):
+            found.append(Edge(name, rule["Next"], "choice"))
+        if "Default" in state:
+            found.append(Edge(name, state["Default"], "default"))
+        for handler in state.get("Catch", []):
+            found.append(Edge(name, handler["Next"], "catch"))
+    return found
+
+
+def end_states(definition: Mapping[str, Any]) -> list[str]:
+    return [
+        name
+        for name, state in definition["States"].items()
+        if state.get("End") or state["Type"] in ("Succeed", "Fail")
+    ]
+
+
+def terminates_cluster(state: Mapping[str, Any]) -> bool:
+    return str(state.get("Resource", "")).startswith(TERMINATE_RESOURCE)
+
+
+def paths_avoiding_terminate(definition: Mapping[str, Any], start: str) -> list[list[str]]:
+    """Every acyclic path from ``start`` to an end state that passes no terminate-cluster task.
+
+    Loops (the crawler poll) are walked once: a cycle cannot add a terminate the path lacks.
+    """
+    states = definition["States"]
+    out: dict[str, list[str]] = {}
+    for edge in edges(definition):
+        out.setdefault(edge.source, []).append(edge.target)
+    ends = set(end_states(definition))
+    found: list[list[str]] = []
+
+    def walk(name: str, path: list[str]) -> None:
+        if terminates_cluster(states[name]):
+            return
+        path = [*path, name]
+        if name in ends:
+            found.append(path)
+        for target in dict.fromkeys(out.get(name, [])):
+            if target not in path:
+                walk(target, path)
+
+    walk(start, [])
+    return found

@@ -1,0 +1,129 @@
+"""End to end: the ``rental-kpis aws`` commands in a subprocess against moto_server on 127.0.0.1,
+found only through ``AWS_ENDPOINT_URL``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+REGION = "eu-west-1"
+BUCKET = "rental-kpis-e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server(tmp_path):
+    port = free_port()
+    log = (tmp_path / "moto.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "moto_tls.py"), str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{url}/moto-api/", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.2)
+    # Run definitions for real in moto's interpreter, as the in-process tests do.
+    config = {"stepfunctions": {"execute_state_machine": True}}
+    requests.post(f"{url}/moto-api/config", json=config, timeout=5).raise_for_status()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rental_kpis.cli",
+            "aws",
+            *args,
+            "--bucket",
+            BUCKET,
+            "--region",
+            REGION,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def it_sets_up_runs_and_tears_down_through_the_endpoint_variable(moto_server):
+    aws = boto3.Session(
+        region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    s3 = aws.client("s3", endpoint_url=moto_server)
+
+    first = cli(moto_server, "setup", "--notify-email", "student@example.com")
+    assert first.returncode == 0, first.stderr
+    assert "set up   bucket rental-kpis-e2e" in first.stdout
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert "raw/rental_transactions/rental_transactions.csv" in keys
+    assert "scripts/rental_kpis.zip" in keys
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    sfn = aws.client("stepfunctions", endpoint_url=moto_server)
+    [machine] = sfn.list_state_machines()["stateMachines"]
+
+    second = cli(moto_server, "setup", "--notify-email", "student@example.com")
+    assert second.returncode == 0, second.stderr
+    assert "nothing to change" in second.stdout
+
+    run = cli(moto_server, "run", "--run-id", "e2e-1", "--poll-seconds", "0.2", "--timeout", "60")
+    assert "run e2e-1 started" in run.stdout
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert [e["name"] for e in executions] == ["e2e-1"]
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    # The emulator has no EMR behind createCluster.sync, so the run fails at its first state:
+    # the command follows it, prints the error and cause, and exits 1.
+    assert described["status"] == "FAILED"
+    assert "run e2e-1: FAILED" in run.stdout
+    assert "elasticmapreduce:createCluster.sync" in run.stderr
+    assert f"cause: {described['cause']}" in run.stderr
+    assert run.returncode == 1
+
+    down = cli(moto_server, "teardown", "--delete-data")
+    assert down.returncode == 0, down.stderr
+    assert sfn.list_state_machines()["stateMachines"] == []
+    assert aws.client("glue", endpoint_url=moto_server).get_crawlers()["Crawlers"] == []
+    iam = aws.client("iam", endpoint_url=moto_server)
+    assert [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("rental-kpis")] == []
+    assert s3.list_buckets()["Buckets"] == []
+
+
+def it_says_in_one_line_when_aws_refuses(moto_server):
+    result = cli(moto_server, "run", "--run-id", "x")
+    assert result.returncode == 2
+    assert result.stderr.startswith("rental-kpis: AWS error:")
+    assert "StateMachineDoesNotExist" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,223 @@
+"""The state machine: statelint, the no-leaked-cluster graph property, and executions of the real
+rendered definition in moto's Step Functions interpreter with MockConfigFile mocks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+from sfn_mocking import load_test_case, mocked_test_case
+from statelint.linter import Linter
+
+from rental_kpis.aws import statemachine as sm
+from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
+from rental_kpis.aws.names import Deployment
+from rental_kpis.queries import names as query_names
+from rental_kpis.stages import SPARK_STAGES, STAGES
+
+REGION = "eu-west-1"
+FAST = sm.Timing(retry_interval_seconds=1, crawler_poll_seconds=0, max_crawler_polls=3)
+
+
+@pytest.fixture
+def deployment() -> Deployment:
+    return Deployment("rental-kpis-test", REGION, "123456789012")
+
+
+def it_renders_to_a_definition_statelint_accepts_with_no_placeholder_left(deployment):
+    definition = sm.render(deployment)
+    assert Linter.validate(definition) == []
+    assert "${" not in json.dumps(definition)
+
+
+def it_refuses_an_unknown_placeholder(tmp_path, deployment):
+    template = tmp_path / "t.asl.json"
+    template.write_text(
+        json.dumps(
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "${Nope}", "End": True}}}
+        )
+    )
+    with pytest.raises(KeyError, match=r"no value for placeholder \$\{Nope\}"):
+        sm.render(deployment, template=template)
+
+
+def it_passes_a_terminate_task_on_every_path_once_the_cluster_exists(deployment):
+    definition = sm.render(deployment)
+    create = definition["States"]["CreateCluster"]
+    assert create["Next"] == "ValidateRaw"
+    # From the first state that runs on the cluster, no path to an end skips a terminate.
+    assert sm.paths_avoiding_terminate(definition, "ValidateRaw") == []
+    # From CreateCluster, the only such path is its own Catch: creation failed, no cluster runs.
+    assert sm.paths_avoiding_terminate(definition, "CreateCluster") == [
+        ["CreateCluster", "NotifyFailure", "PipelineFailed"]
+    ]
+
+
+def it_gives_every_task_a_retry_and_a_catch(deployment):
+    tasks = [(n, s) for n, s in sm.iter_states(sm.render(deployment)) if s["Type"] == "Task"]
+    assert len(tasks) == 11
+    for name, state in tasks:
+        assert state.get("Retry"), name
+        assert state.get("Catch"), name
+        for retrier in state["Retry"]:
+            assert retrier["BackoffRate"] >= 2 and retrier["MaxAttempts"] >= 1, name
+
+
+def it_names_its_states_after_the_stage_spine(deployment):
+    names = {n for n, _ in sm.iter_states(sm.render(deployment))}
+    assert {s.state for s in STAGES} <= names
+
+
+def it_creates_the_cluster_the_config_builder_describes(deployment):
+    spec = ClusterSpec(core_instance_count=3, idle_timeout_seconds=900)
+    params = sm.render(deployment, spec)["States"]["CreateCluster"]["Parameters"]
+    assert params == cluster_config(deployment, spec)
+    assert params["StepConcurrencyLevel"] >= 2
+    assert params["AutoTerminationPolicy"] == {"IdleTimeout": 900}
+    assert params["ReleaseLabel"].startswith("emr-7.")
+
+
+def it_submits_each_step_with_the_builders_arguments(deployment):
+    definition = sm.render(deployment)
+    states = dict(sm.iter_states(definition))
+    for step in SPARK_STAGES:
+        state = states[
+            {
+                "validate_raw": "ValidateRaw",
+                "vehicle_location_metrics": "VehicleLocationMetrics",
+                "user_transaction_metrics": "UserTransactionMetrics",
+            }[step]
+        ]
+        intrinsic = state["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
+        expected = [f"'{a}'" for a in step_args(deployment, step, "RUN")]
+        expected[-1] = "$$.Execution.Name"
+        assert intrinsic == f"States.Array({', '.join(expected)})"
+    assert [q["name"] for q in states["ListQueries"]["Result"]] == query_names()
+
+
+# --- executions in moto's interpreter --------------------------------------------------------
+
+
+@pytest.fixture
+def sfn_world(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        session = boto3.Session(region_name=REGION)
+        account = session.client("sts").get_caller_identity()["Account"]
+        deployment = Deployment("rental-kpis-test", REGION, account)
+        sns, sqs = session.client("sns"), session.client("sqs")
+        topic = sns.create_topic(Name=deployment.topic)["TopicArn"]
+        queue = sqs.create_queue(QueueName="notices")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+        sfn = session.client("stepfunctions")
+        arn = sfn.create_state_machine(
+            name=deployment.state_machine,
+            definition=json.dumps(sm.render(deployment, timing=FAST)),
+            roleArn=deployment.role_arn(deployment.stepfunctions_role),
+        )["stateMachineArn"]
+
+        def run(case: str) -> dict:
+            with mocked_test_case(load_test_case("rental_pipeline", case)):
+                execution = sfn.start_execution(stateMachineArn=arn, name=f"run-{case}")
+                deadline = time.monotonic() + 60
+                while (desc := sfn.describe_execution(executionArn=execution["executionArn"]))[
+                    "status"
+                ] == "RUNNING":
+                    assert time.monotonic() < deadline, f"{case} still running"
+                    time.sleep(0.1)
+            events = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            return {
+                "status": desc["status"],
+                "error": desc.get("error"),
+                "cause": desc.get("cause"),
+                "entered": [
+                    e["stateEnteredEventDetails"]["name"]
+                    for e in events
+                    if "stateEnteredEventDetails" in e
+                ],
+                "failed_tasks": sum(e["type"] == "TaskFailed" for e in events),
+                "notices": [json.loads(m["Body"]) for m in messages],
+            }
+
+        yield run
+
+
+def it_runs_the_happy_path_and_publishes_the_success_notice(sfn_world):
+    result = sfn_world("HappyPath")
+    assert result["status"] == "SUCCEEDED"
+    assert result["entered"].count("RunQuery") == len(query_names())
+    assert "TerminateClusterOnFailure" not in result["entered"]
+    assert result["entered"].index("TerminateCluster") < result["entered"].index("StartCrawler")
+    [notice] = result["notices"]
+    assert notice["Subject"] == "rental_kpis: pipeline run succeeded"
+    assert "Run run-HappyPath succeeded" in notice["Message"]
+    assert "j-MOCKED0CLUSTER" in notice["Message"]
+    assert f"{len(query_names())} named queries answered" in notice["Message"]
+
+
+def it_retries_a_throttled_cluster_creation(sfn_world):
+    result = sfn_world("ThrottledThenFine")
+    assert result["status"] == "SUCCEEDED"
+    assert result["failed_tasks"] == 1
+
+
+def it_terminates_the_cluster_and_reports_the_cause_when_a_step_fails_after_its_retry(sfn_world):
+    result = sfn_world("KpiStepFails")
+    assert result["status"] == "FAILED"
+    assert result["error"] == "States.TaskFailed"
+    assert "user_transaction_metrics" in result["cause"]
+    assert result["failed_tasks"] == 2  # the first attempt and its one retry
+    entered = result["entered"]
+    assert entered.index("TerminateClusterOnFailure") < entered.index("NotifyFailure")
+    assert "StartCrawler" not in entered
+    [notice] = result["notices"]
+    assert notice["Subject"] == "rental_kpis: pipeline run FAILED"
+    assert "States.TaskFailed" in notice["Message"]
+    assert "stderr.gz" in notice["Message"]
+
+
+def it_fails_with_the_crawlers_own_error_when_the_crawl_fails(sfn_world):
+    result = sfn_world("CrawlerFails")
+    assert (result["status"], result["error"]) == ("FAILED", "CrawlerFailed")
+    assert "not authorized to perform: s3:GetObject" in result["cause"]
+    assert "RunQueries" not in result["entered"]
+    [notice] = result["notices"]
+    assert "CrawlerFailed" in notice["Message"]
+
+
+def it_gives_up_polling_the_crawler_after_the_budget(sfn_world):
+    result = sfn_world("CrawlerNeverFinishes")
+    assert (result["status"], result["error"]) == ("FAILED", "CrawlerTimedOut")
+    assert result["entered"].count("GetCrawler") == FAST.max_crawler_polls
+    assert "after 3 polls" in result["cause"]
+
+
+def it_does_not_take_an_earlier_crawl_for_this_runs_crawl(sfn_world):
+    result = sfn_world("OnlyAnEarlierCrawlSucceeded")
+    assert (result["status"], result["error"]) == ("FAILED", "CrawlerTimedOut")
+    assert "RunQueries" not in result["entered"]
+
+
+def it_fails_naming_the_query_when_athena_fails(sfn_world):
+    result = sfn_world("QueryFails")
+    assert (result["status"], result["error"]) == ("FAILED", "QueryFailed")
+    assert "TABLE_NOT_FOUND" in result["cause"]
+    assert any(f"named query {name} failed" in result["cause"] for name in query_names())
+    [notice] = result["notices"]
+    assert "QueryFailed" in notice["Message"]
+
+
+def it_notifies_when_the_cluster_never_starts(sfn_world):
+    result = sfn_world("ClusterNeverStarts")
+    assert result["status"] == "FAILED"
+    assert result["entered"] == ["CreateCluster", "NotifyFailure", "PipelineFailed"]
+    assert "TERMINATED_WITH_ERRORS" in result["cause"]

@@ -1,0 +1,80 @@
+"""The IAM policies: parliament finds nothing, and the project's own least-privilege rules hold."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from parliament import analyze_policy_string
+
+from rental_kpis.aws import iam
+from rental_kpis.aws.names import Deployment
+
+D = Deployment("rental-kpis-policy-test", "eu-west-1", "123456789012")
+POLICIES = iam.permission_policies(D)
+README = (iam.POLICY_DIR / "README.md").read_text()
+
+
+def statements(policy: dict) -> list[dict]:
+    return [
+        {**s, "Action": _list(s["Action"]), "Resource": _list(s["Resource"])}
+        for s in policy["Statement"]
+    ]
+
+
+def _list(value) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def it_has_a_trust_and_a_permission_policy_per_role():
+    stems = {p.name.split(".")[0] for p in Path(iam.POLICY_DIR).glob("*.json")}
+    assert stems == set(D.roles)
+    assert set(iam.trust_policies(D)) == set(POLICIES) == set(D.roles.values())
+
+
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def it_passes_parliament(role):
+    findings = analyze_policy_string(json.dumps(POLICIES[role])).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+
+
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def it_grants_no_wildcard_action_and_s3_only_on_the_bucket(role):
+    for statement in statements(POLICIES[role]):
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            assert "*" not in action, (role, action)
+        for resource in statement["Resource"]:
+            if resource.startswith("arn:aws:s3"):
+                assert re.fullmatch(rf"arn:aws:s3:::{D.bucket}(/[a-z-]+/\*)?", resource), resource
+
+
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def it_passes_only_the_projects_roles(role):
+    project_roles = {D.role_arn(r) for r in D.roles.values()}
+    for statement in statements(POLICIES[role]):
+        if "iam:PassRole" in statement["Action"]:
+            assert statement["Action"] == ["iam:PassRole"]
+            assert set(statement["Resource"]) <= project_roles
+            assert "iam:PassedToService" in statement["Condition"]["StringEquals"]
+
+
+def it_lists_every_resource_star_action_with_its_reason_in_the_readme():
+    star_actions = {
+        action
+        for policy in POLICIES.values()
+        for statement in statements(policy)
+        if statement["Resource"] == ["*"]
+        for action in statement["Action"]
+    }
+    assert star_actions  # EC2 Describe* and EMR RunJobFlow have no resource-level permission
+    for action in star_actions:
+        assert re.search(rf"^\| `{re.escape(action)}` \| .+ \|$", README, re.M), action
+
+
+def it_documents_every_statement_in_the_readme():
+    for policy in POLICIES.values():
+        for statement in policy["Statement"]:
+            assert f"`{statement['Sid']}`" in README, statement["Sid"]
