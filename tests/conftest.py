@@ -34,3 +34,12 @@ def raw_frame(spark: SparkSession, dataset: str, rows: list[dict]) -> DataFrame:
     names = [*column_names(dataset), CORRUPT_RECORD]
     schema = T.StructType([T.StructField(n, T.StringType(), True) for n in names])
     return spark.createDataFrame([tuple(row.get(n) for n in names) for row in rows], schema)
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch) -> str:
+    """Dummy credentials and a region for moto; never a real account. Returns the region."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    return "eu-west-1"

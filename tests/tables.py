@@ -6,6 +6,64 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+# SPEC §4: every KPI table's columns, in order, with their types (Spark and Glue spell these alike).
+SPEC_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "location_performance": [
+        ("location_id", "int"),
+        ("location_name", "string"),
+        ("city", "string"),
+        ("state", "string"),
+        ("total_revenue", "double"),
+        ("transaction_count", "bigint"),
+        ("avg_transaction_amount", "double"),
+        ("min_transaction_amount", "double"),
+        ("max_transaction_amount", "double"),
+        ("unique_vehicles", "bigint"),
+        ("unique_users", "bigint"),
+        ("avg_rental_hours", "double"),
+        ("dropoff_count", "bigint"),
+    ],
+    "vehicle_type_performance": [
+        ("vehicle_type", "string"),
+        ("fleet_size", "bigint"),
+        ("rental_count", "bigint"),
+        ("total_revenue", "double"),
+        ("avg_revenue_per_rental", "double"),
+        ("total_rental_hours", "double"),
+        ("avg_rental_hours", "double"),
+        ("min_rental_hours", "double"),
+        ("max_rental_hours", "double"),
+        ("unique_vehicles_rented", "bigint"),
+        ("utilization_rate", "double"),
+    ],
+    "user_metrics": [
+        ("user_id", "string"),
+        ("first_name", "string"),
+        ("last_name", "string"),
+        ("rental_count", "bigint"),
+        ("total_spent", "double"),
+        ("avg_spent_per_rental", "double"),
+        ("min_spent", "double"),
+        ("max_spent", "double"),
+        ("total_rental_hours", "double"),
+        ("avg_rental_hours", "double"),
+        ("first_rental_start", "timestamp"),
+        ("last_rental_start", "timestamp"),
+        ("spend_rank", "int"),
+    ],
+    "daily_metrics": [
+        ("rental_date", "date"),
+        ("transaction_count", "bigint"),
+        ("total_revenue", "double"),
+        ("avg_transaction_amount", "double"),
+        ("min_transaction_amount", "double"),
+        ("max_transaction_amount", "double"),
+        ("unique_users", "bigint"),
+        ("unique_vehicles", "bigint"),
+        ("total_rental_hours", "double"),
+    ],
+}
+
 KEYS = {
     "location_performance": ["location_id"],
     "vehicle_type_performance": ["vehicle_type"],

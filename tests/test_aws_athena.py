@@ -14,10 +14,7 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def aws(fake_aws_credentials):
     with mock_aws():
         yield boto3.Session(region_name=REGION)
 

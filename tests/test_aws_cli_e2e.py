@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from cli_runner import run_cli
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -58,24 +59,8 @@ def cli(url: str, *args: str) -> subprocess.CompletedProcess:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rental_kpis.cli",
-            "aws",
-            *args,
-            "--bucket",
-            BUCKET,
-            "--region",
-            REGION,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return run_cli(
+        "aws", *args, "--bucket", BUCKET, "--region", REGION, cwd=ROOT, env=env, timeout=300
     )
 
 

@@ -18,10 +18,7 @@ BUCKET = "rental-kpis-students-test"
 
 
 @pytest.fixture
-def session(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def session(fake_aws_credentials):
     with mock_aws(), moto_tls.patched():
         yield boto3.Session(region_name=REGION)
 

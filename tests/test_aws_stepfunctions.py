@@ -16,7 +16,7 @@ from rental_kpis.aws import statemachine as sm
 from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
 from rental_kpis.aws.names import Deployment
 from rental_kpis.queries import names as query_names
-from rental_kpis.stages import SPARK_STAGES, STAGES
+from rental_kpis.stages import SPARK_STAGES, STAGES, stage
 
 REGION = "eu-west-1"
 FAST = sm.Timing(retry_interval_seconds=1, crawler_poll_seconds=0, max_crawler_polls=3)
@@ -84,13 +84,7 @@ def it_submits_each_step_with_the_builders_arguments(deployment):
     definition = sm.render(deployment)
     states = dict(sm.iter_states(definition))
     for step in SPARK_STAGES:
-        state = states[
-            {
-                "validate_raw": "ValidateRaw",
-                "vehicle_location_metrics": "VehicleLocationMetrics",
-                "user_transaction_metrics": "UserTransactionMetrics",
-            }[step]
-        ]
+        state = states[stage(step).state]
         intrinsic = state["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
         expected = [f"'{a}'" for a in step_args(deployment, step, "RUN")]
         expected[-1] = "$$.Execution.Name"
@@ -102,10 +96,7 @@ def it_submits_each_step_with_the_builders_arguments(deployment):
 
 
 @pytest.fixture
-def sfn_world(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def sfn_world(fake_aws_credentials):
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         session = boto3.Session(region_name=REGION)
         account = session.client("sts").get_caller_identity()["Account"]

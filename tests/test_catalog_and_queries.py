@@ -2,85 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
+from tables import SPEC_COLUMNS
 from world import make_world
 
 from rental_kpis import catalog, kpis, queries, querying
 from rental_kpis.layout import Lake
 from rental_kpis.steps import write_parquet, write_table
 
+# The catalog's view: SPEC §4 columns, and the partition keys taken from k=v folders.
 EXPECTED_TYPES = {
-    "location_performance": (
-        [
-            ("location_id", "int"),
-            ("location_name", "string"),
-            ("city", "string"),
-            ("state", "string"),
-            ("total_revenue", "double"),
-            ("transaction_count", "bigint"),
-            ("avg_transaction_amount", "double"),
-            ("min_transaction_amount", "double"),
-            ("max_transaction_amount", "double"),
-            ("unique_vehicles", "bigint"),
-            ("unique_users", "bigint"),
-            ("avg_rental_hours", "double"),
-            ("dropoff_count", "bigint"),
-        ],
-        [],
-    ),
-    "vehicle_type_performance": (
-        [
-            ("vehicle_type", "string"),
-            ("fleet_size", "bigint"),
-            ("rental_count", "bigint"),
-            ("total_revenue", "double"),
-            ("avg_revenue_per_rental", "double"),
-            ("total_rental_hours", "double"),
-            ("avg_rental_hours", "double"),
-            ("min_rental_hours", "double"),
-            ("max_rental_hours", "double"),
-            ("unique_vehicles_rented", "bigint"),
-            ("utilization_rate", "double"),
-        ],
-        [],
-    ),
-    "user_metrics": (
-        [
-            ("user_id", "string"),
-            ("first_name", "string"),
-            ("last_name", "string"),
-            ("rental_count", "bigint"),
-            ("total_spent", "double"),
-            ("avg_spent_per_rental", "double"),
-            ("min_spent", "double"),
-            ("max_spent", "double"),
-            ("total_rental_hours", "double"),
-            ("avg_rental_hours", "double"),
-            ("first_rental_start", "timestamp"),
-            ("last_rental_start", "timestamp"),
-            ("spend_rank", "int"),
-        ],
-        [],
-    ),
-    "daily_metrics": (
-        [
-            ("rental_date", "date"),
-            ("transaction_count", "bigint"),
-            ("total_revenue", "double"),
-            ("avg_transaction_amount", "double"),
-            ("min_transaction_amount", "double"),
-            ("max_transaction_amount", "double"),
-            ("unique_users", "bigint"),
-            ("unique_vehicles", "bigint"),
-            ("total_rental_hours", "double"),
-        ],
-        [("year", "bigint"), ("month", "bigint")],
-    ),
+    name: (columns, [("year", "bigint"), ("month", "bigint")] if name == "daily_metrics" else [])
+    for name, columns in SPEC_COLUMNS.items()
 }
 
 
@@ -206,29 +143,20 @@ def it_answers_the_named_query(world_lake, name):
     assert len(saved) == 1 + len(result.rows)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rental_kpis.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def it_prints_a_query_as_csv_and_lists_the_queries(world_lake):
-    done = cli("query", "most_rented_vehicle_type", "--lake", world_lake.root)
+    done = run_cli("query", "most_rented_vehicle_type", "--lake", world_lake.root)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "vehicle_type,rental_count,total_revenue,fleet_size\nbasic,3,100.0,2\n"
-    listing = cli("query", "--list").stdout.splitlines()
+    listing = run_cli("query", "--list").stdout.splitlines()
     assert len(listing) == len(queries.names())
     assert listing[0].split()[0] == "daily_revenue_trend"
     assert "7-day rolling mean" in listing[0]
 
 
 def it_names_an_unknown_query_and_a_missing_catalog(tmp_path):
-    done = cli("query", "nope", "--lake", str(tmp_path))
+    done = run_cli("query", "nope", "--lake", str(tmp_path))
     assert done.returncode == 2
     assert "no named query 'nope'" in done.stderr
-    done = cli("query", "monthly_revenue", "--lake", str(tmp_path))
+    done = run_cli("query", "monthly_revenue", "--lake", str(tmp_path))
     assert done.returncode == 2
     assert f"no catalog at {tmp_path}/catalog.duckdb" in done.stderr

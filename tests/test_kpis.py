@@ -18,6 +18,7 @@ from datetime import date
 import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
+from tables import SPEC_COLUMNS
 from world import curated, make_world, ts
 
 from rental_kpis import kpis
@@ -30,21 +31,7 @@ def world(spark):
 
 def it_computes_location_performance(world):
     actual = kpis.location_performance(world["rentals"], world["locations"])
-    assert actual.dtypes == [
-        ("location_id", "int"),
-        ("location_name", "string"),
-        ("city", "string"),
-        ("state", "string"),
-        ("total_revenue", "double"),
-        ("transaction_count", "bigint"),
-        ("avg_transaction_amount", "double"),
-        ("min_transaction_amount", "double"),
-        ("max_transaction_amount", "double"),
-        ("unique_vehicles", "bigint"),
-        ("unique_users", "bigint"),
-        ("avg_rental_hours", "double"),
-        ("dropoff_count", "bigint"),
-    ]
+    assert actual.dtypes == SPEC_COLUMNS["location_performance"]
     assertDataFrameEqual(
         actual,
         [
@@ -92,19 +79,7 @@ def it_computes_location_performance(world):
 
 def it_computes_vehicle_type_performance_with_utilization_worked_by_hand(world):
     actual = kpis.vehicle_type_performance(world["rentals"], world["vehicles"])
-    assert actual.dtypes == [
-        ("vehicle_type", "string"),
-        ("fleet_size", "bigint"),
-        ("rental_count", "bigint"),
-        ("total_revenue", "double"),
-        ("avg_revenue_per_rental", "double"),
-        ("total_rental_hours", "double"),
-        ("avg_rental_hours", "double"),
-        ("min_rental_hours", "double"),
-        ("max_rental_hours", "double"),
-        ("unique_vehicles_rented", "bigint"),
-        ("utilization_rate", "double"),
-    ]
+    assert actual.dtypes == SPEC_COLUMNS["vehicle_type_performance"]
     period = 209.5
     assertDataFrameEqual(
         actual,
@@ -121,21 +96,7 @@ def it_computes_vehicle_type_performance_with_utilization_worked_by_hand(world):
 def it_computes_user_metrics_with_tied_spend_ranks(world):
     actual = kpis.user_metrics(world["rentals"], world["users"])
     assert actual.columns == list(kpis.USER_METRICS_COLUMNS)
-    assert dict(actual.dtypes) == {
-        "user_id": "string",
-        "first_name": "string",
-        "last_name": "string",
-        "rental_count": "bigint",
-        "total_spent": "double",
-        "avg_spent_per_rental": "double",
-        "min_spent": "double",
-        "max_spent": "double",
-        "total_rental_hours": "double",
-        "avg_rental_hours": "double",
-        "first_rental_start": "timestamp",
-        "last_rental_start": "timestamp",
-        "spend_rank": "int",
-    }
+    assert actual.dtypes == SPEC_COLUMNS["user_metrics"]
     assertDataFrameEqual(
         actual,
         [

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from rental_kpis import catalog, querying
 from rental_kpis.datagen import generate
@@ -18,16 +19,6 @@ from rental_kpis.pipeline import LOCAL_STAGES, LOCK_FILE, run_history, run_local
 from rental_kpis.stages import STAGES
 
 WIDE = {**os.environ, "COLUMNS": "200"}  # rich wraps at 80 columns without a terminal
-
-
-def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rental_kpis.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +72,7 @@ def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
     assert history[0]["stages"]["user_transaction_metrics"] == {"status": "failed"}
     assert "user_transaction_metrics failed" in history[0]["error"]
 
-    status = cli("status", "--lake", str(lake_dir), env=WIDE)
+    status = run_cli("status", "--lake", str(lake_dir), env=WIDE)
     assert status.returncode == 1
     assert "broken" in status.stdout and "failed" in status.stdout
 
@@ -122,7 +113,7 @@ def it_refuses_a_second_run_on_the_same_lake_and_lets_the_first_finish(raw, tmp_
         assert time.monotonic() < deadline, "the first run never took the lock"
         assert first.poll() is None, first.communicate()
         time.sleep(0.1)
-    second = cli("run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "second")
+    second = run_cli("run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "second")
     assert second.returncode == 2
     assert f"lake {lake_dir} is in use by run first (pid {first.pid}" in second.stderr
     out, err = first.communicate(timeout=600)

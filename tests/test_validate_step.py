@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from rental_kpis.datagen import MANIFEST, generate
 from rental_kpis.layout import DATASETS, Lake
@@ -70,15 +69,6 @@ def it_records_timings_and_versions(validated):
     assert summary["versions"]["spark"].startswith("3.5.")
     assert summary["timings_seconds"]["total"] > 0
     assert summary["run_id"] == "run-1"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rental_kpis.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def it_fails_with_one_line_naming_the_missing_column(generated, tmp_path):

@@ -23,9 +23,8 @@ from rental_kpis.aws import iam, statemachine
 from rental_kpis.aws.emr import LIBRARY_ZIP, ClusterSpec
 from rental_kpis.aws.names import Deployment
 from rental_kpis.layout import DATASETS, ZONES
-from rental_kpis.spark import build_library_zip
+from rental_kpis.spark import PROJECT_DIR, build_library_zip
 
-PROJECT_DIR = statemachine.PROJECT_DIR
 STEP_SCRIPTS = PROJECT_DIR / "emr_steps"
 EXPIRING_PREFIXES = ("query-results/", "emr-logs/")
 EXPIRE_AFTER_DAYS = 30
@@ -230,7 +229,7 @@ def ensure_catalog(deployment: Deployment, session: boto3.Session) -> list[str]:
 def workgroup_configuration(deployment: Deployment) -> dict[str, Any]:
     return {
         "ResultConfiguration": {
-            "OutputLocation": deployment.s3("query-results") + "/",
+            "OutputLocation": deployment.lake.uri("query-results") + "/",
             "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
         },
         "EnforceWorkGroupConfiguration": True,

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rental_kpis.aws.names import EMR_RELEASE_LABEL, Deployment
+from rental_kpis.spark import SESSION_CONF
 from rental_kpis.stages import SPARK_STAGES
 
 if TYPE_CHECKING:
     import boto3
 
 LIBRARY_ZIP = "rental_kpis.zip"
-# The session settings every Spark step needs (SPEC: UTC, strict date parsing), as on local.
-STEP_CONF = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-}
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
         "Name": f"{deployment.state_machine}-cluster",
         "ReleaseLabel": spec.release_label,
         "Applications": [{"Name": "Spark"}],
-        "LogUri": deployment.s3("emr-logs") + "/",
+        "LogUri": deployment.lake.uri("emr-logs") + "/",
         "ServiceRole": deployment.emr_service_role,
         "JobFlowRole": deployment.emr_ec2_role,
         "VisibleToAllUsers": True,
@@ -88,15 +84,16 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
 
 
 def step_args(deployment: Deployment, step: str, run_id: str) -> list[str]:
-    """The ``command-runner.jar`` arguments of one step: spark-submit with the library zip."""
+    """The ``command-runner.jar`` arguments of one step: spark-submit with the library zip and
+    the session settings every launch gets (``spark.SESSION_CONF``, as locally)."""
     if step not in SPARK_STAGES:
         raise ValueError(f"unknown step {step!r}; steps are {', '.join(SPARK_STAGES)}")
     args = ["spark-submit", "--deploy-mode", "cluster"]
-    for key, value in STEP_CONF.items():
+    for key, value in SESSION_CONF.items():
         args += ["--conf", f"{key}={value}"]
-    args += ["--py-files", deployment.s3("scripts", LIBRARY_ZIP)]
-    args += [deployment.s3("scripts", f"{step}.py")]
-    return [*args, "--lake-root", deployment.s3(), "--run-id", run_id]
+    lake = deployment.lake
+    args += ["--py-files", lake.uri("scripts", LIBRARY_ZIP), lake.uri("scripts", f"{step}.py")]
+    return [*args, "--lake-root", lake.root, "--run-id", run_id]
 
 
 def step_config(deployment: Deployment, step: str, run_id: str) -> dict[str, Any]:
@@ -167,7 +164,7 @@ def wait_for_steps(
 
 def step_log_location(deployment: Deployment, cluster_id: str, step_id: str) -> str:
     """Where EMR puts a step's stdout/stderr (``LogUri`` + cluster + step id)."""
-    return deployment.s3("emr-logs", cluster_id, "steps", step_id) + "/"
+    return deployment.lake.uri("emr-logs", cluster_id, "steps", step_id) + "/"
 
 
 def failure_details(

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rental_kpis.aws.names import Deployment
-from rental_kpis.aws.statemachine import PROJECT_DIR, substitute
+from rental_kpis.aws.names import Deployment, substitute
+from rental_kpis.spark import PROJECT_DIR
 
 if TYPE_CHECKING:
     import boto3

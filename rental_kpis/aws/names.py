@@ -1,15 +1,23 @@
-"""Every AWS resource name and ``${…}`` placeholder of a deployment, derived from the bucket.
+"""Every AWS resource name and ``${…}`` placeholder of a deployment, derived from the bucket,
+and ``substitute``, which fills the placeholders of ``iam_policies/`` and ``stepfunctions/``.
 
 One student account may host several deployments (one per bucket), so every name carries a
 short suffix made from the bucket; nothing else is configured by hand. Stdlib only.
+
+Placeholders are ``${Name}``. A string that is exactly one placeholder takes the value's own
+JSON type (numbers stay numbers, lists stay lists), so a template stays valid JSON;
+placeholders inside longer strings are replaced as text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from rental_kpis.layout import DATABASE, TABLES
+from rental_kpis.layout import DATABASE, TABLES, Lake
 
 PROJECT = "rental-kpis"
 EMR_RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the version the local backend pins
@@ -83,8 +91,10 @@ class Deployment:
             f"stateMachine:{self.state_machine}"
         )
 
-    def s3(self, *parts: str) -> str:
-        return "/".join([f"s3://{self.bucket}", *parts])
+    @property
+    def lake(self) -> Lake:
+        """The bucket as a lake: the zones' URIs come from the one layout rule (SPEC §2)."""
+        return Lake(f"s3://{self.bucket}")
 
     def placeholders(self) -> dict[str, str]:
         """The values of every ``${Name}`` used in ``iam_policies/`` and ``stepfunctions/``."""
@@ -116,4 +126,27 @@ class Deployment:
 
     @property
     def processed_prefixes(self) -> list[str]:
-        return [self.s3("processed", table) + "/" for table in TABLES]
+        return [self.lake.processed(table) + "/" for table in TABLES]
+
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+def substitute(node: Any, mapping: Mapping[str, Any]) -> Any:
+    """Fill every ``${Name}`` in a JSON tree; an unknown name is an error, never left behind."""
+    if isinstance(node, dict):
+        return {key: substitute(value, mapping) for key, value in node.items()}
+    if isinstance(node, list):
+        return [substitute(value, mapping) for value in node]
+    if not isinstance(node, str):
+        return node
+    whole = PLACEHOLDER.fullmatch(node)
+    if whole:
+        return _lookup(mapping, whole.group(1))
+    return PLACEHOLDER.sub(lambda m: str(_lookup(mapping, m.group(1))), node)
+
+
+def _lookup(mapping: Mapping[str, Any], name: str) -> Any:
+    if name not in mapping:
+        raise KeyError(f"no value for placeholder ${{{name}}}; known: {', '.join(sorted(mapping))}")
+    return mapping[name]

@@ -1,9 +1,5 @@
 """The Step Functions definition: render ``stepfunctions/*.asl.json`` for one deployment, and
 read it as a graph (for the leak test and the orchestration notebook's picture). Stdlib only.
-
-Placeholders are ``${Name}``. A string that is exactly one placeholder takes the value's own
-JSON type (numbers stay numbers, lists stay lists), so the template itself stays valid JSON;
-placeholders inside longer strings are replaced as text.
 """
 
 from __future__ import annotations
@@ -17,12 +13,11 @@ from typing import Any
 
 from rental_kpis import queries
 from rental_kpis.aws.emr import ClusterSpec, step_args
-from rental_kpis.aws.names import Deployment
+from rental_kpis.aws.names import Deployment, substitute
+from rental_kpis.spark import PROJECT_DIR
 from rental_kpis.stages import SPARK_STAGES, stage
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_DIR / "stepfunctions" / "rental_pipeline.asl.json"
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 RUN_ID_SENTINEL = "\x00run-id\x00"
 TERMINATE_RESOURCE = "arn:aws:states:::elasticmapreduce:terminateCluster"
 
@@ -72,26 +67,6 @@ def values(
     for step in SPARK_STAGES:
         found[f"{stage(step).state}Args"] = step_args_intrinsic(deployment, step)
     return found
-
-
-def substitute(node: Any, mapping: Mapping[str, Any]) -> Any:
-    """Fill every ``${Name}`` in a JSON tree; an unknown name is an error, never left behind."""
-    if isinstance(node, dict):
-        return {key: substitute(value, mapping) for key, value in node.items()}
-    if isinstance(node, list):
-        return [substitute(value, mapping) for value in node]
-    if not isinstance(node, str):
-        return node
-    whole = PLACEHOLDER.fullmatch(node)
-    if whole:
-        return _lookup(mapping, whole.group(1))
-    return PLACEHOLDER.sub(lambda m: str(_lookup(mapping, m.group(1))), node)
-
-
-def _lookup(mapping: Mapping[str, Any], name: str) -> Any:
-    if name not in mapping:
-        raise KeyError(f"no value for placeholder ${{{name}}}; known: {', '.join(sorted(mapping))}")
-    return mapping[name]
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
