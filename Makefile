@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAKE   ?= lake
 RAW    ?= data/raw
+REPORTS ?= reports
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 BENCH_SIZES ?= 1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install demo test check lint format sample bench clean
+.PHONY: help install demo run report lab browser test check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,10 +26,24 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP) ## create .venv and install the pinned requirements and the package
 
-demo: $(STAMP) ## run the whole local pipeline on the sample data (data/raw -> lake/)
+demo: report ## the whole walkthrough on the sample: notebooks in order, then the HTML report
+
+report: $(STAMP) ## run the notebooks with papermill into reports/ and render the HTML report
+	$(BIN)/rental-kpis report --raw $(RAW) --lake $(LAKE) --out $(REPORTS)
+
+run: $(STAMP) ## only the pipeline on the sample data (data/raw -> lake/), with its summary
 	$(BIN)/rental-kpis run --raw $(RAW) --lake $(LAKE)
 
-test: $(STAMP) ## run the test suite (Spark included; no AWS account needed)
+lab: $(STAMP) ## JupyterLab on notebooks/, with this project's virtualenv as the kernel
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+browser: ## Debian's Chromium + ChromeDriver for the report's browser test (apt; root or sudo)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser ## run the test suite (Spark, notebooks, a headless browser; no AWS account)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 check: lint test ## lint, then test
@@ -48,4 +63,4 @@ bench: $(STAMP) ## Spark pipeline vs DuckDB reference (BENCH_SIZES, BENCH_REPEAT
 	$(BIN)/python benchmarks/run.py --sizes $(BENCH_SIZES) --repeats $(BENCH_REPEATS)
 
 clean: ## remove the lake, reports and caches (keeps .venv)
-	rm -rf $(LAKE) reports/*.ipynb reports/*.html spark-warehouse metastore_db .pytest_cache
+	rm -rf $(LAKE) $(REPORTS)/*.ipynb $(REPORTS)/*.html test-artifacts spark-warehouse metastore_db .pytest_cache

@@ -90,7 +90,8 @@ def partition_keys_of(folder: Path) -> list[str]:
         current = children[0]
 
 
-def _scan_sql(location: str, partitioned: bool) -> str:
+def scan_sql(location: str, partitioned: bool) -> str:
+    """DuckDB's read of one table folder (Hive partitions as columns when partitioned)."""
     pattern = f"{location}/**/*.parquet" if partitioned else f"{location}/*.parquet"
     hive = "true" if partitioned else "false"
     return f"read_parquet('{pattern}', hive_partitioning = {hive}, union_by_name = true)"
@@ -98,7 +99,7 @@ def _scan_sql(location: str, partitioned: bool) -> str:
 
 def inspect_table(con: duckdb.DuckDBPyConnection, folder: Path) -> TableInfo:
     keys = partition_keys_of(folder)
-    described = con.execute(f"DESCRIBE SELECT * FROM {_scan_sql(str(folder), bool(keys))}")
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan_sql(str(folder), bool(keys))}")
     types = {name: glue_type(kind) for name, kind, *_ in described.fetchall()}
     return TableInfo(
         name=folder.name,
@@ -148,7 +149,7 @@ def crawl(lake: Lake) -> CrawlReport:
                 continue
             con.execute(
                 f'CREATE OR REPLACE VIEW {DATABASE}."{info.name}" AS SELECT * FROM '
-                f"{_scan_sql(info.location, bool(info.partition_keys))}"
+                f"{scan_sql(info.location, bool(info.partition_keys))}"
             )
             con.execute(
                 "INSERT OR REPLACE INTO main.glue_tables VALUES (?, ?, ?, ?, ?)",

@@ -87,6 +87,27 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if records[0]["status"] != "failed" else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from rental_kpis import report
+
+    def show(notebook: str, seconds: float) -> None:
+        print(f"✔ {notebook:<34} {seconds:6.1f} s", flush=True)
+
+    result = report.build(
+        args.lake,
+        args.out,
+        args.raw,
+        run_id=args.run_id,
+        backend=args.backend,
+        bucket=args.bucket,
+        region=args.region,
+        on_notebook=show,
+    )
+    print(f"executed notebooks: {args.out}/ (run {result.run_id})")
+    print(f"report: {result.html.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rental-kpis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--lake", type=Path, default=DEFAULT_LAKE)
     status.add_argument("--last", type=int, default=10)
     status.set_defaults(func=_status)
+
+    rep = sub.add_parser(
+        "report", help="run the notebooks in order (papermill) and render the HTML report"
+    )
+    rep.add_argument("--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)")
+    rep.add_argument("--out", type=Path, default=Path("reports"), help="default: reports")
+    rep.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="default: data/raw")
+    rep.add_argument("--run-id", default=None, help="the run the notebooks make and report on")
+    rep.add_argument("--backend", choices=("local", "aws"), default="local")
+    rep.add_argument("--bucket", default="", help="aws backend: the project bucket")
+    rep.add_argument("--region", default="us-east-1", help="aws backend: its region")
+    rep.set_defaults(func=_report)
 
     from rental_kpis.aws.cli import add_parser as add_aws_parser
 

@@ -53,3 +53,12 @@ class QueryFailed(RentalKpisError):
 
 class LakeBusy(RentalKpisError):
     """Another run holds the lake's lock."""
+
+
+class NotebookFailed(RentalKpisError):
+    """A walkthrough notebook raised: which one, the error, and where its executed copy is."""
+
+    def __init__(self, notebook: str, error: str, executed: str) -> None:
+        self.notebook = notebook
+        self.executed = executed
+        super().__init__(f"notebook {notebook} failed: {error} (executed copy: {executed})")

@@ -31,6 +31,18 @@ ZONES: tuple[str, ...] = (
     "emr-logs",
 )
 
+# What each zone holds, for people reading the layout (notebooks, docs).
+ZONE_CONTENTS: dict[str, str] = {
+    "raw": "the input CSV, one folder per dataset",
+    "curated": "valid rows, typed Parquet",
+    "rejected": "rejected rows: raw strings + rejection_reason",
+    "processed": "the KPI tables, Snappy Parquet (what the crawler catalogs)",
+    "runs": "one folder per run: row counts, timings and versions per step",
+    "query-results": "named query answers, one CSV per query and run",
+    "scripts": "the EMR step scripts and the library zip (AWS only)",
+    "emr-logs": "EMR cluster and step logs (AWS only)",
+}
+
 
 def is_remote(root: str) -> bool:
     """True for object-store roots (``s3://``, ``s3a://``…), False for a local folder."""

@@ -179,8 +179,8 @@ def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
         handle.close()
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _now(timespec: str = "seconds") -> str:
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
 
 def write_run_record(lake: Lake, record: dict) -> None:
@@ -245,21 +245,27 @@ def run_local(
                 library_zip = build_library_zip(Path(tmp))
                 for step in steps:
                     notify(step, "start", None)
-                    record["stages"][step] = {"status": "running"}
+                    record["stages"][step] = {
+                        "status": "running",
+                        "started_at": _now("milliseconds"),
+                    }
                     write_run_record(lake, record)
                     try:
                         step_result = _run_stage(
                             step, lake, result.run_id, library_zip, master, driver_memory
                         )
                     except BaseException:
-                        record["stages"][step] = {"status": "failed"}
+                        record["stages"][step].update(
+                            status="failed", finished_at=_now("milliseconds")
+                        )
                         notify(step, "failed", None)
                         raise
                     result.steps.append(step_result)
-                    record["stages"][step] = {
-                        "status": "succeeded",
-                        "seconds": round(step_result.seconds, 3),
-                    }
+                    record["stages"][step].update(
+                        status="succeeded",
+                        seconds=round(step_result.seconds, 3),
+                        finished_at=_now("milliseconds"),
+                    )
                     notify(step, "done", step_result)
             record["status"] = "succeeded"
         except BaseException as error:

@@ -1,0 +1,183 @@
+"""What the notebooks call: the shared pure helpers, and the AWS backend against moto."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import moto_tls
+import pytest
+from moto import mock_aws
+
+from rental_kpis import backends
+from rental_kpis.aws import deploy, emr
+from rental_kpis.layout import DATASETS
+from rental_kpis.schemas import RAW_COLUMNS
+
+REGION = "eu-west-1"
+BUCKET = "rental-kpis-notebook-test"
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def header(dataset: str) -> str:
+    return ",".join(c.name for c in RAW_COLUMNS[dataset])
+
+
+@pytest.fixture
+def raw(tmp_path):
+    folder = tmp_path / "raw"
+    for dataset in DATASETS:
+        (folder / dataset).mkdir(parents=True)
+        body = header(dataset) + "\n" + "\n".join(["x," * 3] * 2) + "\n"
+        (folder / dataset / f"{dataset}.csv").write_text(body)
+    return folder
+
+
+def it_counts_records_not_lines_and_names_missing_columns():
+    data = (header("users") + '\nu1,"Ann\nMarie",x\nu2,Bo,y\n').encode()
+    row = backends.inspect_csv("users", "users.csv", data)
+    assert (row["rows"], row["schema ok"], row["missing columns"]) == (2, True, "")
+    bad = backends.inspect_csv("users", "u.csv", b"user_id,first_name\nu1,Ann\n")
+    assert not bad["schema ok"]
+    assert bad["missing columns"].startswith("last_name, email, phone_number")
+
+
+def it_reports_a_dataset_without_files_as_a_failed_check():
+    check = backends.raw_check([("users", "users.csv", (header("users") + "\n").encode())])
+    assert check.set_index("dataset").loc["locations", "file"] == "(no CSV file)"
+    assert dict(zip(check["dataset"], check["schema ok"], strict=True)) == {
+        "locations": False, "vehicles": False, "users": True, "rental_transactions": False,
+    }  # fmt: skip
+
+
+def it_turns_stage_times_into_a_timeline():
+    stages = [
+        {"stage": "a", "status": "succeeded", "started": "2026-01-01T12:00:01.500+00:00",
+         "finished": "2026-01-01T12:00:04+00:00"},
+        {"stage": "b", "status": "failed", "started": "2026-01-01T12:00:00+00:00",
+         "finished": None},
+    ]  # fmt: skip
+    frame = backends.stage_timeline(stages)
+    assert frame.values.tolist() == [["a", "succeeded", 1.5, 4.0, 2.5], ["b", "failed", 0, 0, 0]]
+
+
+def it_reads_an_execution_history_including_a_state_entered_twice():
+    def event(seconds, kind, name=None):
+        item = {"timestamp": T0 + timedelta(seconds=seconds), "type": kind}
+        if name and kind.endswith("Entered"):
+            item["stateEnteredEventDetails"] = {"name": name}
+        if name and kind.endswith("Exited"):
+            item["stateExitedEventDetails"] = {"name": name}
+        return item
+
+    events = [
+        event(0, "ExecutionStarted"),
+        event(0, "TaskStateEntered", "Wait"),
+        event(5, "TaskStateExited", "Wait"),
+        event(5, "TaskStateEntered", "Wait"),
+        event(9, "TaskStateExited", "Wait"),
+        event(9, "TaskStateEntered", "Notify"),
+        event(10, "ExecutionFailed"),
+    ]
+    frame = backends.execution_timeline(events)
+    assert frame[["stage", "status", "start_s", "end_s"]].values.tolist() == [
+        ["Wait", "succeeded", 0.0, 5.0],
+        ["Wait", "succeeded", 5.0, 9.0],
+        ["Notify", "failed", 9.0, 10.0],
+    ]
+
+
+def it_lists_run_facts_with_versions_and_stage_times():
+    record = {
+        "run_id": "r1", "status": "succeeded", "started_at": "s", "finished_at": "f",
+        "stages": {"validate_raw": {"status": "succeeded", "seconds": 12.345}},
+    }  # fmt: skip
+    facts = backends.run_facts(record, {"validate_raw": {"versions": {"spark": "3.5.6"}}})
+    assert facts["value"].to_dict() == {
+        "run id": "r1",
+        "status": "succeeded",
+        "started (UTC)": "s",
+        "finished (UTC)": "f",
+        "spark version": "3.5.6",
+        "stage validate_raw": "12.3 s (succeeded)",
+    }
+
+
+def it_shows_cluster_steps_and_roles_from_the_same_builders_as_aws():
+    deployment = backends.deployment_of(BUCKET, REGION)
+    cluster = backends.cluster_table(emr.cluster_config(deployment))["value"]
+    assert cluster["release"] == "emr-7.13.0"
+    assert cluster["logs"] == f"s3://{BUCKET}/emr-logs/"
+    steps = backends.steps_table(deployment, "run-1")
+    assert steps.loc["validate_raw", "command"] == " ".join(
+        emr.step_args(deployment, "validate_raw", "run-1")
+    )
+    states = ["ValidateRaw", "VehicleLocationMetrics", "UserTransactionMetrics"]
+    assert steps["state"].tolist() == states
+    roles = backends.roles_table(deployment)
+    assert roles.loc[deployment.glue_crawler_role, "assumed by"] == "glue.amazonaws.com"
+    policies = backends.policy_table(deployment)
+    assert set(policies["role"]) == set(deployment.roles.values())
+    assert not policies["actions"].str.contains(r"\*", regex=True).any()
+
+
+def it_refuses_an_unknown_backend_or_aws_without_a_bucket():
+    with pytest.raises(ValueError, match='backend must be "local" or "aws"'):
+        backends.open_backend("azure")
+    with pytest.raises(ValueError, match="needs bucket="):
+        backends.open_backend("aws")
+
+
+# ---------------------------------------------------------------- the aws backend on moto
+
+
+@pytest.fixture
+def aws(fake_aws_credentials, raw):
+    with mock_aws(), moto_tls.patched():
+        session = boto3.Session(region_name=REGION)
+        deploy.setup(BUCKET, REGION, raw=raw, session=session)
+        yield backends.AwsBackend(BUCKET, REGION, raw, session=session)
+
+
+def it_uploads_and_verifies_the_raw_zone_on_s3(aws):
+    uploaded = aws.upload_raw()
+    assert not uploaded["uploaded now"].any()  # setup uploaded them; nothing changed since
+    assert {f"raw/{d}/{d}.csv" for d in DATASETS} <= set(uploaded.index)
+    check = aws.verify_raw()
+    assert check["schema ok"].all()
+    assert check["rows"].tolist() == [2, 2, 2, 2]
+
+
+def it_checks_every_service_of_the_deployment(aws):
+    checks = aws.connectivity()["result"].to_dict()
+    assert checks["caller"].startswith("arn:aws:")
+    assert {k: v for k, v in checks.items() if k != "caller"} == {
+        "bucket": "ok",
+        "Glue database": "ok",
+        "Glue crawler": "ok",
+        "Athena workgroup": "ok",
+        "state machine": "ok",
+    }
+
+
+def it_reads_step_summaries_and_the_catalog_from_aws(aws):
+    s3 = aws.session.client("s3")
+    summary = {"step": "validate_raw", "datasets": {}}
+    s3.put_object(Bucket=BUCKET, Key="runs/r1/validate_raw.json", Body=json.dumps(summary))
+    assert aws.step_summary("r1", "validate_raw") == summary
+    aws.session.client("glue").create_table(
+        DatabaseName="rental_marketplace",
+        TableInput={
+            "Name": "daily_metrics",
+            "StorageDescriptor": {
+                "Columns": [{"Name": "rental_date", "Type": "date"}],
+                "Location": f"s3://{BUCKET}/processed/daily_metrics/",
+            },
+            "PartitionKeys": [{"Name": "year", "Type": "int"}],
+        },
+    )
+    assert aws.catalog()[["table", "column", "type", "partition key"]].values.tolist() == [
+        ["daily_metrics", "rental_date", "date", False],
+        ["daily_metrics", "year", "int", True],
+    ]

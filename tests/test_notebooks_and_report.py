@@ -1,0 +1,205 @@
+"""The walkthrough end to end: ``rental-kpis report`` runs the five notebooks with papermill on
+the sample data in a temp folder, renders the HTML report, and a real browser opens it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pytest
+from cli_runner import run_cli
+
+from rental_kpis import report
+from rental_kpis.spark import PROJECT_DIR
+
+RUN_ID = "nbtest-run"
+SAMPLE = PROJECT_DIR / "data" / "raw"
+ARTIFACTS = PROJECT_DIR / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("walkthrough")
+    lake, out = root / "lake", root / "reports"
+    result = run_cli(
+        "report", "--lake", str(lake), "--out", str(out), "--run-id", RUN_ID, timeout=1200
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"lake": lake, "out": out, "stdout": result.stdout}
+
+
+def outputs(path: Path) -> list[dict]:
+    notebook = nbformat.read(path, as_version=4)
+    return [o for cell in notebook.cells for o in cell.get("outputs", [])]
+
+
+def processed(lake: Path, table: str) -> duckdb.DuckDBPyRelation:
+    return duckdb.sql(
+        f"SELECT * FROM read_parquet('{lake}/processed/{table}/**/*.parquet', hive_partitioning=1)"
+    )
+
+
+# ---------------------------------------------------------------- the committed notebooks
+
+
+@pytest.mark.parametrize("name", report.NOTEBOOKS)
+def it_commits_each_notebook_without_outputs_and_with_a_parameters_cell(name):
+    notebook = nbformat.read(report.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
+    assert notebook.cells[0].cell_type == "markdown"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and 'backend = "local"' in tagged[0].source
+    if name != report.FINAL:
+        assert "**Goal:**" in notebook.cells[0].source
+        assert "**Deliverable:**" in notebook.cells[0].source
+
+
+def it_gives_jupyter_this_virtualenv_as_the_kernel():
+    """`make lab` and papermill start the notebooks' "python3" kernel with this interpreter."""
+    from jupyter_client.manager import KernelManager
+
+    command = KernelManager(kernel_name="python3").format_kernel_cmd()
+    assert command[:3] == [sys.executable, "-m", "ipykernel_launcher"]
+
+
+# ---------------------------------------------------------------- executed under papermill
+
+
+@pytest.mark.slow
+def it_runs_every_notebook_without_an_error_and_prints_the_report_path(built):
+    for name in report.NOTEBOOKS:
+        executed = built["out"] / f"{name}.ipynb"
+        bad = [
+            o for o in outputs(executed) if o.output_type == "error" or o.get("name") == "stderr"
+        ]
+        assert not bad, f"{name}: {bad[:1]}"
+    html = built["out"] / report.HTML_NAME
+    assert built["stdout"].strip().splitlines()[-1] == f"report: {html.resolve()}"
+
+
+@pytest.mark.slow
+def it_passes_the_parameters_into_every_notebook(built):
+    lake = built["lake"]
+    for name in report.NOTEBOOKS:
+        notebook = nbformat.read(built["out"] / f"{name}.ipynb", as_version=4)
+        [injected] = [
+            c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])
+        ]
+        assert f'lake = "{lake.resolve()}"' in injected.source
+        assert (f'run_id = "{RUN_ID}"' in injected.source) == (name in report.RUN_ID_NOTEBOOKS)
+    # 04 ran the whole pipeline under the given run id, in the given lake.
+    record = json.loads((lake / "runs" / RUN_ID / "run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert list(record["stages"]) == [
+        "validate_raw", "vehicle_location_metrics", "user_transaction_metrics", "crawl", "queries"
+    ]  # fmt: skip
+    first = outputs(built["out"] / "01_sprint1_setup_and_ingestion.ipynb")
+    assert any(str(lake.resolve()) in json.dumps(o.get("data", {})) for o in first)
+
+
+@pytest.mark.slow
+def it_verifies_the_upload_with_the_row_counts_validation_finds(built):
+    """Sprint 1's row counts (read back from the raw zone) equal validate_raw's input rows."""
+    summary = json.loads((built["lake"] / "runs" / RUN_ID / "validate_raw.json").read_text())
+    executed = built["out"] / "01_sprint1_setup_and_ingestion.ipynb"
+    shown = "".join(json.dumps(o.get("data", {}), ensure_ascii=False) for o in outputs(executed))
+    rows = sum(d["input_rows"] for d in summary["datasets"].values())
+    assert f"{rows:,} rows: every dataset has the SPEC §1 columns" in shown
+
+
+# ---------------------------------------------------------------- the HTML report
+
+
+@pytest.fixture(scope="module")
+def page(built) -> str:
+    return (built["out"] / report.HTML_NAME).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def it_embeds_at_least_six_charts_as_data_uris_with_takeaways(page):
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert len(images) >= 6
+    for tag in images:
+        src = re.search(r'src="([^"]*)"', tag).group(1)
+        assert src.startswith("data:image/png;base64,"), tag[:80]
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", page)
+    assert len(captions) == len(images) and all(len(c) > 30 for c in captions)
+
+
+@pytest.mark.slow
+def it_loads_nothing_from_the_network_and_shows_no_code(page):
+    assert not re.search(r'<(script|img|link|iframe)\b[^>]*(src|href)="(https?:)?//', page)
+    assert "env.table(" not in page and "open_backend" not in page
+    assert "Traceback" not in page
+
+
+@pytest.mark.slow
+def it_shows_headline_numbers_equal_to_the_kpi_tables(page, built):
+    lake = built["lake"]
+    revenue, rentals = (
+        processed(lake, "location_performance")
+        .aggregate("sum(total_revenue), sum(transaction_count)")
+        .fetchone()
+    )
+    users = processed(lake, "user_metrics").count("*").fetchone()[0]
+    rented, fleet = (
+        processed(lake, "vehicle_type_performance")
+        .aggregate("sum(unique_vehicles_rented), sum(fleet_size)")
+        .fetchone()
+    )
+    first, last = (
+        processed(lake, "daily_metrics").aggregate("min(rental_date), max(rental_date)").fetchone()
+    )
+    expected = {
+        "Revenue": f"${revenue:,.0f}",
+        "Rentals": f"{rentals:,}",
+        "Active users": f"{users:,}",
+        "Vehicles rented": f"{rented:,} of {fleet:,} in the fleet",
+        "Period": f"{first} to {last} ({(last - first).days + 1} days)",
+    }
+    for label, value in expected.items():
+        assert re.search(rf">{label}</th>\s*<td>{re.escape(value)}</td>", page), (label, value)
+
+
+@pytest.mark.slow
+def it_renders_in_a_real_browser_with_every_image_loaded(built):
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--window-size=1200,900",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get((built["out"] / report.HTML_NAME).resolve().as_uri())
+        widths = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)"
+        )
+        assert len(widths) >= 6 and all(w > 0 for w in widths), widths
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1200, min(int(height), 8000))
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "report.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
+    shutil.copy(built["out"] / report.HTML_NAME, ARTIFACTS / report.HTML_NAME)
