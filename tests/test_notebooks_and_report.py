@@ -16,6 +16,7 @@ import pytest
 from cli_runner import run_cli
 
 from rental_kpis import report
+from rental_kpis.errors import NotebookFailed
 from rental_kpis.spark import PROJECT_DIR
 
 RUN_ID = "nbtest-run"
@@ -203,3 +204,23 @@ def it_renders_in_a_real_browser_with_every_image_loaded(built):
     finally:
         driver.quit()
     shutil.copy(built["out"] / report.HTML_NAME, ARTIFACTS / report.HTML_NAME)
+
+
+def it_names_the_notebook_the_error_and_the_executed_copy_when_a_cell_fails(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('lake = "default"')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        parameters,
+        nbformat.v4.new_code_cell("raise LookupError(f'no run in {lake}')"),
+    ]
+    source, target = tmp_path / "06_broken.ipynb", tmp_path / "out" / "06_broken.ipynb"
+    target.parent.mkdir()
+    nbformat.write(notebook, source)
+    with pytest.raises(NotebookFailed) as failed:
+        report.execute(source, target, {"lake": "/data/x"})
+    assert str(failed.value) == (
+        f"notebook 06_broken failed: LookupError: no run in /data/x (executed copy: {target})"
+    )
+    assert target.exists()
