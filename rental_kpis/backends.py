@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rental_kpis.errors import RunFailed
 from rental_kpis.layout import DATASETS, TABLES, ZONE_CONTENTS, ZONES, Lake
 from rental_kpis.stages import SPARK_STAGES
 
@@ -192,22 +193,27 @@ def stage_timeline(stages: list[dict[str, Any]]) -> pd.DataFrame:
 
 def execution_timeline(events: list[dict[str, Any]]) -> pd.DataFrame:
     """A Step Functions execution history as a timeline: one row per state entered, ended by
-    its exit event (a state entered twice, like the crawler poll, gives two rows)."""
-    open_states: dict[str, dict[str, Any]] = {}
+    its exit event. A state entered again (the crawler poll) or in several Map iterations at
+    once gives one row each; exits close the oldest open entry of that name. States still
+    open when the execution ends (a Succeed or Fail state) end with it."""
+    open_states: dict[str, list[dict[str, Any]]] = {}
     stages: list[dict[str, Any]] = []
     for event in events:
         entered = event.get("stateEnteredEventDetails")
         exited = event.get("stateExitedEventDetails")
+        kind = event.get("type", "")
         if entered:
             item = {"stage": entered["name"], "status": "running", "started": event["timestamp"]}
-            open_states[entered["name"]] = item
+            open_states.setdefault(entered["name"], []).append(item)
             stages.append(item)
-        elif exited and exited["name"] in open_states:
-            item = open_states.pop(exited["name"])
+        elif exited and open_states.get(exited["name"]):
+            item = open_states[exited["name"]].pop(0)
             item.update(status="succeeded", finished=event["timestamp"])
-        elif event.get("type", "").endswith("Failed"):
-            for item in open_states.values():
-                item.update(status="failed", finished=event["timestamp"])
+        elif kind.startswith("Execution") and kind != "ExecutionStarted":
+            status = "succeeded" if kind == "ExecutionSucceeded" else "failed"
+            for item in (i for items in open_states.values() for i in items):
+                item.update(status=status, finished=event["timestamp"])
+            open_states.clear()
     return stage_timeline(stages)
 
 
@@ -497,7 +503,7 @@ class AwsBackend:
         arn = deploy.start_run(self.deployment, self.session, run_id)
         outcome = deploy.follow_run(arn, self.session, poll_seconds=poll_seconds)
         if outcome.status != "SUCCEEDED":
-            raise RuntimeError(f"run {run_id} {outcome.status}: {outcome.error} {outcome.cause}")
+            raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
         return self.run_timeline(run_id)
 
     def _execution_arn(self, run_id: str) -> str:

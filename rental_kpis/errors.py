@@ -62,3 +62,11 @@ class NotebookFailed(RentalKpisError):
         self.notebook = notebook
         self.executed = executed
         super().__init__(f"notebook {notebook} failed: {error} (executed copy: {executed})")
+
+
+class RunFailed(RentalKpisError):
+    """A pipeline run on AWS (a state machine execution) ended without succeeding."""
+
+    def __init__(self, run_id: str, status: str, error: str | None, cause: str | None) -> None:
+        self.run_id, self.status = run_id, status
+        super().__init__(f"run {run_id} {status}: {error or 'no error name'}: {cause or ''}")

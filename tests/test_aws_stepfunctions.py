@@ -15,6 +15,8 @@ from statelint.linter import Linter
 from rental_kpis.aws import statemachine as sm
 from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
 from rental_kpis.aws.names import Deployment
+from rental_kpis.backends import AwsBackend
+from rental_kpis.errors import RunFailed
 from rental_kpis.queries import names as query_names
 from rental_kpis.stages import SPARK_STAGES, STAGES, stage
 
@@ -212,3 +214,39 @@ def it_notifies_when_the_cluster_never_starts(sfn_world):
     assert result["status"] == "FAILED"
     assert result["entered"] == ["CreateCluster", "NotifyFailure", "PipelineFailed"]
     assert "TERMINATED_WITH_ERRORS" in result["cause"]
+
+
+def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):
+    """What notebooks 04 and 05 call on AWS: run, timeline, newest run, run facts."""
+    session = boto3.Session(region_name=REGION)
+    bucket = "rental-kpis-test"
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    for step in SPARK_STAGES:
+        summary = {"step": step, "versions": {"spark": "3.5.6"}}
+        s3.put_object(Bucket=bucket, Key=f"runs/run-nb/{step}.json", Body=json.dumps(summary))
+    backend = AwsBackend(bucket, REGION, "data/raw", session=session)
+    with mocked_test_case(load_test_case("rental_pipeline", "HappyPath")):
+        timeline = backend.run_pipeline("run-nb", poll_seconds=0.05)
+    assert timeline["stage"].iloc[0] == "CreateCluster"
+    assert timeline["stage"].iloc[-1] == "Succeeded"
+    assert set(timeline["status"]) == {"succeeded"}
+    assert (timeline["end_s"] >= timeline["start_s"]).all()
+    assert backend.latest_run_id() == "run-nb"
+    facts = backend.run_facts("run-nb")["value"]
+    assert (facts["run id"], facts["status"], facts["spark version"]) == (
+        "run-nb",
+        "succeeded",
+        "3.5.6",
+    )
+    assert facts["stage NotifySuccess"].endswith("(succeeded)")
+
+
+def it_raises_the_runs_error_and_cause_when_the_execution_fails(sfn_world):
+    session = boto3.Session(region_name=REGION)
+    backend = AwsBackend("rental-kpis-test", REGION, "data/raw", session=session)
+    with (
+        mocked_test_case(load_test_case("rental_pipeline", "CrawlerFails")),
+        pytest.raises(RunFailed, match=r"run run-bad FAILED: CrawlerFailed: .*s3:GetObject"),
+    ):
+        backend.run_pipeline("run-bad", poll_seconds=0.05)
