@@ -261,3 +261,14 @@ def present_spenders(spenders: pd.DataFrame) -> Styler:
         "last_name": "last name", "total_spent": "spent (USD)", "rental_count": "rentals",
     }  # fmt: skip
     return _present(spenders, columns, {"total_spent": "{:,.2f}", "rental_count": "{:,}"})
+
+
+def present_quality(validation: dict) -> Styler:
+    """``quality_table`` for readers: thousands separators, reconciliation as yes / NO."""
+    table = quality_table(validation).reset_index()
+    counts = ["rows in", "valid", "rejected", "exact duplicates"]
+    return (
+        table.style.format(dict.fromkeys(counts, "{:,}"))
+        .format({"reconciles": lambda ok: "yes" if ok else "NO"})
+        .hide(axis="index")
+    )

@@ -181,6 +181,12 @@ def it_says_which_dataset_does_not_reconcile():
     assert insights.quality_takeaway(broken).endswith("rental_transactions do not reconcile.")
 
 
+def it_shows_reconciliation_as_yes_or_no_with_thousands_separators():
+    shown = insights.present_quality(validation(valid=6)).to_html()
+    assert re.search(r">users</td>\s*<td[^>]*>5</td>", shown)
+    assert shown.count(">yes</td>") == 1 and shown.count(">NO</td>") == 1
+
+
 def it_formats_the_tables_for_readers():
     shown = insights.present_vehicle_types(VEHICLE_TYPES).to_html()
     assert "600.00" in shown and "25.0%" in shown and "vehicle type" in shown
