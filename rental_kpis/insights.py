@@ -194,7 +194,8 @@ def rejections(validation: dict) -> pd.DataFrame:
         if n
     ]
     frame = pd.DataFrame(rows, columns=["dataset", "reason", "rows"])
-    return frame.sort_values(["rows", "dataset", "reason"], ascending=[False, True, True])
+    ordered = frame.sort_values(["rows", "dataset", "reason"], ascending=[False, True, True])
+    return ordered.reset_index(drop=True)
 
 
 def quality_takeaway(validation: dict) -> str:
