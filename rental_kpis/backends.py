@@ -128,13 +128,16 @@ def steps_table(deployment: Deployment, run_id: str) -> pd.DataFrame:
 
 
 def inspect_csv(dataset: str, name: str, data: bytes) -> dict[str, Any]:
-    """Records, header and missing SPEC §1 columns of one raw file (quoted newlines respected)."""
-    from rental_kpis.schemas import RAW_COLUMNS
+    """Records, header and missing SPEC §1 columns of one raw file, by the rules the validation
+    step reads headers with (quoted newlines inside records respected)."""
+    from rental_kpis.readers import parse_header
+    from rental_kpis.schemas import missing_columns
 
-    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-    header = next(reader, [])
-    records = sum(1 for _ in reader)
-    missing = [c.name for c in RAW_COLUMNS[dataset] if c.name not in header]
+    text = data.decode("utf-8", errors="replace")
+    header = parse_header(text.partition("\n")[0].rstrip("\r"))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records = sum(1 for _ in reader) - (1 if text else 0)
+    missing = missing_columns(dataset, header)
     return {
         "dataset": dataset,
         "file": name,
@@ -157,6 +160,22 @@ def raw_check(files: Iterable[tuple[str, str, bytes]]) -> pd.DataFrame:
     ]  # fmt: skip
     rows.sort(key=lambda row: (DATASETS.index(row["dataset"]), row["file"]))  # SPEC §1 order
     return pd.DataFrame(rows)
+
+
+def raw_verdict(check: pd.DataFrame) -> str:
+    """One sentence for a ``raw_check`` that passed; InputError naming every failing file."""
+    from rental_kpis.errors import InputError
+
+    failing = check[~check["schema ok"]]
+    if len(failing):
+        where = "; ".join(
+            f"{row['dataset']}/{row['file']}: missing {row['missing columns']}"
+            for _, row in failing.iterrows()
+        )
+        raise InputError(f"raw files without the SPEC §1 columns: {where}")
+    return (
+        f"{len(check)} files, {check['rows'].sum():,} rows: every dataset has the SPEC §1 columns."
+    )
 
 
 def _seconds_between(start: str | datetime, end: str | datetime) -> float:
@@ -302,14 +321,14 @@ class LocalBackend:
         from rental_kpis.pipeline import run_local
 
         run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES)
-        return stage_timeline(_stages_of(self.run_record(run_id)))
+        return self.run_timeline(run_id)
 
     def run_pipeline(self, run_id: str) -> pd.DataFrame:
         """The whole pipeline (steps, crawl, queries) from the raw zone; returns its timeline."""
         from rental_kpis.pipeline import LOCAL_STAGES, run_local
 
         run_local(None, Path(self.lake.root), run_id=run_id, steps=LOCAL_STAGES)
-        return stage_timeline(_stages_of(self.run_record(run_id)))
+        return self.run_timeline(run_id)
 
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
         return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
@@ -378,6 +397,18 @@ def _known_table(name: str) -> str:
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
     return name
+
+
+def catalog_tables(columns: pd.DataFrame) -> pd.DataFrame:
+    """One row per catalogued table (from ``catalog()``'s column rows): how many columns,
+    its partition keys, where it lives."""
+    keys = columns[columns["partition key"]].groupby("table")["column"].agg(", ".join)
+    return (
+        columns.groupby("table")
+        .agg(columns=("column", "size"), location=("location", "first"))
+        .join(keys.rename("partition keys"))
+        .fillna({"partition keys": ""})
+    )
 
 
 def _catalog_frame(tables: Iterable[tuple[str, str, list, list]]) -> pd.DataFrame:
@@ -504,22 +535,17 @@ class AwsBackend:
         outcome = deploy.follow_run(arn, self.session, poll_seconds=poll_seconds)
         if outcome.status != "SUCCEEDED":
             raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
-        return self.run_timeline(run_id)
-
-    def _execution_arn(self, run_id: str) -> str:
-        return self.deployment.state_machine_arn.replace(":stateMachine:", ":execution:") + (
-            f":{run_id}"
-        )
+        return execution_timeline(outcome.events)  # the history follow_run already read
 
     def run_timeline(self, run_id: str) -> pd.DataFrame:
         sfn = self.session.client("stepfunctions")
         pages = sfn.get_paginator("get_execution_history").paginate(
-            executionArn=self._execution_arn(run_id)
+            executionArn=self.deployment.execution_arn(run_id)
         )
         return execution_timeline([e for page in pages for e in page["events"]])
 
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
-        key = self.lake.run_summary(run_id, step).split(f"s3://{self.deployment.bucket}/", 1)[1]
+        key = self.lake.key(self.lake.run_summary(run_id, step))
         body = self.session.client("s3").get_object(Bucket=self.deployment.bucket, Key=key)
         return json.loads(body["Body"].read())
 
@@ -534,7 +560,7 @@ class AwsBackend:
 
     def run_facts(self, run_id: str) -> pd.DataFrame:
         sfn = self.session.client("stepfunctions")
-        desc = sfn.describe_execution(executionArn=self._execution_arn(run_id))
+        desc = sfn.describe_execution(executionArn=self.deployment.execution_arn(run_id))
         timeline = self.run_timeline(run_id)
         record = {
             "run_id": run_id,
@@ -581,14 +607,13 @@ class AwsBackend:
         )
 
     def table(self, name: str) -> pd.DataFrame:
-        import awswrangler as wr
+        from rental_kpis.aws import athena
 
-        return wr.athena.read_sql_query(
+        return athena.run_sql(
             f'SELECT * FROM "{_known_table(name)}"',
-            database=self.deployment.database,
+            label=name,
             workgroup=self.deployment.workgroup,
-            ctas_approach=False,
-            unload_approach=False,
+            database=self.deployment.database,
             boto3_session=self.session,
         )
 

@@ -169,9 +169,10 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
 def quality_table(validation: dict) -> pd.DataFrame:
     """Rows in and out per dataset (from the validate_raw summary) and whether they reconcile:
     every input row is valid, rejected with a reason, or an exact duplicate dropped."""
+    from rental_kpis.validation import DatasetCounts  # the step's own reconciliation rule
+
     rows = []
     for dataset, counts in validation["datasets"].items():
-        accounted = counts["valid_rows"] + counts["rejected_rows"] + counts["deduplicated_rows"]
         rows.append(
             {
                 "dataset": dataset,
@@ -179,7 +180,7 @@ def quality_table(validation: dict) -> pd.DataFrame:
                 "valid": counts["valid_rows"],
                 "rejected": counts["rejected_rows"],
                 "exact duplicates": counts["deduplicated_rows"],
-                "reconciles": accounted == counts["input_rows"],
+                "reconciles": DatasetCounts(**counts).reconciles,
             }
         )
     return pd.DataFrame(rows).set_index("dataset")

@@ -79,6 +79,17 @@ class Lake:
             raise ValueError(f"unknown lake zone {zone!r}; expected one of {', '.join(ZONES)}")
         return "/".join([self.root, zone, *parts])
 
+    def key(self, uri: str) -> str:
+        """The part of ``uri`` below the root: the S3 object key of a zone URI.
+
+        >>> Lake("s3://bucket").key("s3://bucket/runs/r1/validate_raw.json")
+        'runs/r1/validate_raw.json'
+        """
+        prefix = self.root + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not under the lake root {self.root}")
+        return uri[len(prefix) :]
+
     def raw(self, dataset: str) -> str:
         return self.uri("raw", dataset)
 

@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from rental_kpis import fs
 from rental_kpis.errors import InputError, MissingColumnsError, MissingDatasetError
-from rental_kpis.schemas import column_names
+from rental_kpis.schemas import column_names, missing_columns
 from rental_kpis.validation import CORRUPT_RECORD
 
 
@@ -35,7 +35,7 @@ def read_header(spark: SparkSession, dataset: str, uri: str) -> list[str]:
                 f"dataset {dataset!r} at {uri}: file {path} has header {','.join(header)} "
                 f"but {files[0]} has {','.join(first)}; files of one dataset must agree"
             )
-    missing = [name for name in column_names(dataset) if name not in first]
+    missing = missing_columns(dataset, first)
     if missing:
         raise MissingColumnsError(dataset, uri, missing, first)
     return first

@@ -135,6 +135,11 @@ def column_names(dataset: str) -> list[str]:
     return [column.name for column in RAW_COLUMNS[dataset]]
 
 
+def missing_columns(dataset: str, header: list[str]) -> list[str]:
+    """SPEC §1 columns of ``dataset`` that ``header`` lacks, in SPEC order."""
+    return [name for name in column_names(dataset) if name not in header]
+
+
 def curated_schema(dataset: str) -> T.StructType:
     """The typed schema of ``curated/<dataset>/``: the raw columns, parsed, in SPEC order."""
     return T.StructType(

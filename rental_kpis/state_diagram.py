@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from rental_kpis.aws.statemachine import Edge, edges
+from rental_kpis.aws.statemachine import Edge, edges, successors
 from rental_kpis.charts import Chart
 
 SUCCESS_COLOUR, FAILURE_COLOUR, LOOP_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
@@ -34,9 +34,7 @@ class Layout:
 def failure_states(definition: Mapping[str, Any]) -> frozenset[str]:
     """States from which no path reaches a Succeed state (or a successful ``End``)."""
     states = definition["States"]
-    incoming: dict[str, set[str]] = {}
-    for edge in edges(definition):
-        incoming.setdefault(edge.target, set()).add(edge.source)
+    incoming = successors(edges(definition), reverse=True)
     good = {
         n
         for n, s in states.items()
@@ -53,9 +51,7 @@ def failure_states(definition: Mapping[str, Any]) -> frozenset[str]:
 
 def _back_edges(definition: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     """Edges that close a loop (target is on the current depth-first path)."""
-    out: dict[str, list[str]] = {}
-    for edge in edges(definition):
-        out.setdefault(edge.source, []).append(edge.target)
+    out = successors(edges(definition))
     found: set[tuple[str, str]] = set()
     on_path: set[str] = set()
     done: set[str] = set()
@@ -77,9 +73,7 @@ def _back_edges(definition: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
 def _main_path(definition: Mapping[str, Any], forward: list[Edge]) -> set[str]:
     """The longest loop-free path from ``StartAt`` to a Succeed state: drawn as one column."""
     states = definition["States"]
-    out: dict[str, list[str]] = {}
-    for edge in forward:
-        out.setdefault(edge.source, []).append(edge.target)
+    out = successors(forward)
     best: dict[str, list[str] | None] = {}
 
     def longest(name: str) -> list[str] | None:

@@ -12,7 +12,8 @@ from moto import mock_aws
 
 from rental_kpis import backends
 from rental_kpis.aws import deploy, emr
-from rental_kpis.layout import DATASETS
+from rental_kpis.errors import InputError
+from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.schemas import RAW_COLUMNS
 
 REGION = "eu-west-1"
@@ -181,3 +182,39 @@ def it_reads_step_summaries_and_the_catalog_from_aws(aws):
         ["daily_metrics", "rental_date", "date", False],
         ["daily_metrics", "year", "int", True],
     ]
+
+
+def it_sums_up_a_passing_raw_check_and_names_every_failing_file():
+    good = (header("users") + "\nu1\nu2\n").encode()
+    files = [(d, f"{d}.csv", (header(d) + "\nx\n").encode()) for d in DATASETS]
+    passing = backends.raw_check(files)
+    assert backends.raw_verdict(passing) == (
+        "4 files, 4 rows: every dataset has the SPEC §1 columns."
+    )
+    failing = backends.raw_check([("users", "users.csv", good), ("users", "old.csv", b"user_id\n")])
+    with pytest.raises(InputError) as error:
+        backends.raw_verdict(failing)
+    assert "users/old.csv: missing first_name, last_name" in str(error.value)
+    assert "locations/(no CSV file): missing the whole dataset" in str(error.value)
+
+
+def it_summarises_the_catalog_per_table():
+    columns = backends._catalog_frame(
+        [
+            ("daily_metrics", "s3://b/processed/daily_metrics", [("rental_date", "date")],
+             [("year", "int"), ("month", "int")]),
+            ("user_metrics", "s3://b/processed/user_metrics", [("user_id", "string")], []),
+        ]
+    )  # fmt: skip
+    tables = backends.catalog_tables(columns)
+    assert tables.reset_index().values.tolist() == [
+        ["daily_metrics", 3, "s3://b/processed/daily_metrics", "year, month"],
+        ["user_metrics", 1, "s3://b/processed/user_metrics", ""],
+    ]
+
+
+def it_gives_the_object_key_of_a_lake_uri_and_refuses_one_outside():
+    lake = Lake("s3://bucket")
+    assert lake.key(lake.run_summary("r1", "validate_raw")) == "runs/r1/validate_raw.json"
+    with pytest.raises(ValueError, match="not under the lake root s3://bucket"):
+        lake.key("s3://other/runs/x.json")

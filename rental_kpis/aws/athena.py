@@ -35,12 +35,31 @@ def run_named_query(
     -------
     >>> run_named_query("top_spending_users", workgroup="rental-kpis")
     """
+    return run_sql(
+        queries.load(name).sql,
+        label=name,
+        workgroup=workgroup,
+        output_location=output_location,
+        database=database,
+        boto3_session=boto3_session,
+    )
+
+
+def run_sql(
+    sql: str,
+    *,
+    label: str,
+    workgroup: str,
+    output_location: str | None = None,
+    database: str = DATABASE,
+    boto3_session: boto3.Session | None = None,
+) -> pd.DataFrame:
+    """Run one Athena statement (plain reads: no CTAS, no UNLOAD); a failure names ``label``."""
     import awswrangler as wr
 
-    query = queries.load(name)
     try:
         return wr.athena.read_sql_query(
-            query.sql,
+            sql,
             database=database,
             workgroup=workgroup,
             s3_output=output_location,
@@ -49,4 +68,4 @@ def run_named_query(
             boto3_session=boto3_session,
         )
     except wr.exceptions.QueryFailed as error:
-        raise QueryFailed(name, str(error)) from error
+        raise QueryFailed(label, str(error)) from error

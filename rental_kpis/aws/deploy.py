@@ -344,6 +344,7 @@ class RunOutcome:
     error: str | None
     cause: str | None
     states: list[tuple[str, float]]
+    events: list[dict[str, Any]] = field(default_factory=list)  # the history, as last read
 
 
 def start_run(deployment: Deployment, session: boto3.Session, run_id: str) -> str:
@@ -381,11 +382,11 @@ def follow_run(
         seen = len(events)
         if desc["status"] != "RUNNING":  # finished run's history is then complete
             return RunOutcome(
-                execution_arn, desc["status"], desc.get("error"), desc.get("cause"), states
+                execution_arn, desc["status"], desc.get("error"), desc.get("cause"), states, events
             )
         if time.monotonic() - started > timeout_seconds:
             # Stop following, not the run: the state machine goes on (and cleans up) by itself.
-            return RunOutcome(execution_arn, "RUNNING", None, None, states)
+            return RunOutcome(execution_arn, "RUNNING", None, None, states, events)
         time.sleep(poll_seconds)
 
 

@@ -91,6 +91,13 @@ class Deployment:
             f"stateMachine:{self.state_machine}"
         )
 
+    def execution_arn(self, run_id: str) -> str:
+        """The state machine's execution named ``run_id`` (``rental-kpis aws run`` names it so)."""
+        return (
+            f"arn:{self.partition}:states:{self.region}:{self.account_id}:"
+            f"execution:{self.state_machine}:{run_id}"
+        )
+
     @property
     def lake(self) -> Lake:
         """The bucket as a lake: the zones' URIs come from the one layout rule (SPEC §2)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,15 @@ def edges(definition: Mapping[str, Any]) -> list[Edge]:
     return found
 
 
+def successors(found: Iterable[Edge], *, reverse: bool = False) -> dict[str, list[str]]:
+    """State -> the states its transitions lead to (``reverse``: the states that lead to it)."""
+    out: dict[str, list[str]] = {}
+    for edge in found:
+        source, target = (edge.target, edge.source) if reverse else (edge.source, edge.target)
+        out.setdefault(source, []).append(target)
+    return out
+
+
 def end_states(definition: Mapping[str, Any]) -> list[str]:
     return [
         name
@@ -132,9 +141,7 @@ def paths_avoiding_terminate(definition: Mapping[str, Any], start: str) -> list[
     Loops (the crawler poll) are walked once: a cycle cannot add a terminate the path lacks.
     """
     states = definition["States"]
-    out: dict[str, list[str]] = {}
-    for edge in edges(definition):
-        out.setdefault(edge.source, []).append(edge.target)
+    out = successors(edges(definition))
     ends = set(end_states(definition))
     found: list[list[str]] = []
 
