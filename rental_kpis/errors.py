@@ -70,3 +70,28 @@ class RunFailed(RentalKpisError):
     def __init__(self, run_id: str, status: str, error: str | None, cause: str | None) -> None:
         self.run_id, self.status = run_id, status
         super().__init__(f"run {run_id} {status}: {error or 'no error name'}: {cause or ''}")
+
+
+# ---------------------------------------------------------------- names, paths and the lake
+# What a user typed that cannot name anything, or a lake that cannot be used: each is one
+# line and exit 2 in the CLI. Raised at the edge where the name becomes a path or the
+# filesystem / DuckDB refuses, never by catching everything.
+
+
+class InvalidRunId(RentalKpisError, ValueError):
+    """A run id outside the one pattern (``layout.RUN_ID``): it would become a path."""
+
+
+class UnknownQuery(RentalKpisError, LookupError):
+    """A query name that is not one of the named queries (``rental_kpis/queries/*.sql``)."""
+
+
+class LakeUnusable(RentalKpisError):
+    """The local lake cannot be used: a URI, a file, or a folder the OS refuses to write."""
+
+
+def os_error_text(error: OSError) -> str:
+    """``Permission denied: /lake/x`` from an OSError, without Python's ``[Errno 13]`` noise."""
+    reason = error.strerror or type(error).__name__
+    where = error.filename if error.filename is not None else ""
+    return f"{reason}: {where}" if where else reason
