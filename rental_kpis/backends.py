@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rental_kpis.errors import RunFailed
-from rental_kpis.layout import DATASETS, TABLES, ZONE_CONTENTS, ZONES, Lake
+from rental_kpis.layout import DATASETS, TABLES, ZONE_CONTENTS, ZONES, Lake, check_run_id
 from rental_kpis.stages import SPARK_STAGES
 
 if TYPE_CHECKING:
@@ -371,12 +371,12 @@ class LocalBackend:
         """A KPI table read straight from the processed zone (before any crawl)."""
         import duckdb
 
-        from rental_kpis.catalog import scan_sql
-        from rental_kpis.kpis import PARTITIONS
+        from rental_kpis.catalog import table_dataset
 
-        uri = self.lake.processed(_known_table(name))
+        dataset = table_dataset(Path(self.lake.processed(_known_table(name))))
         with duckdb.connect() as con:
-            return con.execute(f"SELECT * FROM {scan_sql(uri, name in PARTITIONS)}").fetchdf()
+            con.register("processed_table", dataset)
+            return con.execute("SELECT * FROM processed_table").fetchdf()
 
     def query(self, name: str) -> pd.DataFrame:
         from rental_kpis import querying
@@ -507,6 +507,7 @@ class AwsBackend:
         """Start a cluster, add the three steps, wait, terminate; returns the steps' timeline."""
         from rental_kpis.aws import emr
 
+        check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
         cluster = emr.create_cluster(self.deployment, session=self.session)
         try:
             ids = emr.add_steps(self.deployment, cluster, run_id, session=self.session)
@@ -531,7 +532,7 @@ class AwsBackend:
         """Start the state machine, follow it to the end; returns the states' timeline."""
         from rental_kpis.aws import deploy
 
-        arn = deploy.start_run(self.deployment, self.session, run_id)
+        arn = deploy.start_run(self.deployment, self.session, check_run_id(run_id))
         outcome = deploy.follow_run(arn, self.session, poll_seconds=poll_seconds)
         if outcome.status != "SUCCEEDED":
             raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)

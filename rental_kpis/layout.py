@@ -5,6 +5,7 @@ Every other module asks this one where things live, so the layout is written dow
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import secrets
@@ -113,7 +114,9 @@ class Lake:
     def uri(self, zone: str, *parts: str) -> str:
         if zone not in ZONES:
             raise ValueError(f"unknown lake zone {zone!r}; expected one of {', '.join(ZONES)}")
-        return "/".join([self.root, zone, *parts])
+        if zone == "runs" and parts:
+            check_run_id(parts[0])
+        return "/".join([self.root, zone, *(_check_part(p) for p in parts)])
 
     def key(self, uri: str) -> str:
         """The part of ``uri`` below the root: the S3 object key of a zone URI.
@@ -164,3 +167,11 @@ def check_run_id(run_id: str) -> str:
             "starting with a letter or digit"
         )
     return run_id
+
+
+def run_id_argument(value: str) -> str:
+    """``check_run_id`` as an argparse ``type``: a refused id is a usage error (exit 2)."""
+    try:
+        return check_run_id(value)
+    except InvalidRunId as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import InputError, LakeBusy, StepFailed
-from rental_kpis.layout import DATASETS, Lake, new_run_id
+from rental_kpis.errors import InputError, LakeBusy, LakeUnusable, StepFailed, os_error_text
+from rental_kpis.layout import DATASETS, Lake, check_run_id, local_lake, new_run_id
 from rental_kpis.spark import PROJECT_DIR, build_library_zip, spark_submit
 from rental_kpis.stages import SPARK_STAGES
 
@@ -157,8 +157,11 @@ def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
     leaves a stale lock behind.
     """
     root = Path(lake.root)
-    root.mkdir(parents=True, exist_ok=True)
-    handle = (root / LOCK_FILE).open("a+")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / LOCK_FILE).open("a+")
+    except OSError as error:  # read-only, permission denied: the run's first write says so
+        raise LakeUnusable(f"lake {root} cannot be written: {os_error_text(error)}") from error
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -209,7 +212,7 @@ StageCallback = Callable[[str, str, "StepResult | None"], None]
 
 def run_local(
     raw_dir: Path | None,
-    lake_dir: Path,
+    lake_dir: str | Path,
     run_id: str | None = None,
     steps: Sequence[str] = LOCAL_STAGES,
     master: str = "local[*]",
@@ -223,8 +226,8 @@ def run_local(
     written by earlier successful runs stay complete, because every write is switched in
     only once it is whole.
     """
-    lake = Lake(str(lake_dir))
-    result = RunResult(run_id or new_run_id(), lake)
+    lake = local_lake(lake_dir)
+    result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
     record = {
         "run_id": result.run_id,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rental_kpis.layout import new_run_id
+from rental_kpis.layout import check_run_id, new_run_id
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -38,9 +38,9 @@ def _setup(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rental_kpis.aws import deploy
 
+    run_id = check_run_id(args.run_id) if args.run_id else new_run_id()
     session = deploy.session_for(args.region)
     d = deploy.deployment_for(args.bucket, args.region, session)
-    run_id = args.run_id or new_run_id()
     arn = deploy.start_run(d, session, run_id)
     print(f"run {run_id} started: {arn}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rental_kpis.errors import UnknownQuery
+
 QUERY_DIR = Path(__file__).resolve().parent
 
 
@@ -16,10 +18,11 @@ class NamedQuery:
 
 
 def load(name: str) -> NamedQuery:
-    path = QUERY_DIR / f"{name}.sql"
-    if not path.exists():
-        raise KeyError(f"no named query {name!r}; known: {', '.join(names())}")
-    text = path.read_text()
+    """The named query ``name``: only a name of ``names()``, never a path to another file."""
+    known = names()
+    if name not in known:
+        raise UnknownQuery(f"no named query {name!r}; known: {', '.join(known)}")
+    text = (QUERY_DIR / f"{name}.sql").read_text()
     first = text.splitlines()[0] if text else ""
     description = first[2:].strip() if first.startswith("--") else ""
     return NamedQuery(name, description, text.strip())
