@@ -15,6 +15,7 @@ import shutil
 import stat
 from pathlib import Path
 
+import duckdb
 import pytest
 from cli_runner import run_cli
 from test_catalog_and_queries import write_world_tables
@@ -144,3 +145,20 @@ def it_keeps_the_traceback_of_a_genuine_bug(crawled, tmp_path, monkeypatch):
     Path(catalog.catalog_path(lake)).unlink()
     with pytest.raises(TypeError, match="a bug"):
         cli.main(["crawl", "--lake", lake.root])
+
+
+def it_says_in_one_line_that_another_process_holds_the_catalog(crawled, tmp_path):
+    lake = copy_of(crawled, tmp_path / "lake")
+    with duckdb.connect(str(catalog.catalog_path(lake))):  # a writer elsewhere holds the lock
+        done = run_cli("query", "monthly_revenue", "--lake", lake.root)
+    assert_one_line_error(done, f"catalog {catalog.catalog_path(lake)} cannot be opened", "lock")
+
+
+def it_skips_a_finished_table_folder_without_parquet(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    folder = Path(lake.processed("daily_metrics"))
+    folder.mkdir(parents=True)
+    (folder / "_SUCCESS").touch()
+    report = catalog.crawl(lake)
+    assert report.skipped == {"daily_metrics": catalog.NO_PARQUET}
+    assert catalog.get_tables(lake) == []
