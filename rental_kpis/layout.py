@@ -58,11 +58,17 @@ def is_remote(root: str) -> bool:
 _URI_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
+# Characters Spark (Hadoop's globStatus) expands in a path it reads: a lake under b[ab]c/ would
+# have its steps read bac/'s files.
+HADOOP_GLOB = "{}[]*?\\"
+
+
 def local_lake(root: str | os.PathLike[str]) -> Lake:
     """The lake of the local backend at ``root``, refused early when it cannot be one.
 
-    An object-store URI is an error here (it used to become a folder named ``s3:``), and so is
-    a path that is, or lies under, a file: one line that says so, before anything is written.
+    An object-store URI is an error here (it used to become a folder named ``s3:``), and so
+    are a path Spark would expand as a glob and a path that is, or lies under, a file: one line
+    that says so, before anything is written.
     """
     text = os.fspath(root)
     if is_remote(text) or (_URI_LIKE.match(text) and not text.startswith("file:")):
@@ -71,6 +77,12 @@ def local_lake(root: str | os.PathLike[str]) -> Lake:
             "(a lake on S3 runs with `rental-kpis aws run` or `report --backend aws`)"
         )
     lake = Lake(text)
+    globbing = sorted(set(HADOOP_GLOB) & set(lake.root))
+    if globbing:
+        raise LakeUnusable(
+            f"lake {lake.root}: its path holds {' '.join(globbing)}, which Spark reads as a "
+            "pattern (it would read other folders that match); choose a folder without them"
+        )
     for path in (Path(lake.root), *Path(lake.root).parents):
         if path.exists():
             if not path.is_dir():

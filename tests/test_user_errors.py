@@ -162,3 +162,12 @@ def it_skips_a_finished_table_folder_without_parquet(tmp_path):
     report = catalog.crawl(lake)
     assert report.skipped == {"daily_metrics": catalog.NO_PARQUET}
     assert catalog.get_tables(lake) == []
+
+
+@pytest.mark.parametrize("folder", ["b[ab]c", "st*r", "{a,b}", "q?"])
+def it_refuses_a_lake_path_that_spark_would_read_as_a_glob(tmp_path, folder):
+    # Spark expands these in every path it reads: the steps would read the sibling bac/.
+    lake = tmp_path / folder / "lake"
+    done = run_cli("run", "--raw", str(tmp_path), "--lake", str(lake))
+    assert_one_line_error(done, str(lake), "Spark reads as a pattern")
+    assert not (tmp_path / folder).exists()
