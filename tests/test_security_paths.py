@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from cli_runner import run_cli
 from test_catalog_and_queries import EXPECTED_ANSWERS, EXPECTED_TYPES, write_world_tables
@@ -92,6 +93,16 @@ def it_prints_a_query_of_a_lake_under_a_quote_from_the_command_line(processed, t
     assert done.returncode == 0, done.stderr
     assert done.stdout == "vehicle_type,rental_count,total_revenue,fleet_size\nbasic,3,100.0,2\n"
     assert Path(lake.uri("query-results", "most_rented_vehicle_type", "r1.csv")).exists()
+
+
+def it_reads_processed_tables_of_a_lake_under_a_quote_for_the_notebooks(processed, tmp_path):
+    lake = lake_under(tmp_path / "o'neil", processed)
+    catalog.crawl(lake)
+    backend = LocalBackend(lake.root, tmp_path)
+    for name, (columns, keys) in EXPECTED_TYPES.items():
+        direct = backend.processed(name)  # notebook 02, before any crawl
+        assert list(direct.columns) == [c for c, _ in columns + keys]
+        pd.testing.assert_frame_equal(direct, backend.table(name))  # through the catalog
 
 
 def it_skips_a_table_folder_whose_name_would_inject_sql(processed, tmp_path):
