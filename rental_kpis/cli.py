@@ -13,7 +13,7 @@ DEFAULT_LAKE = Path("lake")
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from rental_kpis.datagen import generate
+    from rental_kpis.devtools.datagen import generate
 
     manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
     for name, counts in manifest["datasets"].items():
@@ -26,8 +26,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rental_kpis.pipeline import run_local
-    from rental_kpis.report_console import print_run, step_printer
+    from rental_kpis.local.runner import run_local
+    from rental_kpis.report.console import print_run, step_printer
 
     result = run_local(
         args.raw,
@@ -42,42 +42,43 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from rental_kpis import catalog
     from rental_kpis.layout import Lake
+    from rental_kpis.local import glue
 
     lake = Lake(str(args.lake))
-    report = catalog.crawl(lake)
+    report = glue.crawl(lake)
     for verb in ("added", "updated", "unchanged", "removed"):
         names = getattr(report, verb)
         if names:
             print(f"{verb}: {', '.join(names)}")
     for folder, why in report.skipped.items():
         print(f"skipped {folder}: {why}")
-    for table in catalog.get_tables(lake):
+    for table in glue.get_tables(lake):
         keys = ", ".join(f"{n} {t}" for n, t in table.partition_keys) or "-"
-        print(f"\n{catalog.DATABASE}.{table.name}  location={table.location}  partitions: {keys}")
+        print(f"\n{glue.DATABASE}.{table.name}  location={table.location}  partitions: {keys}")
         for name, kind in table.columns:
             print(f"  {name:<28} {kind}")
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
-    from rental_kpis import queries, querying
+    from rental_kpis import queries
     from rental_kpis.layout import Lake, new_run_id
+    from rental_kpis.local import athena
 
     if args.list or not args.name:
         for query in queries.all_queries():
             print(f"{query.name:<26} {query.description}")
         return 0
-    result = querying.run_named_query(Lake(str(args.lake)), args.name, args.run_id or new_run_id())
+    result = athena.run_named_query(Lake(str(args.lake)), args.name, args.run_id or new_run_id())
     sys.stdout.write(result.to_csv())
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from rental_kpis.layout import Lake
-    from rental_kpis.pipeline import run_history
-    from rental_kpis.report_console import print_history
+    from rental_kpis.local.runner import run_history
+    from rental_kpis.report.console import print_history
 
     records = run_history(Lake(str(args.lake)), args.last)
     if not records:
@@ -88,12 +89,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rental_kpis import report
+    from rental_kpis.report import notebooks
 
     def show(notebook: str, seconds: float) -> None:
         print(f"✔ {notebook:<34} {seconds:6.1f} s", flush=True)
 
-    result = report.build(
+    result = notebooks.build(
         args.lake,
         args.out,
         args.raw,
@@ -175,9 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyError as error:
-        print(f"rental-kpis: error: {error.args[0]}", file=sys.stderr)
-        return 2
     except (RentalKpisError, FileNotFoundError) as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2

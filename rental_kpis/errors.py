@@ -30,6 +30,18 @@ class MissingColumnsError(InputError):
         self.dataset, self.uri, self.missing, self.available = dataset, uri, missing, available
 
 
+class UsageError(RentalKpisError):
+    """A command or notebook parameter that cannot work (a backend without a bucket, …)."""
+
+
+class UnknownName(UsageError):
+    """A table, stage or query name that the project does not define."""
+
+
+class NoRunYet(RentalKpisError):
+    """A lake or state machine without the succeeded run a command needs."""
+
+
 class StepFailed(RentalKpisError):
     """A pipeline step (a spark-submit process) exited non-zero."""
 

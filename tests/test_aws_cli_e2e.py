@@ -118,7 +118,7 @@ def it_runs_the_sprint_1_notebook_on_the_aws_backend(moto_server, tmp_path, monk
     """The same notebook cells with backend="aws": connectivity, IAM tables, upload, verify."""
     import nbformat
 
-    from rental_kpis import report
+    from rental_kpis.report import notebooks as report
 
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(name)

@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from rental_kpis.aws import deploy, emr
 from rental_kpis.aws.names import Deployment
+from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, TABLES, ZONES
 
 REGION = "eu-west-1"
@@ -114,7 +115,7 @@ def it_uploads_only_what_changed(session, raw):
 def it_refuses_a_raw_folder_missing_a_dataset(session, raw):
     for path in (raw / "vehicles").iterdir():
         path.unlink()
-    with pytest.raises(FileNotFoundError, match="no CSV for vehicles"):
+    with pytest.raises(InputError, match="no CSV for vehicles"):
         deploy.setup(BUCKET, REGION, raw=raw, session=session)
 
 

@@ -15,10 +15,10 @@ from statelint.linter import Linter
 from rental_kpis.aws import statemachine as sm
 from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
 from rental_kpis.aws.names import Deployment
-from rental_kpis.backends import AwsBackend
 from rental_kpis.errors import RunFailed
 from rental_kpis.queries import names as query_names
 from rental_kpis.stages import SPARK_STAGES, STAGES, stage
+from rental_kpis.walkthrough import AwsBackend
 
 REGION = "eu-west-1"
 FAST = sm.Timing(retry_interval_seconds=1, crawler_poll_seconds=0, max_crawler_polls=3)

@@ -36,18 +36,19 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rental_kpis.aws import deploy
+    from rental_kpis.aws import stepfunctions
+    from rental_kpis.aws.sts import deployment_for, session_for
 
-    session = deploy.session_for(args.region)
-    d = deploy.deployment_for(args.bucket, args.region, session)
+    session = session_for(args.region)
+    d = deployment_for(args.bucket, args.region, session)
     run_id = args.run_id or new_run_id()
-    arn = deploy.start_run(d, session, run_id)
+    arn = stepfunctions.start_run(d, session, run_id)
     print(f"run {run_id} started: {arn}")
 
     def show(state: str, elapsed: float) -> None:
         print(f"  {elapsed:8.1f} s  {state}", flush=True)
 
-    outcome = deploy.follow_run(
+    outcome = stepfunctions.follow_run(
         arn, session, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout, on_state=show
     )
     print(f"run {run_id}: {outcome.status}")

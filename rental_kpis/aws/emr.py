@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rental_kpis.aws.names import EMR_RELEASE_LABEL, Deployment
-from rental_kpis.spark import SESSION_CONF
+from rental_kpis.project import LIBRARY_ZIP
+from rental_kpis.spark.session import SESSION_CONF
 from rental_kpis.stages import SPARK_STAGES
 
 if TYPE_CHECKING:
     import boto3
-
-LIBRARY_ZIP = "rental_kpis.zip"
 
 
 @dataclass(frozen=True)
@@ -167,19 +166,30 @@ def step_log_location(deployment: Deployment, cluster_id: str, step_id: str) -> 
     return deployment.lake.uri("emr-logs", cluster_id, "steps", step_id) + "/"
 
 
-def failure_details(
-    deployment: Deployment, cluster_id: str, step_id: str, session: boto3.Session | None = None
-) -> dict[str, str]:
-    """The reason EMR gives for a failed step, and where to read its logs."""
+def step_statuses(
+    deployment: Deployment,
+    cluster_id: str,
+    step_ids: dict[str, str],
+    session: boto3.Session | None = None,
+) -> list[dict[str, Any]]:
+    """Each step's state, start and end, and, for a failed one, EMR's reason and its log."""
     emr = _client(deployment, session)
-    status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
-    details = status.get("FailureDetails", {})
-    return {
-        "state": status["State"],
-        "reason": details.get("Reason", ""),
-        "message": details.get("Message", ""),
-        "log": details.get("LogFile") or step_log_location(deployment, cluster_id, step_id),
-    }
+    rows = []
+    for step, step_id in step_ids.items():
+        status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
+        times = status.get("Timeline", {})
+        details = status.get("FailureDetails", {})
+        rows.append(
+            {
+                "stage": step,
+                "status": status["State"].lower(),
+                "started": times.get("StartDateTime") or times.get("CreationDateTime"),
+                "finished": times.get("EndDateTime"),
+                "reason": details.get("Message") or details.get("Reason", ""),
+                "log": details.get("LogFile") or step_log_location(deployment, cluster_id, step_id),
+            }
+        )
+    return rows
 
 
 def terminate_cluster(

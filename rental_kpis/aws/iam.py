@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rental_kpis.aws.names import Deployment, substitute
-from rental_kpis.spark import PROJECT_DIR
+from rental_kpis.project import IAM_POLICY_DIR
 
 if TYPE_CHECKING:
     import boto3
 
-POLICY_DIR = PROJECT_DIR / "iam_policies"
+POLICY_DIR = IAM_POLICY_DIR
 INLINE_POLICY = "rental-kpis-least-privilege"
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from rental_kpis import queries
 from rental_kpis.aws.emr import ClusterSpec, step_args
 from rental_kpis.aws.names import Deployment, substitute
-from rental_kpis.spark import PROJECT_DIR
+from rental_kpis.project import STATE_MACHINE_FILE
 from rental_kpis.stages import SPARK_STAGES, stage
 
-TEMPLATE = PROJECT_DIR / "stepfunctions" / "rental_pipeline.asl.json"
+TEMPLATE = STATE_MACHINE_FILE
 RUN_ID_SENTINEL = "\x00run-id\x00"
 TERMINATE_RESOURCE = "arn:aws:states:::elasticmapreduce:terminateCluster"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rental_kpis.errors import UnknownName
+
 QUERY_DIR = Path(__file__).resolve().parent
 
 
@@ -16,9 +18,9 @@ class NamedQuery:
 
 
 def load(name: str) -> NamedQuery:
+    if name not in names():  # only the named list: never a path the caller chose
+        raise UnknownName(f"no named query {name!r}; known: {', '.join(names())}")
     path = QUERY_DIR / f"{name}.sql"
-    if not path.exists():
-        raise KeyError(f"no named query {name!r}; known: {', '.join(names())}")
     text = path.read_text()
     first = text.splitlines()[0] if text else ""
     description = first[2:].strip() if first.startswith("--") else ""

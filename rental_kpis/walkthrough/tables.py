@@ -1,4 +1,5 @@
-"""One object per backend with the operations the sprint notebooks walk through.
+"""The pure pandas helpers behind the walkthrough: each turns plain data (a run record, a
+Step Functions history, an EMR request, raw bytes) into the frame a notebook cell shows.
 
 A notebook says ``backend = open_backend("local", …)`` (or ``"aws"``) and then calls the same
 methods either way: upload and verify the raw zone, run the Spark steps, crawl, query, run the
@@ -12,21 +13,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rental_kpis.errors import RunFailed
+from rental_kpis.errors import UnknownName
 from rental_kpis.layout import DATASETS, TABLES, ZONE_CONTENTS, ZONES, Lake
 from rental_kpis.stages import SPARK_STAGES
 
 if TYPE_CHECKING:
-    import boto3
-
     from rental_kpis.aws.names import Deployment
 
 DEFAULT_REGION = "us-east-1"
@@ -130,8 +127,8 @@ def steps_table(deployment: Deployment, run_id: str) -> pd.DataFrame:
 def inspect_csv(dataset: str, name: str, data: bytes) -> dict[str, Any]:
     """Records, header and missing SPEC §1 columns of one raw file, by the rules the validation
     step reads headers with (quoted newlines inside records respected)."""
-    from rental_kpis.readers import parse_header
-    from rental_kpis.schemas import missing_columns
+    from rental_kpis.spark.readers import parse_header
+    from rental_kpis.spark.schemas import missing_columns
 
     text = data.decode("utf-8", errors="replace")
     header = parse_header(text.partition("\n")[0].rstrip("\r"))
@@ -253,7 +250,7 @@ def run_facts(record: dict[str, Any], summaries: dict[str, dict]) -> pd.DataFram
     return pd.DataFrame(facts, columns=["fact", "value"]).set_index("fact")
 
 
-def _stages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+def stages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"stage": name, "status": f["status"], "started": f["started_at"],
          "finished": f.get("finished_at")}
@@ -261,141 +258,9 @@ def _stages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-# ---------------------------------------------------------------- local
-
-
-class LocalBackend:
-    """The lake folder, spark-submit of the step scripts, the DuckDB catalog."""
-
-    name = "local"
-
-    def __init__(
-        self, lake: str | Path, raw: str | Path, bucket: str = "", region: str = DEFAULT_REGION
-    ) -> None:
-        self.lake = Lake(str(lake))
-        self.raw = Path(raw)
-        # What an AWS deployment would be named: the IAM and EMR views show it locally too.
-        self.deployment = deployment_of(bucket, region)
-
-    def where(self) -> str:
-        return f"local lake {self.lake.root}"
-
-    def layout(self) -> pd.DataFrame:
-        return layout_table(self.lake)
-
-    def connectivity(self) -> pd.DataFrame:
-        """What the pipeline needs here: a writable lake folder, the raw files, a Java for Spark."""
-        from rental_kpis.spark import find_java_home
-
-        root = Path(self.lake.root)
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-check"
-        probe.write_text("ok")
-        probe.unlink()
-        checks = [
-            ("lake folder writable", str(root)),
-            ("raw data present", ", ".join(d for d in DATASETS if (self.raw / d).is_dir())),
-            ("Java for Spark", find_java_home()),
-        ]
-        return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
-
-    def upload_raw(self) -> pd.DataFrame:
-        """Copy ``raw/<dataset>/*.csv`` into the lake's raw zone (the local S3 upload)."""
-        from rental_kpis.pipeline import load_raw
-
-        copied = load_raw(self.raw, self.lake)
-        return pd.DataFrame(
-            [{"dataset": d, "files": n, "to": self.lake.raw(d) + "/"} for d, n in copied.items()]
-        ).set_index("dataset")
-
-    def verify_raw(self) -> pd.DataFrame:
-        files = [
-            (dataset, path.name, path.read_bytes())
-            for dataset in DATASETS
-            for path in sorted(Path(self.lake.raw(dataset)).glob("*.csv"))
-        ]
-        return raw_check(files)
-
-    def run_steps(self, run_id: str) -> pd.DataFrame:
-        """spark-submit the three step scripts, as EMR steps run; returns their timeline."""
-        from rental_kpis.pipeline import run_local
-
-        run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES)
-        return self.run_timeline(run_id)
-
-    def run_pipeline(self, run_id: str) -> pd.DataFrame:
-        """The whole pipeline (steps, crawl, queries) from the raw zone; returns its timeline."""
-        from rental_kpis.pipeline import LOCAL_STAGES, run_local
-
-        run_local(None, Path(self.lake.root), run_id=run_id, steps=LOCAL_STAGES)
-        return self.run_timeline(run_id)
-
-    def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
-        return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
-
-    def run_record(self, run_id: str) -> dict[str, Any]:
-        return json.loads(Path(self.lake.uri("runs", run_id, "run.json")).read_text())
-
-    def latest_run_id(self) -> str:
-        """The newest run on this lake that succeeded."""
-        from rental_kpis.pipeline import run_history
-
-        runs = [r for r in run_history(self.lake, limit=1000) if r["status"] == "succeeded"]
-        if not runs:
-            raise LookupError(f"no succeeded run on {self.lake.root}: run the pipeline first")
-        return runs[0]["run_id"]
-
-    def run_facts(self, run_id: str) -> pd.DataFrame:
-        record = self.run_record(run_id)
-        summaries = {s: self.step_summary(run_id, s) for s in SPARK_STAGES}
-        return run_facts(record, summaries)
-
-    def run_timeline(self, run_id: str) -> pd.DataFrame:
-        return stage_timeline(_stages_of(self.run_record(run_id)))
-
-    def crawl(self) -> pd.DataFrame:
-        from rental_kpis import catalog
-
-        catalog.crawl(self.lake)
-        return self.catalog()
-
-    def catalog(self) -> pd.DataFrame:
-        """One row per catalogued column: table, column, Glue type, partition key or not."""
-        from rental_kpis import catalog
-
-        return _catalog_frame(
-            (t.name, t.location, t.columns, t.partition_keys) for t in catalog.get_tables(self.lake)
-        )
-
-    def processed(self, name: str) -> pd.DataFrame:
-        """A KPI table read straight from the processed zone (before any crawl)."""
-        import duckdb
-
-        from rental_kpis.catalog import scan_sql
-        from rental_kpis.kpis import PARTITIONS
-
-        uri = self.lake.processed(_known_table(name))
-        with duckdb.connect() as con:
-            return con.execute(f"SELECT * FROM {scan_sql(uri, name in PARTITIONS)}").fetchdf()
-
-    def query(self, name: str) -> pd.DataFrame:
-        from rental_kpis import querying
-
-        result = querying.run_named_query(self.lake, name)
-        return pd.DataFrame(result.rows, columns=result.columns)
-
-    def table(self, name: str) -> pd.DataFrame:
-        """A whole KPI table, read through the catalog (as Athena would)."""
-        from rental_kpis import catalog
-        from rental_kpis.layout import DATABASE
-
-        with catalog.connect(self.lake) as con:
-            return con.execute(f'SELECT * FROM {DATABASE}."{_known_table(name)}"').fetchdf()
-
-
-def _known_table(name: str) -> str:
+def known_table(name: str) -> str:
     if name not in TABLES:
-        raise KeyError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
+        raise UnknownName(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
     return name
 
 
@@ -411,7 +276,7 @@ def catalog_tables(columns: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _catalog_frame(tables: Iterable[tuple[str, str, list, list]]) -> pd.DataFrame:
+def catalog_frame(tables: Iterable[tuple[str, str, list, list]]) -> pd.DataFrame:
     rows = [
         {"table": name, "column": column, "type": kind, "partition key": partition,
          "location": location}
@@ -420,231 +285,3 @@ def _catalog_frame(tables: Iterable[tuple[str, str, list, list]]) -> pd.DataFram
         [(c, False) for c in columns] + [(k, True) for k in keys]
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["table", "column", "type", "partition key", "location"])
-
-
-# ---------------------------------------------------------------- AWS
-
-
-class AwsBackend:
-    """The same operations on S3, EMR, Glue, Athena and Step Functions (``rental-kpis aws
-    setup`` made the resources). Costs money while the EMR cluster runs."""
-
-    name = "aws"
-
-    def __init__(
-        self, bucket: str, region: str, raw: str | Path, session: boto3.Session | None = None
-    ) -> None:
-        from rental_kpis.aws import deploy
-
-        self.session = session or deploy.session_for(region)
-        self.deployment: Deployment = deploy.deployment_for(bucket, region, self.session)
-        self.lake = self.deployment.lake
-        self.raw = Path(raw)
-
-    def where(self) -> str:
-        return f"s3://{self.deployment.bucket} in {self.deployment.region}"
-
-    def layout(self) -> pd.DataFrame:
-        return layout_table(self.lake)
-
-    def connectivity(self) -> pd.DataFrame:
-        """Who we are, and that each service the pipeline uses answers for this deployment."""
-        d, s = self.deployment, self.session
-        glue, athena = s.client("glue"), s.client("athena")
-        sfn = s.client("stepfunctions")
-        checks = [
-            ("caller", s.client("sts").get_caller_identity()["Arn"]),
-            ("bucket", _answers(lambda: s.client("s3").head_bucket(Bucket=d.bucket))),
-            ("Glue database", _answers(lambda: glue.get_database(Name=d.database))),
-            ("Glue crawler", _answers(lambda: glue.get_crawler(Name=d.crawler))),
-            ("Athena workgroup", _answers(lambda: athena.get_work_group(WorkGroup=d.workgroup))),
-            (
-                "state machine",
-                _answers(lambda: sfn.describe_state_machine(stateMachineArn=d.state_machine_arn)),
-            ),
-        ]
-        return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
-
-    def processed(self, name: str) -> pd.DataFrame:
-        import awswrangler as wr
-
-        uri = self.lake.processed(_known_table(name)) + "/"
-        return wr.s3.read_parquet(uri, dataset=True, boto3_session=self.session)
-
-    def upload_raw(self) -> pd.DataFrame:
-        """Upload raw CSV, step scripts and library zip; unchanged files are skipped."""
-        from rental_kpis.aws import deploy
-
-        uploaded = set(deploy.upload_inputs(self.deployment, self.session, self.raw))
-        keys = self._keys("raw/") + self._keys("scripts/")
-        return pd.DataFrame([{"key": k, "uploaded now": k in uploaded} for k in keys]).set_index(
-            "key"
-        )
-
-    def verify_raw(self) -> pd.DataFrame:
-        s3 = self.session.client("s3")
-        files = []
-        for key in self._keys("raw/"):
-            parts = key.split("/", 2)  # raw/<dataset>/<file>; "raw/" itself is a folder marker
-            if len(parts) == 3 and parts[1] in DATASETS and parts[2].endswith(".csv"):
-                dataset, name = parts[1], parts[2]
-                body = s3.get_object(Bucket=self.deployment.bucket, Key=key)["Body"].read()
-                files.append((dataset, name, body))
-        return raw_check(files)
-
-    def _keys(self, prefix: str) -> list[str]:
-        paginator = self.session.client("s3").get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.deployment.bucket, Prefix=prefix)
-        keys = (o["Key"] for page in pages for o in page.get("Contents", []))
-        return sorted(k for k in keys if not k.endswith("/"))  # not the folder markers
-
-    def cluster_config(self) -> dict[str, Any]:
-        from rental_kpis.aws import emr
-
-        return emr.cluster_config(self.deployment)
-
-    def run_steps(self, run_id: str, poll_seconds: float = 30.0) -> pd.DataFrame:
-        """Start a cluster, add the three steps, wait, terminate; returns the steps' timeline."""
-        from rental_kpis.aws import emr
-
-        cluster = emr.create_cluster(self.deployment, session=self.session)
-        try:
-            ids = emr.add_steps(self.deployment, cluster, run_id, session=self.session)
-            emr.wait_for_steps(
-                self.deployment, cluster, ids, poll_seconds=poll_seconds, session=self.session
-            )
-        finally:
-            emr.terminate_cluster(self.deployment, cluster, session=self.session)
-        client = self.session.client("emr")
-        stages = []
-        for step, step_id in ids.items():
-            status = client.describe_step(ClusterId=cluster, StepId=step_id)["Step"]["Status"]
-            times = status.get("Timeline", {})
-            started = times.get("StartDateTime") or times.get("CreationDateTime")
-            stages.append(
-                {"stage": step, "status": status["State"].lower(), "started": started,
-                 "finished": times.get("EndDateTime")}
-            )  # fmt: skip
-        return stage_timeline(stages)
-
-    def run_pipeline(self, run_id: str, poll_seconds: float = 10.0) -> pd.DataFrame:
-        """Start the state machine, follow it to the end; returns the states' timeline."""
-        from rental_kpis.aws import deploy
-
-        arn = deploy.start_run(self.deployment, self.session, run_id)
-        outcome = deploy.follow_run(arn, self.session, poll_seconds=poll_seconds)
-        if outcome.status != "SUCCEEDED":
-            raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
-        return execution_timeline(outcome.events)  # the history follow_run already read
-
-    def run_timeline(self, run_id: str) -> pd.DataFrame:
-        sfn = self.session.client("stepfunctions")
-        pages = sfn.get_paginator("get_execution_history").paginate(
-            executionArn=self.deployment.execution_arn(run_id)
-        )
-        return execution_timeline([e for page in pages for e in page["events"]])
-
-    def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
-        key = self.lake.key(self.lake.run_summary(run_id, step))
-        body = self.session.client("s3").get_object(Bucket=self.deployment.bucket, Key=key)
-        return json.loads(body["Body"].read())
-
-    def latest_run_id(self) -> str:
-        sfn = self.session.client("stepfunctions")
-        runs = sfn.list_executions(
-            stateMachineArn=self.deployment.state_machine_arn, statusFilter="SUCCEEDED"
-        )["executions"]
-        if not runs:
-            raise LookupError(f"no succeeded execution of {self.deployment.state_machine}")
-        return max(runs, key=lambda r: r["startDate"])["name"]
-
-    def run_facts(self, run_id: str) -> pd.DataFrame:
-        sfn = self.session.client("stepfunctions")
-        desc = sfn.describe_execution(executionArn=self.deployment.execution_arn(run_id))
-        timeline = self.run_timeline(run_id)
-        record = {
-            "run_id": run_id,
-            "status": desc["status"].lower(),
-            "started_at": str(desc["startDate"]),
-            "finished_at": str(desc.get("stopDate", "")),
-            "stages": {
-                row.stage: {"status": row.status, "seconds": row.seconds}
-                for row in timeline.itertuples()
-            },
-        }
-        return run_facts(record, {s: self.step_summary(run_id, s) for s in SPARK_STAGES})
-
-    def crawl(self, poll_seconds: float = 15.0, timeout_seconds: float = 900.0) -> pd.DataFrame:
-        """Start the Glue crawler, wait until it is READY again, list what it catalogued."""
-        glue = self.session.client("glue")
-        glue.start_crawler(Name=self.deployment.crawler)
-        started = time.monotonic()
-        while glue.get_crawler(Name=self.deployment.crawler)["Crawler"]["State"] != "READY":
-            if time.monotonic() - started > timeout_seconds:
-                raise TimeoutError(f"crawler {self.deployment.crawler} still running")
-            time.sleep(poll_seconds)
-        return self.catalog()
-
-    def catalog(self) -> pd.DataFrame:
-        glue = self.session.client("glue")
-        pages = glue.get_paginator("get_tables").paginate(DatabaseName=self.deployment.database)
-        return _catalog_frame(
-            (
-                t["Name"],
-                t.get("StorageDescriptor", {}).get("Location", ""),
-                [(c["Name"], c["Type"]) for c in t.get("StorageDescriptor", {}).get("Columns", [])],
-                [(c["Name"], c["Type"]) for c in t.get("PartitionKeys", [])],
-            )
-            for page in pages
-            for t in page["TableList"]
-        )
-
-    def query(self, name: str) -> pd.DataFrame:
-        from rental_kpis.aws import athena
-
-        return athena.run_named_query(
-            name, workgroup=self.deployment.workgroup, boto3_session=self.session
-        )
-
-    def table(self, name: str) -> pd.DataFrame:
-        from rental_kpis.aws import athena
-
-        return athena.run_sql(
-            f'SELECT * FROM "{_known_table(name)}"',
-            label=name,
-            workgroup=self.deployment.workgroup,
-            database=self.deployment.database,
-            boto3_session=self.session,
-        )
-
-
-def _answers(call: Callable[[], object]) -> str:
-    """ "ok", or the error AWS gave (access denied, not found) as one line."""
-    try:
-        call()
-    except Exception as error:  # botocore ClientError and friends: show, do not stop
-        return f"FAILED: {error}"
-    return "ok"
-
-
-Backend = LocalBackend | AwsBackend
-
-
-def open_backend(
-    backend: str,
-    *,
-    lake: str | Path = "lake",
-    raw: str | Path = "data/raw",
-    bucket: str = "",
-    region: str = DEFAULT_REGION,
-) -> Backend:
-    """The notebooks' one switch: ``"local"`` (a lake folder) or ``"aws"`` (a bucket)."""
-    if backend == "local":
-        return LocalBackend(lake, raw, bucket, region)
-    if backend == "aws":
-        if not bucket:
-            raise ValueError(
-                'backend="aws" needs bucket="…" (the one `rental-kpis aws setup` made)'
-            )
-        return AwsBackend(bucket, region, raw)
-    raise ValueError(f'backend must be "local" or "aws", not {backend!r}')

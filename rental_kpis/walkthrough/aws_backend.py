@@ -1,0 +1,153 @@
+"""The walkthrough on AWS: the same operations as ``LocalBackend`` on S3, EMR, Glue, Athena and
+Step Functions. Every AWS call lives in ``rental_kpis.aws``; this class only strings them
+together and shapes frames for the notebooks (``rental-kpis aws setup`` made the resources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from rental_kpis.aws import athena, deploy, emr, glue, s3, stepfunctions
+from rental_kpis.aws.sts import deployment_for, session_for
+from rental_kpis.errors import NoRunYet, RunFailed
+from rental_kpis.layout import DATASETS
+from rental_kpis.stages import SPARK_STAGES
+from rental_kpis.walkthrough.tables import (
+    catalog_frame,
+    execution_timeline,
+    known_table,
+    layout_table,
+    raw_check,
+    run_facts,
+    stage_timeline,
+)
+
+if TYPE_CHECKING:
+    import boto3
+
+    from rental_kpis.aws.names import Deployment
+
+
+class AwsBackend:
+    """The same operations on S3, EMR, Glue, Athena and Step Functions. Costs money while the
+    EMR cluster runs."""
+
+    name = "aws"
+
+    def __init__(
+        self, bucket: str, region: str, raw: str | Path, session: boto3.Session | None = None
+    ) -> None:
+        self.session = session or session_for(region)
+        self.deployment: Deployment = deployment_for(bucket, region, self.session)
+        self.lake = self.deployment.lake
+        self.raw = Path(raw)
+
+    def where(self) -> str:
+        return f"s3://{self.deployment.bucket} in {self.deployment.region}"
+
+    def layout(self) -> pd.DataFrame:
+        return layout_table(self.lake)
+
+    def connectivity(self) -> pd.DataFrame:
+        """Who we are, and that each service the pipeline uses answers for this deployment."""
+        checks = deploy.connectivity(self.deployment, self.session)
+        return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
+
+    def processed(self, name: str) -> pd.DataFrame:
+        return s3.read_parquet(self.lake.processed(known_table(name)) + "/", self.session)
+
+    def upload_raw(self) -> pd.DataFrame:
+        """Upload raw CSV, step scripts and library zip; unchanged files are skipped."""
+        uploaded = set(s3.upload_inputs(self.deployment, self.session, self.raw))
+        keys = self._keys("raw/") + self._keys("scripts/")
+        return pd.DataFrame([{"key": k, "uploaded now": k in uploaded} for k in keys]).set_index(
+            "key"
+        )
+
+    def verify_raw(self) -> pd.DataFrame:
+        files = []
+        for key in self._keys("raw/"):
+            parts = key.split("/", 2)  # raw/<dataset>/<file>
+            if len(parts) == 3 and parts[1] in DATASETS and parts[2].endswith(".csv"):
+                body = s3.read_bytes(self.deployment, self.session, key)
+                files.append((parts[1], parts[2], body))
+        return raw_check(files)
+
+    def _keys(self, prefix: str) -> list[str]:
+        return s3.list_keys(self.deployment, self.session, prefix)
+
+    def run_steps(self, run_id: str, poll_seconds: float = 30.0) -> pd.DataFrame:
+        """Start a cluster, add the three steps, wait, terminate; returns the steps' timeline."""
+        d, session = self.deployment, self.session
+        cluster = emr.create_cluster(d, session=session)
+        try:
+            ids = emr.add_steps(d, cluster, run_id, session=session)
+            emr.wait_for_steps(d, cluster, ids, poll_seconds=poll_seconds, session=session)
+        finally:
+            emr.terminate_cluster(d, cluster, session=session)
+        return stage_timeline(emr.step_statuses(d, cluster, ids, session=session))
+
+    def run_pipeline(self, run_id: str, poll_seconds: float = 10.0) -> pd.DataFrame:
+        """Start the state machine, follow it to the end; returns the states' timeline."""
+        arn = stepfunctions.start_run(self.deployment, self.session, run_id)
+        outcome = stepfunctions.follow_run(arn, self.session, poll_seconds=poll_seconds)
+        if outcome.status != "SUCCEEDED":
+            raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
+        return execution_timeline(outcome.events)  # the history follow_run already read
+
+    def run_timeline(self, run_id: str) -> pd.DataFrame:
+        return execution_timeline(stepfunctions.history(self.deployment, self.session, run_id))
+
+    def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
+        key = self.lake.key(self.lake.run_summary(run_id, step))
+        return s3.read_json(self.deployment, self.session, key)
+
+    def latest_run_id(self) -> str:
+        run_id = stepfunctions.latest_succeeded(self.deployment, self.session)
+        if run_id is None:
+            raise NoRunYet(f"no succeeded execution of {self.deployment.state_machine}")
+        return run_id
+
+    def run_facts(self, run_id: str) -> pd.DataFrame:
+        desc = stepfunctions.describe(self.deployment, self.session, run_id)
+        timeline = self.run_timeline(run_id)
+        record = {
+            "run_id": run_id,
+            "status": desc["status"].lower(),
+            "started_at": str(desc["startDate"]),
+            "finished_at": str(desc.get("stopDate", "")),
+            "stages": {
+                row.stage: {"status": row.status, "seconds": row.seconds}
+                for row in timeline.itertuples()
+            },
+        }
+        return run_facts(record, {s: self.step_summary(run_id, s) for s in SPARK_STAGES})
+
+    def crawl(self, poll_seconds: float = 15.0, timeout_seconds: float = 900.0) -> pd.DataFrame:
+        """Start the Glue crawler, wait until it is READY again, list what it catalogued."""
+        glue.start_crawl_and_wait(
+            self.deployment,
+            self.session,
+            poll_seconds=poll_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+        return self.catalog()
+
+    def catalog(self) -> pd.DataFrame:
+        return catalog_frame(glue.tables(self.deployment, self.session))
+
+    def query(self, name: str) -> pd.DataFrame:
+        return athena.run_named_query(
+            name, workgroup=self.deployment.workgroup, boto3_session=self.session
+        )
+
+    def table(self, name: str) -> pd.DataFrame:
+        return athena.run_sql(
+            f'SELECT * FROM "{known_table(name)}"',
+            label=name,
+            workgroup=self.deployment.workgroup,
+            database=self.deployment.database,
+            boto3_session=self.session,
+        )
