@@ -30,7 +30,7 @@ class MissingColumnsError(InputError):
         self.dataset, self.uri, self.missing, self.available = dataset, uri, missing, available
 
 
-class UsageError(RentalKpisError):
+class UsageError(RentalKpisError, ValueError):
     """A command or notebook parameter that cannot work (a backend without a bucket, …)."""
 
 
