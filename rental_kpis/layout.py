@@ -9,6 +9,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 # The Glue database (and the local catalog's schema) that holds the KPI tables (SPEC §5).
 DATABASE = "rental_marketplace"
@@ -110,3 +111,24 @@ def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC time to the second plus a short random suffix."""
     now = now or datetime.now(timezone.utc)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+RAW_FILE_PATTERN = "*.csv"
+
+
+def raw_input_files(raw_dir: Path) -> dict[str, list[Path]]:
+    """The input files of each dataset under ``raw_dir/<dataset>/``, in SPEC §1 order.
+
+    The one rule for what a raw folder must hold, used before anything is copied or uploaded
+    (local run, ``aws setup``): a dataset without files is an error naming its folder.
+    """
+    from rental_kpis.errors import InputError
+
+    found: dict[str, list[Path]] = {}
+    for dataset in DATASETS:
+        folder = raw_dir / dataset
+        files = sorted(folder.glob(RAW_FILE_PATTERN)) if folder.is_dir() else []
+        if not files:
+            raise InputError(f"dataset {dataset!r}: no CSV files in {folder}")
+        found[dataset] = files
+    return found

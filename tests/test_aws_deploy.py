@@ -115,7 +115,7 @@ def it_uploads_only_what_changed(session, raw):
 def it_refuses_a_raw_folder_missing_a_dataset(session, raw):
     for path in (raw / "vehicles").iterdir():
         path.unlink()
-    with pytest.raises(InputError, match="no CSV for vehicles"):
+    with pytest.raises(InputError, match="dataset 'vehicles': no CSV files in"):
         deploy.setup(BUCKET, REGION, raw=raw, session=session)
 
 

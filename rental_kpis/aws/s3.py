@@ -13,8 +13,7 @@ from typing import Any
 import boto3
 
 from rental_kpis.aws.names import Deployment
-from rental_kpis.errors import InputError
-from rental_kpis.layout import DATASETS, ZONES
+from rental_kpis.layout import ZONES, raw_input_files
 from rental_kpis.project import EMR_STEPS_DIR, LIBRARY_ZIP, build_library_zip
 
 EXPIRING_PREFIXES = ("query-results/", "emr-logs/")
@@ -136,13 +135,11 @@ def put_if_changed(s3, bucket: str, key: str, body: bytes) -> bool:
 def upload_inputs(deployment: Deployment, session: boto3.Session, raw: Path) -> list[str]:
     """Upload ``raw/<dataset>/*.csv``, the step scripts and the library zip (unchanged: skipped)."""
     s3 = session.client("s3")
-    files: dict[str, Path] = {}
-    for dataset in DATASETS:
-        for path in sorted((raw / dataset).glob("*.csv")):
-            files[f"raw/{dataset}/{path.name}"] = path
-    missing = [d for d in DATASETS if not any(k.startswith(f"raw/{d}/") for k in files)]
-    if missing:
-        raise InputError(f"{raw}: no CSV for {', '.join(missing)} (expected {raw}/<dataset>/*.csv)")
+    files = {
+        f"raw/{dataset}/{path.name}": path
+        for dataset, paths in raw_input_files(raw).items()
+        for path in paths
+    }
     for script in sorted(EMR_STEPS_DIR.glob("*.py")):
         files[f"scripts/{script.name}"] = script
     uploaded = []

@@ -10,6 +10,8 @@ import boto3
 
 from rental_kpis.aws.names import Deployment
 
+Session = boto3.Session  # for type hints outside aws/, which never imports boto3 itself
+
 
 def session_for(region: str) -> boto3.Session:
     return boto3.Session(region_name=region)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import InputError, LakeBusy, StepFailed
-from rental_kpis.layout import DATASETS, Lake, new_run_id
+from rental_kpis.errors import LakeBusy, StepFailed
+from rental_kpis.layout import Lake, new_run_id, raw_input_files
 from rental_kpis.local.submit import spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 from rental_kpis.stages import SPARK_STAGES
@@ -33,11 +33,7 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     the folder, before any Spark process starts.
     """
     copied: dict[str, int] = {}
-    for dataset in DATASETS:
-        source = raw_dir / dataset
-        files = sorted(source.glob("*.csv")) if source.is_dir() else []
-        if not files:
-            raise InputError(f"dataset {dataset!r}: no CSV files in {source}")
+    for dataset, files in raw_input_files(raw_dir).items():
         target = Path(lake.raw(dataset))
         if target.exists():
             shutil.rmtree(target)

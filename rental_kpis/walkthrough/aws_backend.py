@@ -25,9 +25,8 @@ from rental_kpis.walkthrough.tables import (
 )
 
 if TYPE_CHECKING:
-    import boto3
-
     from rental_kpis.aws.names import Deployment
+    from rental_kpis.aws.sts import Session
 
 
 class AwsBackend:
@@ -37,7 +36,7 @@ class AwsBackend:
     name = "aws"
 
     def __init__(
-        self, bucket: str, region: str, raw: str | Path, session: boto3.Session | None = None
+        self, bucket: str, region: str, raw: str | Path, session: Session | None = None
     ) -> None:
         self.session = session or session_for(region)
         self.deployment: Deployment = deployment_for(bucket, region, self.session)
