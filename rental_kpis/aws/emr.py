@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rental_kpis.aws.names import EMR_RELEASE_LABEL, Deployment
+from rental_kpis.aws.names import EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
 from rental_kpis.project import LIBRARY_ZIP
 from rental_kpis.spark.session import SESSION_CONF
 from rental_kpis.stages import SPARK_STAGES
@@ -31,6 +31,8 @@ class ClusterSpec:
     core_instance_count: int = 2
     idle_timeout_seconds: int = 3600
     step_concurrency: int = 2
+    # None: EMR picks a subnet of the account's default VPC (``aws doctor`` checks one exists).
+    subnet_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.release_label.startswith("emr-7."):
@@ -41,6 +43,38 @@ class ClusterSpec:
             raise ValueError("idle_timeout_seconds must be between 60 and 604800 (EMR's range)")
         if self.core_instance_count < 1:
             raise ValueError("core_instance_count must be at least 1")
+        if self.subnet_id is not None and not self.subnet_id.startswith("subnet-"):
+            raise ValueError(f"subnet id {self.subnet_id!r}: expected subnet-…")
+
+    @property
+    def instance_count(self) -> int:
+        return 1 + self.core_instance_count
+
+
+def cluster_instances(spec: ClusterSpec) -> dict[str, Any]:
+    """The ``Instances`` block: one primary, N core nodes, kept alive between steps (the
+    optimized ``createCluster`` integration requires ``KeepJobFlowAliveWhenNoSteps``)."""
+    instances: dict[str, Any] = {
+        "InstanceGroups": [
+            {
+                "Name": "primary",
+                "InstanceRole": "MASTER",
+                "InstanceType": spec.master_instance_type,
+                "InstanceCount": 1,
+            },
+            {
+                "Name": "core",
+                "InstanceRole": "CORE",
+                "InstanceType": spec.core_instance_type,
+                "InstanceCount": spec.core_instance_count,
+            },
+        ],
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    if spec.subnet_id:
+        instances["Ec2SubnetId"] = spec.subnet_id
+    return instances
 
 
 def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> dict[str, Any]:
@@ -60,25 +94,8 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
         "VisibleToAllUsers": True,
         "StepConcurrencyLevel": spec.step_concurrency,
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
-        "Instances": {
-            "InstanceGroups": [
-                {
-                    "Name": "primary",
-                    "InstanceRole": "MASTER",
-                    "InstanceType": spec.master_instance_type,
-                    "InstanceCount": 1,
-                },
-                {
-                    "Name": "core",
-                    "InstanceRole": "CORE",
-                    "InstanceType": spec.core_instance_type,
-                    "InstanceCount": spec.core_instance_count,
-                },
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-            "TerminationProtected": False,
-        },
-        "Tags": [{"Key": "project", "Value": "rental_kpis"}],
+        "Instances": cluster_instances(spec),
+        "Tags": [{"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]}],
     }
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import boto3
 
 POLICY_DIR = IAM_POLICY_DIR
+OPERATOR_POLICY = POLICY_DIR / "operator" / "student_operator.json"
 INLINE_POLICY = "rental-kpis-least-privilege"
 
 
@@ -27,6 +28,19 @@ def permission_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
         role: render_policy(POLICY_DIR / f"{stem}.json", deployment)
         for stem, role in deployment.roles.items()
     }
+
+
+def operator_policy(deployment: Deployment) -> dict[str, Any]:
+    """What the student's own credentials need for setup, run, doctor, teardown and the
+    notebooks (``rental-kpis aws policy`` prints it for an administrator to attach)."""
+    return render_policy(OPERATOR_POLICY, deployment)
+
+
+def policies_by_principal(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """Principal of ``rental_kpis.aws.permissions`` -> the identity policy IAM evaluates."""
+    roles = permission_policies(deployment)
+    found = {stem: roles[role] for stem, role in deployment.roles.items()}
+    return {"student": operator_policy(deployment), **found}
 
 
 def trust_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:

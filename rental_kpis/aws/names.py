@@ -20,6 +20,8 @@ from typing import Any
 from rental_kpis.layout import DATABASE, TABLES, Lake
 
 PROJECT = "rental-kpis"
+# The tag every resource of the project carries; the roles' EMR rights are scoped to it.
+PROJECT_TAG = ("project", "rental_kpis")
 EMR_RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the version the local backend pins
 
 
@@ -119,6 +121,9 @@ class Deployment:
             "EmrServiceRoleArn": self.role_arn(self.emr_service_role),
             "EmrEc2RoleArn": self.role_arn(self.emr_ec2_role),
             "StateMachineName": self.state_machine,
+            "Suffix": self.suffix,
+            "GlueCrawlerRoleName": self.glue_crawler_role,
+            "StepFunctionsRoleName": self.stepfunctions_role,
         }
 
     @property
