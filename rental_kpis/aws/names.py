@@ -76,6 +76,11 @@ class Deployment:
         return self._name("pipeline")
 
     @property
+    def cluster_name(self) -> str:
+        """Every cluster of this deployment has this name (and the project tag)."""
+        return f"{self.state_machine}-cluster"
+
+    @property
     def database(self) -> str:
         return DATABASE
 

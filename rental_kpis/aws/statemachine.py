@@ -58,7 +58,7 @@ def values(
     timing = timing or Timing()
     found = {
         **deployment.placeholders(),
-        "ClusterName": f"{deployment.state_machine}-cluster",
+        "ClusterName": deployment.cluster_name,
         "EmrReleaseLabel": spec.release_label,
         "MasterInstanceType": spec.master_instance_type,
         "CoreInstanceType": spec.core_instance_type,

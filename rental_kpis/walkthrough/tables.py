@@ -250,6 +250,26 @@ def run_facts(record: dict[str, Any], summaries: dict[str, dict]) -> pd.DataFram
     return pd.DataFrame(facts, columns=["fact", "value"]).set_index("fact")
 
 
+def summary_record(run_id: str, summaries: dict[str, dict]) -> dict[str, Any]:
+    """A run record (as ``run_facts`` takes it) from the step summaries alone: the facts of a
+    run whose steps were submitted to EMR directly (notebook 02), which has no execution."""
+    stages = {
+        step: {
+            "status": s.get("status", "succeeded"),
+            "seconds": s.get("timings_seconds", {}).get("total", 0.0),
+        }
+        for step, s in summaries.items()
+    }
+    statuses = {f["status"] for f in stages.values()}
+    return {
+        "run_id": run_id,
+        "status": statuses.pop() if len(statuses) == 1 else "failed",
+        "started_at": min((s.get("started_at") or "" for s in summaries.values()), default=""),
+        "finished_at": max((s.get("finished_at") or "" for s in summaries.values()), default=""),
+        "stages": stages,
+    }
+
+
 def stages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"stage": name, "status": f["status"], "started": f["started_at"],
