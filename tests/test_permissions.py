@@ -54,9 +54,7 @@ def it_refuses_what_the_conditions_exclude():
     cluster = "arn:aws:elasticmapreduce:eu-west-1:123456789012:cluster/j-OTHER"
     # iam:PassedToService: each role only to its service (any partition's suffix)
     assert allowed(sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "ec2.amazonaws.com"})
-    assert allowed(
-        sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "ec2.amazonaws.com.cn"}
-    )
+    assert allowed(sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "ec2.amazonaws.com.cn"})
     assert not allowed(
         sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}
     )

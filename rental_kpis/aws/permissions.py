@@ -160,6 +160,7 @@ def student_calls(d: Deployment) -> list[Call]:
         "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
         "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
         "ListObjectsV2": "s3:ListBucket",
+        "GetBucketLocation": "s3:GetBucketLocation",
         "ListObjectVersions": "s3:ListBucketVersions",
         "DeleteBucket": "s3:DeleteBucket",
     }
@@ -294,6 +295,7 @@ def student_calls(d: Deployment) -> list[Call]:
         "DeleteWorkGroup",
         "StartQueryExecution",
         "GetQueryExecution",
+        "GetQueryResults",
         "StopQueryExecution",
     ):
         add(f"athena.{api}", f"athena:{api}", [arn.workgroup], "athena: workgroup and queries")
@@ -315,18 +317,28 @@ def student_calls(d: Deployment) -> list[Call]:
         "StartExecution",
         "ListExecutions",
     ):
-        add(f"sfn.{api}", f"states:{api}", [machine], "stepfunctions: the state machine")
-    add("sfn.CreateStateMachine", "states:TagResource", [machine], "the state machine is tagged")
+        add(f"stepfunctions.{api}", f"states:{api}", [machine], "stepfunctions: the state machine")
+    add(
+        "stepfunctions.CreateStateMachine",
+        "states:TagResource",
+        [machine],
+        "the state machine is tagged",
+    )
     for api in ("CreateStateMachine", "UpdateStateMachine"):
         add(
-            f"sfn.{api}",
+            f"stepfunctions.{api}",
             "iam:PassRole",
             [arn.role(d.stepfunctions_role)],
             "the state machine runs as its role",
             **{"iam:PassedToService": "states.amazonaws.com"},
         )
     for api in ("DescribeExecution", "GetExecutionHistory", "StopExecution"):
-        add(f"sfn.{api}", f"states:{api}", [execution], "follow, read, stop (teardown) a run")
+        add(
+            f"stepfunctions.{api}",
+            f"states:{api}",
+            [execution],
+            "follow, read, stop (teardown) a run",
+        )
 
     # emr.py: notebook 02 drives a cluster directly; teardown stops the project's clusters
     add("emr.RunJobFlow", "elasticmapreduce:RunJobFlow", ["*"], "emr.create_cluster")
@@ -342,7 +354,12 @@ def student_calls(d: Deployment) -> list[Call]:
     add("emr.ListClusters", "elasticmapreduce:ListClusters", ["*"], "teardown, doctor")
 
     # doctor.py: read-only preflight
-    for api in ("DescribeVpcs", "DescribeSubnets", "DescribeInstanceTypeOfferings"):
+    for api in (
+        "DescribeVpcs",
+        "DescribeSubnets",
+        "DescribeInstanceTypeOfferings",
+        "DescribeInstanceTypes",
+    ):
         add(f"ec2.{api}", f"ec2:{api}", ["*"], "doctor: network and instance types")
     add(
         "service-quotas.GetServiceQuota",
