@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--run-id", default=None, help="the run the notebooks make and report on")
     rep.add_argument("--backend", choices=("local", "aws"), default="local")
     rep.add_argument("--bucket", default="", help="aws backend: the project bucket")
-    rep.add_argument("--region", default="us-east-1", help="aws backend: its region")
+    rep.add_argument(
+        "--region", default="", help="aws backend: its region (default: your AWS configuration's)"
+    )
     rep.set_defaults(func=_report)
 
     from rental_kpis.aws.cli import add_parser as add_aws_parser

@@ -82,3 +82,24 @@ class RunFailed(RentalKpisError):
     def __init__(self, run_id: str, status: str, error: str | None, cause: str | None) -> None:
         self.run_id, self.status = run_id, status
         super().__init__(f"run {run_id} {status}: {error or 'no error name'}: {cause or ''}")
+
+
+class EmrStepFailed(RentalKpisError):
+    """An EMR step ended in a state other than COMPLETED; says where its log is."""
+
+    def __init__(self, step: str, state: str, reason: str, log: str) -> None:
+        self.step, self.state, self.reason, self.log = step, state, reason, log
+        why = f": {reason}" if reason else ""
+        super().__init__(f"EMR step {step} ended {state}{why} (log: {log})")
+
+
+class CrawlFailed(RentalKpisError):
+    """The Glue crawl asked for did not start, did not finish, or did not succeed."""
+
+
+class TeardownIncomplete(RentalKpisError):
+    """Teardown met something it could not remove: what is left, and what to do about it."""
+
+    def __init__(self, removed: list[str], problems: list[str]) -> None:
+        self.removed, self.problems = removed, problems
+        super().__init__("teardown incomplete: " + "; ".join(problems))

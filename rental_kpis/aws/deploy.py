@@ -13,10 +13,12 @@ from pathlib import Path
 
 import boto3
 
-from rental_kpis.aws import athena, glue, iam, s3, sns, stepfunctions
+from rental_kpis.aws import athena, emr, glue, iam, s3, sns, stepfunctions
 from rental_kpis.aws.emr import ClusterSpec
+from rental_kpis.aws.iam import Propagation
 from rental_kpis.aws.names import Deployment
 from rental_kpis.aws.sts import caller_arn, deployment_for, session_for
+from rental_kpis.errors import TeardownIncomplete
 
 
 @dataclass
@@ -34,35 +36,113 @@ def setup(
     notify_email: str | None = None,
     spec: ClusterSpec | None = None,
     session: boto3.Session | None = None,
+    propagation: Propagation | None = None,
 ) -> SetupReport:
-    """Create or bring up to date everything the pipeline needs. Safe to run again."""
+    """Create or bring up to date everything the pipeline needs. Safe to run again.
+
+    IAM first, then what uses its roles: the crawler and the state machine are created with
+    retries while the new roles propagate (``propagation`` says so while it waits)."""
     session = session or session_for(region)
+    propagation = propagation or Propagation()
     deployment = deployment_for(bucket, region, session)
     report = SetupReport(deployment)
     report.changed += s3.ensure_bucket(deployment, session)
     report.uploaded += s3.upload_inputs(deployment, session, raw)
-    report.changed += iam.ensure_roles(deployment, session)
-    report.changed += glue.ensure_catalog(deployment, session)
+    report.changed += iam.ensure_roles(deployment, session, propagation)
+    report.changed += iam.ensure_cleanup_role(session)
+    report.changed += glue.ensure_catalog(deployment, session, propagation)
     report.changed += athena.ensure_workgroup(deployment, session)
     report.changed += sns.ensure_topic(deployment, session, notify_email)
-    report.changed += stepfunctions.ensure_state_machine(deployment, session, spec)
+    report.changed += stepfunctions.ensure_state_machine(deployment, session, spec, propagation)
     return report
 
 
+@dataclass(frozen=True)
+class TeardownWaits:
+    """How long teardown waits for EMR to report a terminated cluster (tests shrink it)."""
+
+    delay_seconds: int = 30
+    max_attempts: int = 60
+
+
 def teardown(
-    bucket: str, region: str, *, delete_data: bool = False, session: boto3.Session | None = None
+    bucket: str,
+    region: str,
+    *,
+    delete_data: bool = False,
+    session: boto3.Session | None = None,
+    waits: TeardownWaits | None = None,
 ) -> list[str]:
-    """Remove everything setup made; the bucket (every object version) only with ``delete_data``."""
+    """Remove everything setup made; the bucket (every object version) only with ``delete_data``.
+
+    Order: stop running executions (they would create or drive a cluster), terminate this
+    deployment's active clusters and wait, then the rest. A step that fails does not end
+    teardown silently: the independent steps still run, and ``TeardownIncomplete`` lists what
+    is left and what to do; the roles stay while a cluster may still be running (EMR needs its
+    service role to stop the cluster's instances)."""
     session = session or session_for(region)
-    deployment = deployment_for(bucket, region, session)
-    removed = stepfunctions.delete_state_machine(deployment, session)
-    removed += glue.delete_catalog(deployment, session)
-    removed += athena.delete_workgroup(deployment, session)
-    removed += sns.delete_topic(deployment, session)
-    removed += iam.delete_roles(deployment, session)
+    waits = waits or TeardownWaits()
+    d = deployment_for(bucket, region, session)
+    removed: list[str] = []
+    problems: list[str] = []
+
+    def attempt(what: str, fix: str, call: Callable[[], list[str]]) -> bool:
+        try:
+            removed.extend(call())
+        except Exception as error:
+            if not type(error).__module__.startswith(("botocore", "boto3")):
+                raise
+            problems.append(f"{what}: {_one_line(error)} ({fix})")
+            return False
+        return True
+
+    attempt(
+        "stopping running executions",
+        f"stop them in the Step Functions console ({d.state_machine}), then run teardown again",
+        lambda: stepfunctions.stop_running(d, session),
+    )
+    clusters_gone = attempt(
+        "terminating the project's clusters",
+        f"terminate clusters named {d.cluster_name} in the EMR console, then run teardown again",
+        lambda: emr.terminate_project_clusters(
+            d, session, delay_seconds=waits.delay_seconds, max_attempts=waits.max_attempts
+        ),
+    )
+    again = "then run teardown again"
+    attempt(
+        "deleting the state machine", again, lambda: stepfunctions.delete_state_machine(d, session)
+    )
+    attempt(
+        "deleting the crawler's log streams", again, lambda: glue.delete_crawler_logs(d, session)
+    )
+    attempt(
+        "deleting the crawler and database",
+        f"a crawl may be running: wait for crawler {d.crawler} to be READY, {again}",
+        lambda: glue.delete_catalog(d, session),
+    )
+    attempt("deleting the Athena workgroup", again, lambda: athena.delete_workgroup(d, session))
+    attempt("deleting the SNS topic", again, lambda: sns.delete_topic(d, session))
+    if clusters_gone:
+        attempt(
+            "deleting the roles",
+            f"detach or delete what still uses the rental-kpis-*-{d.suffix} roles, {again}",
+            lambda: iam.delete_roles(d, session),
+        )
+    else:
+        problems.append("kept the roles: EMR needs them until the clusters are terminated")
     if delete_data:
-        removed += s3.delete_bucket(deployment, session)
+        attempt(
+            "deleting the bucket",
+            f"empty s3://{d.bucket} in the S3 console (every version), {again}",
+            lambda: s3.delete_bucket(d, session),
+        )
+    if problems:
+        raise TeardownIncomplete(removed, problems)
     return removed
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def connectivity(deployment: Deployment, session: boto3.Session) -> list[tuple[str, str]]:

@@ -13,33 +13,63 @@ import boto3
 
 from rental_kpis.aws import statemachine
 from rental_kpis.aws.emr import ClusterSpec
-from rental_kpis.aws.names import Deployment
+from rental_kpis.aws.iam import Propagation
+from rental_kpis.aws.names import PROJECT_TAG, Deployment
 
 
 def ensure_state_machine(
-    deployment: Deployment, session: boto3.Session, spec: ClusterSpec | None = None
+    deployment: Deployment,
+    session: boto3.Session,
+    spec: ClusterSpec | None = None,
+    propagation: Propagation | None = None,
 ) -> list[str]:
+    """Create or update the state machine. Step Functions checks that it can assume the role
+    when the machine is created or updated, so both calls wait out IAM propagation."""
+    propagation = propagation or Propagation()
     sfn = session.client("stepfunctions")
     definition = statemachine.render(deployment, spec)
     role = deployment.role_arn(deployment.stepfunctions_role)
     try:
         current = sfn.describe_state_machine(stateMachineArn=deployment.state_machine_arn)
     except sfn.exceptions.StateMachineDoesNotExist:
-        sfn.create_state_machine(
-            name=deployment.state_machine,
-            definition=json.dumps(definition),
-            roleArn=role,
-            tags=[{"key": "project", "value": "rental_kpis"}],
+        propagation.retry(
+            lambda: sfn.create_state_machine(
+                name=deployment.state_machine,
+                definition=json.dumps(definition),
+                roleArn=role,
+                tags=[{"key": PROJECT_TAG[0], "value": PROJECT_TAG[1]}],
+            ),
+            f"creating state machine {deployment.state_machine}",
         )
         return [f"state machine {deployment.state_machine}"]
     if json.loads(current["definition"]) != definition or current["roleArn"] != role:
-        sfn.update_state_machine(
-            stateMachineArn=deployment.state_machine_arn,
-            definition=json.dumps(definition),
-            roleArn=role,
+        propagation.retry(
+            lambda: sfn.update_state_machine(
+                stateMachineArn=deployment.state_machine_arn,
+                definition=json.dumps(definition),
+                roleArn=role,
+            ),
+            f"updating state machine {deployment.state_machine}",
         )
         return [f"state machine {deployment.state_machine} definition"]
     return []
+
+
+def use_subnet(deployment: Deployment, session: boto3.Session, subnet_id: str) -> list[str]:
+    """Launch this deployment's clusters into ``subnet_id`` from now on: the deployed
+    definition's CreateCluster gets ``Ec2SubnetId``, everything else is kept as setup made it."""
+    ClusterSpec(subnet_id=subnet_id)  # the same check as setup's
+    sfn = session.client("stepfunctions")
+    current = sfn.describe_state_machine(stateMachineArn=deployment.state_machine_arn)
+    definition = json.loads(current["definition"])
+    instances = definition["States"]["CreateCluster"]["Parameters"]["Instances"]
+    if instances.get("Ec2SubnetId") == subnet_id:
+        return []
+    instances["Ec2SubnetId"] = subnet_id
+    sfn.update_state_machine(
+        stateMachineArn=deployment.state_machine_arn, definition=json.dumps(definition)
+    )
+    return [f"state machine {deployment.state_machine}: clusters launch into {subnet_id}"]
 
 
 @dataclass
@@ -107,6 +137,50 @@ def history(deployment: Deployment, session: boto3.Session, run_id: str) -> list
 def describe(deployment: Deployment, session: boto3.Session, run_id: str) -> dict[str, Any]:
     sfn = session.client("stepfunctions")
     return sfn.describe_execution(executionArn=deployment.execution_arn(run_id))
+
+
+def execution_exists(deployment: Deployment, session: boto3.Session, run_id: str) -> bool:
+    """True when the state machine ran ``run_id`` (notebook 04 or ``aws run``); a run of
+    notebook 02 drove EMR directly and has no execution."""
+    sfn = session.client("stepfunctions")
+    try:
+        sfn.describe_execution(executionArn=deployment.execution_arn(run_id))
+    except (sfn.exceptions.ExecutionDoesNotExist, sfn.exceptions.StateMachineDoesNotExist):
+        return False
+    return True
+
+
+def cluster_id_of(events: list[dict[str, Any]]) -> str | None:
+    """The cluster a run created: the output of its CreateCluster task, from the history."""
+    entered: str | None = None
+    for event in events:
+        if "stateEnteredEventDetails" in event:
+            entered = event["stateEnteredEventDetails"]["name"]
+        details = event.get("taskSucceededEventDetails")
+        if details and entered == "CreateCluster":
+            return json.loads(details.get("output") or "{}").get("ClusterId")
+    return None
+
+
+def stop_running(deployment: Deployment, session: boto3.Session) -> list[str]:
+    """Stop every RUNNING execution, first thing in teardown: a running one would go on to
+    create or use a cluster. Stopping does not terminate its cluster (Step Functions guide,
+    "Create and manage Amazon EMR clusters with Step Functions"): teardown does that next."""
+    sfn = session.client("stepfunctions")
+    try:
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING"
+        )
+        running = [e for page in pages for e in page["executions"]]
+    except sfn.exceptions.StateMachineDoesNotExist:
+        return []
+    for execution in running:
+        sfn.stop_execution(
+            executionArn=execution["executionArn"],
+            error="TeardownStopped",
+            cause="rental-kpis aws teardown stopped this run",
+        )
+    return [f"running execution {e['name']} (stopped)" for e in running]
 
 
 def latest_succeeded(deployment: Deployment, session: boto3.Session) -> str | None:

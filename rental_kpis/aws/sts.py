@@ -9,12 +9,28 @@ from __future__ import annotations
 import boto3
 
 from rental_kpis.aws.names import Deployment
+from rental_kpis.errors import UsageError
 
 Session = boto3.Session  # for type hints outside aws/, which never imports boto3 itself
 
 
-def session_for(region: str) -> boto3.Session:
-    return boto3.Session(region_name=region)
+def resolve_region(region: str | None) -> str:
+    """The region given, else the one of the AWS configuration (``AWS_REGION``,
+    ``AWS_DEFAULT_REGION``, the profile's ``region``): never a default of the project's own,
+    which could differ from where ``setup`` ran."""
+    if region:
+        return region
+    configured = boto3.Session().region_name
+    if not configured:
+        raise UsageError(
+            "no AWS region: pass --region (notebooks: region=…) or set one with "
+            "`aws configure set region eu-west-1` / AWS_REGION"
+        )
+    return configured
+
+
+def session_for(region: str | None) -> boto3.Session:
+    return boto3.Session(region_name=resolve_region(region))
 
 
 def deployment_for(bucket: str, region: str, session: boto3.Session) -> Deployment:

@@ -106,7 +106,7 @@ def build(
     run_id: str | None = None,
     backend: str = "local",
     bucket: str = "",
-    region: str = "us-east-1",
+    region: str = "",
     notebooks: tuple[str, ...] = NOTEBOOKS,
     on_notebook: Callable[[str, float], None] | None = None,
 ) -> ReportResult:

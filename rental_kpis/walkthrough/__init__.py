@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from rental_kpis.errors import UsageError
 from rental_kpis.walkthrough.local_backend import LocalBackend
 from rental_kpis.walkthrough.tables import (
-    DEFAULT_REGION,
     catalog_frame,
     catalog_tables,
     cluster_table,
@@ -70,7 +69,7 @@ def open_backend(
     lake: str | Path = "lake",
     raw: str | Path = "data/raw",
     bucket: str = "",
-    region: str = DEFAULT_REGION,
+    region: str = "",
 ) -> LocalBackend | AwsBackend:
     """The notebooks' one switch: ``"local"`` (a lake folder) or ``"aws"`` (a bucket)."""
     if backend == "local":

@@ -14,7 +14,6 @@ from rental_kpis.errors import NoRunYet
 from rental_kpis.layout import DATABASE, DATASETS, Lake
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
-    DEFAULT_REGION,
     catalog_frame,
     deployment_of,
     known_table,
@@ -32,7 +31,7 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, lake: str | Path, raw: str | Path, bucket: str = "", region: str = DEFAULT_REGION
+        self, lake: str | Path, raw: str | Path, bucket: str = "", region: str = ""
     ) -> None:
         self.lake = Lake(str(lake))
         self.raw = Path(raw)

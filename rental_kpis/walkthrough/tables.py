@@ -26,7 +26,7 @@ from rental_kpis.stages import SPARK_STAGES
 if TYPE_CHECKING:
     from rental_kpis.aws.names import Deployment
 
-DEFAULT_REGION = "us-east-1"
+PLACEHOLDER_REGION = "us-east-1"  # the local IAM/EMR views, before any AWS account
 
 
 # ---------------------------------------------------------------- shared, pure
@@ -42,7 +42,7 @@ def deployment_of(bucket: str, region: str) -> Deployment:
     """The names a deployment would get; the account id is a placeholder until AWS tells."""
     from rental_kpis.aws.names import Deployment
 
-    return Deployment(bucket or "your-bucket", region)
+    return Deployment(bucket or "your-bucket", region or PLACEHOLDER_REGION)
 
 
 def roles_table(deployment: Deployment) -> pd.DataFrame:
@@ -248,6 +248,26 @@ def run_facts(record: dict[str, Any], summaries: dict[str, dict]) -> pd.DataFram
         ),
     ]
     return pd.DataFrame(facts, columns=["fact", "value"]).set_index("fact")
+
+
+def summary_record(run_id: str, summaries: dict[str, dict]) -> dict[str, Any]:
+    """A run record (as ``run_facts`` takes it) from the step summaries alone: the facts of a
+    run whose steps were submitted to EMR directly (notebook 02), which has no execution."""
+    stages = {
+        step: {
+            "status": s.get("status", "succeeded"),
+            "seconds": s.get("timings_seconds", {}).get("total", 0.0),
+        }
+        for step, s in summaries.items()
+    }
+    statuses = {f["status"] for f in stages.values()}
+    return {
+        "run_id": run_id,
+        "status": statuses.pop() if len(statuses) == 1 else "failed",
+        "started_at": min((s.get("started_at") or "" for s in summaries.values()), default=""),
+        "finished_at": max((s.get("finished_at") or "" for s in summaries.values()), default=""),
+        "stages": stages,
+    }
 
 
 def stages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
