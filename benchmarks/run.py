@@ -93,7 +93,7 @@ def run_sampled(command: list[str]) -> tuple[subprocess.CompletedProcess, float,
 
 SPARK_CHILD = """
 import json, sys
-from rental_kpis.pipeline import run_local
+from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
 result = run_local(sys.argv[1], sys.argv[2], run_id="bench", steps=SPARK_STAGES,
                    driver_memory=sys.argv[3])
@@ -104,7 +104,7 @@ print(json.dumps({s.step: {"wall": s.seconds,
 
 REFERENCE_CHILD = """
 import json, sys
-from rental_kpis.reference import run_reference
+from rental_kpis.devtools.reference import run_reference
 print(json.dumps(run_reference(sys.argv[1]).seconds))
 """
 

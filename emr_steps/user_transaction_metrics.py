@@ -6,7 +6,7 @@ spark-submit --py-files rental_kpis.zip user_transaction_metrics.py \
 
 import sys
 
-from rental_kpis.steps import main
+from rental_kpis.spark.steps import main
 
 if __name__ == "__main__":
     sys.exit(main("user_transaction_metrics"))

@@ -5,7 +5,7 @@ spark-submit --py-files rental_kpis.zip validate_raw.py --lake-root s3://BUCKET 
 
 import sys
 
-from rental_kpis.steps import main
+from rental_kpis.spark.steps import main
 
 if __name__ == "__main__":
     sys.exit(main("validate_raw"))

@@ -13,7 +13,7 @@ DEFAULT_LAKE = Path("lake")
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from rental_kpis.datagen import generate
+    from rental_kpis.devtools.datagen import generate
 
     manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
     for name, counts in manifest["datasets"].items():
@@ -26,8 +26,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rental_kpis.pipeline import run_local
-    from rental_kpis.report_console import print_run, step_printer
+    from rental_kpis.local.runner import run_local
+    from rental_kpis.report.console import print_run, step_printer
 
     result = run_local(  # checks the lake (a folder, not a URI) and the run id first
         args.raw,
@@ -42,43 +42,44 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from rental_kpis import catalog
     from rental_kpis.layout import local_lake
+    from rental_kpis.local import glue
 
     lake = local_lake(args.lake)
-    report = catalog.crawl(lake)
+    report = glue.crawl(lake)
     for verb in ("added", "updated", "unchanged", "removed"):
         names = getattr(report, verb)
         if names:
             print(f"{verb}: {', '.join(names)}")
     for folder, why in report.skipped.items():
         print(f"skipped {folder}: {why}")
-    for table in catalog.get_tables(lake):
+    for table in glue.get_tables(lake):
         keys = ", ".join(f"{n} {t}" for n, t in table.partition_keys) or "-"
-        print(f"\n{catalog.DATABASE}.{table.name}  location={table.location}  partitions: {keys}")
+        print(f"\n{glue.DATABASE}.{table.name}  location={table.location}  partitions: {keys}")
         for name, kind in table.columns:
             print(f"  {name:<28} {kind}")
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
-    from rental_kpis import queries, querying
+    from rental_kpis import queries
     from rental_kpis.layout import local_lake, new_run_id
+    from rental_kpis.local import athena
 
     if args.list or not args.name:
         for query in queries.all_queries():
             print(f"{query.name:<26} {query.description}")
         return 0
     lake = local_lake(args.lake)
-    result = querying.run_named_query(lake, args.name, args.run_id or new_run_id())
+    result = athena.run_named_query(lake, args.name, args.run_id or new_run_id())
     sys.stdout.write(result.to_csv())
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from rental_kpis.layout import local_lake
-    from rental_kpis.pipeline import run_history
-    from rental_kpis.report_console import print_history
+    from rental_kpis.local.runner import run_history
+    from rental_kpis.report.console import print_history
 
     records = run_history(local_lake(args.lake), args.last)
     if not records:
@@ -89,8 +90,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rental_kpis import report
     from rental_kpis.layout import check_run_id, local_lake
+    from rental_kpis.report import notebooks
 
     # Checked before any notebook runs (and before --out is made): each would fail later.
     lake = Path(local_lake(args.lake).root) if args.backend == "local" else Path(args.lake)
@@ -100,7 +101,7 @@ def _report(args: argparse.Namespace) -> int:
     def show(notebook: str, seconds: float) -> None:
         print(f"✔ {notebook:<34} {seconds:6.1f} s", flush=True)
 
-    result = report.build(
+    result = notebooks.build(
         lake,
         args.out,
         args.raw,
@@ -169,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--run-id", default=None, help="the run the notebooks make and report on")
     rep.add_argument("--backend", choices=("local", "aws"), default="local")
     rep.add_argument("--bucket", default="", help="aws backend: the project bucket")
-    rep.add_argument("--region", default="us-east-1", help="aws backend: its region")
+    rep.add_argument(
+        "--region", default="", help="aws backend: its region (default: your AWS configuration's)"
+    )
     rep.set_defaults(func=_report)
 
     from rental_kpis.aws.cli import add_parser as add_aws_parser
@@ -182,9 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyError as error:
-        print(f"rental-kpis: error: {error.args[0]}", file=sys.stderr)
-        return 2
     except (RentalKpisError, FileNotFoundError) as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2

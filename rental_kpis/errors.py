@@ -30,6 +30,18 @@ class MissingColumnsError(InputError):
         self.dataset, self.uri, self.missing, self.available = dataset, uri, missing, available
 
 
+class UsageError(RentalKpisError, ValueError):
+    """A command or notebook parameter that cannot work (a backend without a bucket, …)."""
+
+
+class UnknownName(UsageError):
+    """A table, stage or query name that the project does not define."""
+
+
+class NoRunYet(RentalKpisError):
+    """A lake or state machine without the succeeded run a command needs."""
+
+
 class StepFailed(RentalKpisError):
     """A pipeline step (a spark-submit process) exited non-zero."""
 
@@ -72,18 +84,35 @@ class RunFailed(RentalKpisError):
         super().__init__(f"run {run_id} {status}: {error or 'no error name'}: {cause or ''}")
 
 
+class EmrStepFailed(RentalKpisError):
+    """An EMR step ended in a state other than COMPLETED; says where its log is."""
+
+    def __init__(self, step: str, state: str, reason: str, log: str) -> None:
+        self.step, self.state, self.reason, self.log = step, state, reason, log
+        why = f": {reason}" if reason else ""
+        super().__init__(f"EMR step {step} ended {state}{why} (log: {log})")
+
+
+class CrawlFailed(RentalKpisError):
+    """The Glue crawl asked for did not start, did not finish, or did not succeed."""
+
+
+class TeardownIncomplete(RentalKpisError):
+    """Teardown met something it could not remove: what is left, and what to do about it."""
+
+    def __init__(self, removed: list[str], problems: list[str]) -> None:
+        self.removed, self.problems = removed, problems
+        super().__init__("teardown incomplete: " + "; ".join(problems))
+
+
 # ---------------------------------------------------------------- names, paths and the lake
 # What a user typed that cannot name anything, or a lake that cannot be used: each is one
 # line and exit 2 in the CLI. Raised at the edge where the name becomes a path or the
 # filesystem / DuckDB refuses, never by catching everything.
 
 
-class InvalidRunId(RentalKpisError, ValueError):
+class InvalidRunId(UsageError):
     """A run id outside the one pattern (``layout.RUN_ID``): it would become a path."""
-
-
-class UnknownQuery(RentalKpisError, LookupError):
-    """A query name that is not one of the named queries (``rental_kpis/queries/*.sql``)."""
 
 
 class LakeUnusable(RentalKpisError):

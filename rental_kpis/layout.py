@@ -187,3 +187,24 @@ def run_id_argument(value: str) -> str:
         return check_run_id(value)
     except InvalidRunId as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+RAW_FILE_PATTERN = "*.csv"
+
+
+def raw_input_files(raw_dir: Path) -> dict[str, list[Path]]:
+    """The input files of each dataset under ``raw_dir/<dataset>/``, in SPEC §1 order.
+
+    The one rule for what a raw folder must hold, used before anything is copied or uploaded
+    (local run, ``aws setup``): a dataset without files is an error naming its folder.
+    """
+    from rental_kpis.errors import InputError
+
+    found: dict[str, list[Path]] = {}
+    for dataset in DATASETS:
+        folder = raw_dir / dataset
+        files = sorted(folder.glob(RAW_FILE_PATTERN)) if folder.is_dir() else []
+        if not files:
+            raise InputError(f"dataset {dataset!r}: no CSV files in {folder}")
+        found[dataset] = files
+    return found

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rental_kpis.errors import UnknownName
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -40,4 +42,4 @@ def stage(name: str) -> Stage:
     for candidate in STAGES:
         if candidate.name == name:
             return candidate
-    raise KeyError(f"unknown stage {name!r}; stages are {', '.join(s.name for s in STAGES)}")
+    raise UnknownName(f"unknown stage {name!r}; stages are {', '.join(s.name for s in STAGES)}")

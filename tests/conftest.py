@@ -9,9 +9,9 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from rental_kpis.schemas import column_names
-from rental_kpis.spark import build_session
-from rental_kpis.validation import CORRUPT_RECORD
+from rental_kpis.spark.schemas import column_names
+from rental_kpis.spark.session import build_session
+from rental_kpis.spark.validation import CORRUPT_RECORD
 
 # pyspark.testing imports pandas-on-Spark, which asks for this before any session starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")

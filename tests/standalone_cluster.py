@@ -10,7 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from rental_kpis.spark import local_environment
+from rental_kpis.spark.session import local_environment
 
 
 def free_port() -> int:

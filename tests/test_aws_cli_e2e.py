@@ -89,11 +89,18 @@ def it_sets_up_runs_and_tears_down_through_the_endpoint_variable(moto_server):
     executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
     assert [e["name"] for e in executions] == ["e2e-1"]
     described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
-    # The emulator has no EMR behind createCluster.sync, so the run fails at its first state:
-    # the command follows it, prints the error and cause, and exits 1.
+    # The emulator has no EMR behind the elasticmapreduce integration, so the run fails at its
+    # first state and goes on to the failure notice: the command follows it, prints the error
+    # and cause, and exits 1.
     assert described["status"] == "FAILED"
     assert "run e2e-1: FAILED" in run.stdout
-    assert "elasticmapreduce:createCluster.sync" in run.stderr
+    history = sfn.get_execution_history(executionArn=executions[0]["executionArn"])["events"]
+    [failed] = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    assert "elasticmapreduce" in failed["cause"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
+    assert entered == ["CreateCluster", "NotifyFailure", "PipelineFailed"]
     assert f"cause: {described['cause']}" in run.stderr
     assert run.returncode == 1
 
@@ -118,7 +125,7 @@ def it_runs_the_sprint_1_notebook_on_the_aws_backend(moto_server, tmp_path, monk
     """The same notebook cells with backend="aws": connectivity, IAM tables, upload, verify."""
     import nbformat
 
-    from rental_kpis import report
+    from rental_kpis.report import notebooks as report
 
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(name)

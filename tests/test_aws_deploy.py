@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from rental_kpis.aws import deploy, emr
 from rental_kpis.aws.names import Deployment
+from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, TABLES, ZONES
 
 REGION = "eu-west-1"
@@ -46,6 +47,11 @@ def it_sets_up_a_hardened_bucket_with_the_lake_prefixes_and_the_uploads(session,
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    # Bucket-wide (issue 13): old versions of replaced objects expire, lone delete markers go.
+    [bucket_wide] = [r for r in lifecycle if not r["Filter"].get("Prefix")]
+    assert bucket_wide["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+    assert bucket_wide["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+    lifecycle = [r for r in lifecycle if r["Filter"].get("Prefix")]
     assert {r["Filter"]["Prefix"] for r in lifecycle} == {"query-results/", "emr-logs/"}
     assert all(r["Expiration"]["Days"] == 30 for r in lifecycle)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
@@ -114,7 +120,7 @@ def it_uploads_only_what_changed(session, raw):
 def it_refuses_a_raw_folder_missing_a_dataset(session, raw):
     for path in (raw / "vehicles").iterdir():
         path.unlink()
-    with pytest.raises(FileNotFoundError, match="no CSV for vehicles"):
+    with pytest.raises(InputError, match="dataset 'vehicles': no CSV files in"):
         deploy.setup(BUCKET, REGION, raw=raw, session=session)
 
 

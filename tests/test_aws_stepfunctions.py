@@ -15,10 +15,10 @@ from statelint.linter import Linter
 from rental_kpis.aws import statemachine as sm
 from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
 from rental_kpis.aws.names import Deployment
-from rental_kpis.backends import AwsBackend
 from rental_kpis.errors import RunFailed
 from rental_kpis.queries import names as query_names
 from rental_kpis.stages import SPARK_STAGES, STAGES, stage
+from rental_kpis.walkthrough import AwsBackend
 
 REGION = "eu-west-1"
 FAST = sm.Timing(retry_interval_seconds=1, crawler_poll_seconds=0, max_crawler_polls=3)
@@ -66,6 +66,32 @@ def it_gives_every_task_a_retry_and_a_catch(deployment):
         assert state.get("Catch"), name
         for retrier in state["Retry"]:
             assert retrier["BackoffRate"] >= 2 and retrier["MaxAttempts"] >= 1, name
+
+
+def it_bounds_every_emr_task_with_a_caught_timeout(deployment):
+    """A state-machine-level timeout would skip the Catch: each EMR Task carries its own, and
+    every one that runs once the cluster exists is caught on the way to a terminate task."""
+    definition = sm.render(deployment)
+    states = dict(sm.iter_states(definition))
+    emr_tasks = [n for n, s in states.items() if "elasticmapreduce" in s.get("Resource", "")]
+    assert len(emr_tasks) == 6
+    for name in emr_tasks:
+        assert states[name]["TimeoutSeconds"] > 0, name
+        caught = {e for c in states[name]["Catch"] for e in c["ErrorEquals"]}
+        assert caught & {"States.ALL", "States.Timeout"}, name
+    timing = sm.Timing()
+    assert states["ValidateRaw"]["TimeoutSeconds"] == (
+        timing.cluster_start_timeout_seconds + timing.step_timeout_seconds
+    )
+
+
+def it_creates_the_cluster_without_sync_and_retries_no_generic_failure(deployment):
+    """createCluster returns the id at once: a retried RunJobFlow request that failed created
+    no cluster, and nothing after it can fail without the id to terminate."""
+    create = sm.render(deployment)["States"]["CreateCluster"]
+    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster"
+    retried = {e for r in create["Retry"] for e in r["ErrorEquals"]}
+    assert retried == {"EMR.AmazonElasticMapReduceException"}
 
 
 def it_names_its_states_after_the_stage_spine(deployment):
@@ -214,6 +240,30 @@ def it_notifies_when_the_cluster_never_starts(sfn_world):
     assert result["status"] == "FAILED"
     assert result["entered"] == ["CreateCluster", "NotifyFailure", "PipelineFailed"]
     assert "TERMINATED_WITH_ERRORS" in result["cause"]
+
+
+def it_terminates_the_cluster_when_a_step_times_out(sfn_world):
+    """(moto's interpreter retries States.Timeout under a States.TaskFailed retrier, which AWS
+    does not; the mock answers the timeout on both attempts, the path is the same.)"""
+    result = sfn_world("ValidateRawTimesOut")
+    assert (result["status"], result["error"]) == ("FAILED", "States.Timeout")
+    assert result["entered"] == [
+        "CreateCluster",
+        "ValidateRaw",
+        "TerminateClusterOnFailure",
+        "NotifyFailure",
+        "PipelineFailed",
+    ]
+
+
+def it_terminates_a_cluster_that_failed_to_start(sfn_world):
+    """The cluster's id is known from CreateCluster on: a cluster that never came up cancels
+    the first step, and the run still passes the terminate task."""
+    result = sfn_world("ClusterFailsToStart")
+    assert result["status"] == "FAILED"
+    assert "CANCELLED" in result["cause"]
+    entered = result["entered"]
+    assert entered.index("TerminateClusterOnFailure") < entered.index("NotifyFailure")
 
 
 def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):

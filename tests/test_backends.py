@@ -10,11 +10,11 @@ import moto_tls
 import pytest
 from moto import mock_aws
 
-from rental_kpis import backends
+from rental_kpis import walkthrough as backends  # the notebooks call it walkthrough
 from rental_kpis.aws import deploy, emr
 from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, Lake
-from rental_kpis.schemas import RAW_COLUMNS
+from rental_kpis.spark.schemas import RAW_COLUMNS
 
 REGION = "eu-west-1"
 BUCKET = "rental-kpis-notebook-test"
@@ -199,7 +199,7 @@ def it_sums_up_a_passing_raw_check_and_names_every_failing_file():
 
 
 def it_summarises_the_catalog_per_table():
-    columns = backends._catalog_frame(
+    columns = backends.catalog_frame(
         [
             ("daily_metrics", "s3://b/processed/daily_metrics", [("rental_date", "date")],
              [("year", "int"), ("month", "int")]),

@@ -10,9 +10,12 @@ from cli_runner import run_cli
 from tables import SPEC_COLUMNS
 from world import make_world
 
-from rental_kpis import catalog, kpis, queries, querying
+from rental_kpis import queries
 from rental_kpis.layout import Lake
-from rental_kpis.steps import write_parquet, write_table
+from rental_kpis.local import athena as querying
+from rental_kpis.local import glue as catalog
+from rental_kpis.spark import kpis
+from rental_kpis.spark.steps import write_parquet, write_table
 
 # The catalog's view: SPEC §4 columns, and the partition keys taken from k=v folders.
 EXPECTED_TYPES = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rental_kpis.datagen import PRICE_PER_HOUR, generate
+from rental_kpis.devtools.datagen import PRICE_PER_HOUR, generate
 from rental_kpis.layout import DATASETS
 
 

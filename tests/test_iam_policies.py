@@ -58,7 +58,10 @@ def it_passes_only_the_projects_roles(role):
         if "iam:PassRole" in statement["Action"]:
             assert statement["Action"] == ["iam:PassRole"]
             assert set(statement["Resource"]) <= project_roles
-            assert "iam:PassedToService" in statement["Condition"]["StringEquals"]
+            # StringLike "…amazonaws.com*": the service principal of every partition
+            condition = statement["Condition"]
+            keys = {**condition.get("StringEquals", {}), **condition.get("StringLike", {})}
+            assert "iam:PassedToService" in keys
 
 
 def it_lists_every_resource_star_action_with_its_reason_in_the_readme():

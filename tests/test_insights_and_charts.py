@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.patches import FancyArrowPatch
 
-from rental_kpis import charts, insights, state_diagram
 from rental_kpis.aws import statemachine
+from rental_kpis.report import charts, insights, state_diagram
 
 LOCATIONS = pd.DataFrame(
     {

@@ -12,7 +12,7 @@ from sample_rows import location, rental, user, vehicle
 from tables import assert_same_table, read_table
 
 from rental_kpis.layout import TABLES, Lake
-from rental_kpis.steps import run_step
+from rental_kpis.spark.steps import run_step
 
 
 def write_raw(root: Path, rentals: list[dict]) -> None:
@@ -102,7 +102,8 @@ FORBIDDEN_ON_EMR = (
 def it_imports_only_pyspark_and_the_standard_library_in_the_step_modules():
     code = (
         "import sys, runpy\n"
-        "import rental_kpis.steps, rental_kpis.spark, rental_kpis.kpis, rental_kpis.validation\n"
+        "import rental_kpis.spark.steps, rental_kpis.spark.session\n"
+        "import rental_kpis.spark.kpis, rental_kpis.spark.validation\n"
         "for script in ('validate_raw', 'vehicle_location_metrics', 'user_transaction_metrics'):\n"
         "    runpy.run_path(f'emr_steps/{script}.py', run_name='not_main')\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN_ON_EMR!r}))\n"

@@ -21,7 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 from tables import SPEC_COLUMNS
 from world import curated, make_world, ts
 
-from rental_kpis import kpis
+from rental_kpis.spark import kpis
 
 
 @pytest.fixture(scope="module")

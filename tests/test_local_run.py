@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 
-from rental_kpis import catalog, querying
-from rental_kpis.datagen import generate
+from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import StepFailed
 from rental_kpis.layout import Lake
-from rental_kpis.pipeline import LOCAL_STAGES, LOCK_FILE, run_history, run_local
+from rental_kpis.local import athena as querying
+from rental_kpis.local import glue as catalog
+from rental_kpis.local.runner import LOCAL_STAGES, LOCK_FILE, run_history, run_local
 from rental_kpis.stages import STAGES
 
 WIDE = {**os.environ, "COLUMNS": "200"}  # rich wraps at 80 columns without a terminal

@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from cli_runner import run_cli
 
-from rental_kpis import report
 from rental_kpis.errors import NotebookFailed
-from rental_kpis.spark import PROJECT_DIR
+from rental_kpis.project import PROJECT_DIR
+from rental_kpis.report import notebooks as report
 
 RUN_ID = "nbtest-run"
 SAMPLE = PROJECT_DIR / "data" / "raw"

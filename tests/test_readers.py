@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rental_kpis.errors import MissingColumnsError, MissingDatasetError
-from rental_kpis.readers import read_raw
-from rental_kpis.validation import CORRUPT_RECORD
+from rental_kpis.spark.readers import read_raw
+from rental_kpis.spark.validation import CORRUPT_RECORD
 
 HEADER = (
     "rental_id,user_id,vehicle_id,rental_start_time,rental_end_time,pickup_location,"

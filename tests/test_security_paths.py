@@ -17,12 +17,14 @@ import pytest
 from cli_runner import run_cli
 from test_catalog_and_queries import EXPECTED_ANSWERS, EXPECTED_TYPES, write_world_tables
 
-from rental_kpis import catalog, queries, querying
-from rental_kpis.backends import LocalBackend
-from rental_kpis.errors import InvalidRunId, UnknownQuery
+from rental_kpis import queries
+from rental_kpis.errors import InvalidRunId, UnknownName
 from rental_kpis.layout import Lake, check_run_id, new_run_id
-from rental_kpis.pipeline import run_local
-from rental_kpis.steps import parse_args
+from rental_kpis.local import athena as querying
+from rental_kpis.local import glue as catalog
+from rental_kpis.local.runner import run_local
+from rental_kpis.spark.steps import parse_args
+from rental_kpis.walkthrough.local_backend import LocalBackend
 
 
 def assert_one_line_error(done, *fragments: str) -> None:
@@ -184,7 +186,7 @@ def it_runs_only_the_named_queries(tmp_path, processed):
         done = run_cli("query", name, "--lake", lake.root)
         assert_one_line_error(done, "no named query", "daily_revenue_trend")
         assert "pwned" not in done.stdout
-        with pytest.raises(UnknownQuery):
+        with pytest.raises(UnknownName):
             queries.load(name)
 
 

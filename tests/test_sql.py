@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from rental_kpis.sql import athena_to_duckdb, joda_to_strftime
+from rental_kpis.local.athena_sql import athena_to_duckdb, joda_to_strftime
 
 
 def run(athena_sql: str) -> list[tuple]:

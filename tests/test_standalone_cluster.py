@@ -11,10 +11,10 @@ import os
 from standalone_cluster import standalone_cluster
 from tables import assert_same_table, read_table
 
-from rental_kpis.datagen import generate
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.devtools.reference import run_reference
 from rental_kpis.layout import TABLES
-from rental_kpis.pipeline import run_local
-from rental_kpis.reference import run_reference
+from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
 
 

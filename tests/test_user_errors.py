@@ -21,8 +21,9 @@ from cli_runner import run_cli
 from test_catalog_and_queries import write_world_tables
 from test_security_paths import assert_one_line_error
 
-from rental_kpis import catalog, cli
+from rental_kpis import cli
 from rental_kpis.layout import Lake
+from rental_kpis.local import glue as catalog
 
 # Drop only what lets root ignore permission bits; everything else stays as it is.
 WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 
-from rental_kpis.datagen import MANIFEST, generate
+from rental_kpis.devtools.datagen import MANIFEST, generate
 from rental_kpis.layout import DATASETS, Lake
-from rental_kpis.pipeline import run_local
+from rental_kpis.local.runner import run_local
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,9 @@ def it_fails_clearly_when_a_dataset_folder_is_missing(generated, tmp_path):
 
 
 def it_exits_2_from_the_step_script_itself_when_the_raw_prefix_is_missing(tmp_path):
-    from rental_kpis.pipeline import EMR_STEPS_DIR
-    from rental_kpis.spark import build_library_zip, spark_submit
+    from rental_kpis.local.runner import EMR_STEPS_DIR
+    from rental_kpis.local.submit import spark_submit
+    from rental_kpis.project import build_library_zip
 
     result = spark_submit(
         EMR_STEPS_DIR / "validate_raw.py",

@@ -9,8 +9,8 @@ from conftest import raw_frame
 from pyspark.sql import functions as F
 from sample_rows import location, rental, user, vehicle
 
-from rental_kpis.schemas import REJECTION_REASON, TRANSACTION_REASONS
-from rental_kpis.validation import (
+from rental_kpis.spark.schemas import REJECTION_REASON, TRANSACTION_REASONS
+from rental_kpis.spark.validation import (
     curated_rows,
     flag_all,
     rejected_rows,

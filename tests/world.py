@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rental_kpis.schemas import curated_schema
+from rental_kpis.spark.schemas import curated_schema
 
 
 def ts(text: str) -> datetime:

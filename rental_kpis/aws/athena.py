@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rental_kpis import queries
+from rental_kpis.aws.names import Deployment
 from rental_kpis.errors import QueryFailed
 from rental_kpis.layout import DATABASE
 
@@ -69,3 +70,51 @@ def run_sql(
         )
     except wr.exceptions.QueryFailed as error:
         raise QueryFailed(label, str(error)) from error
+
+
+def workgroup_configuration(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "ResultConfiguration": {
+            "OutputLocation": deployment.lake.uri("query-results") + "/",
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+        },
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+    }
+
+
+def ensure_workgroup(deployment: Deployment, session: boto3.Session) -> list[str]:
+    athena = session.client("athena")
+    wanted = workgroup_configuration(deployment)
+    names = {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}
+    current = None
+    if deployment.workgroup in names:
+        current = athena.get_work_group(WorkGroup=deployment.workgroup)["WorkGroup"][
+            "Configuration"
+        ]
+    if current is None:
+        athena.create_work_group(
+            Name=deployment.workgroup, Configuration=wanted, Description="rental_kpis named queries"
+        )
+        return [f"workgroup {deployment.workgroup}"]
+    location = current.get("ResultConfiguration", {}).get("OutputLocation")
+    if location != wanted["ResultConfiguration"]["OutputLocation"]:
+        athena.update_work_group(
+            WorkGroup=deployment.workgroup,
+            ConfigurationUpdates={
+                "ResultConfigurationUpdates": {
+                    "OutputLocation": wanted["ResultConfiguration"]["OutputLocation"]
+                },
+                "EnforceWorkGroupConfiguration": True,
+            },
+        )
+        return [f"workgroup {deployment.workgroup} output location"]
+    return []
+
+
+def delete_workgroup(deployment: Deployment, session: boto3.Session) -> list[str]:
+    athena = session.client("athena")
+    if deployment.workgroup not in {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}:
+        return []
+    athena.delete_work_group(WorkGroup=deployment.workgroup, RecursiveDeleteOption=True)
+    return [f"workgroup {deployment.workgroup}"]

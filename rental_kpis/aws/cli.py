@@ -9,18 +9,30 @@ from pathlib import Path
 from rental_kpis.layout import check_run_id, new_run_id
 
 
-def _setup(args: argparse.Namespace) -> int:
-    from rental_kpis.aws import deploy
+def _spec(args: argparse.Namespace):
     from rental_kpis.aws.emr import ClusterSpec
 
-    spec = ClusterSpec(
+    return ClusterSpec(
         core_instance_count=args.core_instances,
         master_instance_type=args.instance_type,
         core_instance_type=args.instance_type,
         idle_timeout_seconds=args.idle_timeout,
+        subnet_id=args.subnet_id,
     )
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from rental_kpis.aws import deploy
+    from rental_kpis.aws.iam import Propagation
+    from rental_kpis.aws.sts import resolve_region
+
     report = deploy.setup(
-        args.bucket, args.region, raw=args.raw, notify_email=args.notify_email, spec=spec
+        args.bucket,
+        resolve_region(args.region),
+        raw=args.raw,
+        notify_email=args.notify_email,
+        spec=_spec(args),
+        propagation=Propagation(say=lambda message: print(f"  … {message}", flush=True)),
     )
     d = report.deployment
     for item in report.changed:
@@ -30,24 +42,30 @@ def _setup(args: argparse.Namespace) -> int:
         print(f"  s3://{d.bucket}/{key}")
     if not report.changed and not report.uploaded:
         print("nothing to change: everything is already in place")
+    if args.notify_email:
+        print(f"confirm the subscription in the e-mail AWS sent to {args.notify_email}")
     print(f"\nstate machine {d.state_machine_arn}")
     print(f"next: rental-kpis aws run --bucket {d.bucket} --region {d.region}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rental_kpis.aws import deploy
+    from rental_kpis.aws import stepfunctions
+    from rental_kpis.aws.sts import deployment_for, session_for
 
     run_id = check_run_id(args.run_id) if args.run_id else new_run_id()
-    session = deploy.session_for(args.region)
-    d = deploy.deployment_for(args.bucket, args.region, session)
-    arn = deploy.start_run(d, session, run_id)
+    session = session_for(args.region)
+    d = deployment_for(args.bucket, session.region_name, session)
+    if args.subnet_id:
+        for item in stepfunctions.use_subnet(d, session, args.subnet_id):
+            print(f"updated  {item}")
+    arn = stepfunctions.start_run(d, session, run_id)
     print(f"run {run_id} started: {arn}")
 
     def show(state: str, elapsed: float) -> None:
         print(f"  {elapsed:8.1f} s  {state}", flush=True)
 
-    outcome = deploy.follow_run(
+    outcome = stepfunctions.follow_run(
         arn, session, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout, on_state=show
     )
     print(f"run {run_id}: {outcome.status}")
@@ -61,14 +79,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  aws stepfunctions describe-execution --execution-arn {arn}")
         return 1
     print(f"error: {outcome.error}\ncause: {outcome.cause}", file=sys.stderr)
+    cluster = stepfunctions.cluster_id_of(outcome.events)
+    if cluster:
+        from rental_kpis.aws import emr
+
+        state, reason = emr.cluster_state(d, cluster, session)
+        print(f"cluster {cluster}: {state} {reason}".rstrip(), file=sys.stderr)
     print(f"EMR logs: s3://{d.bucket}/emr-logs/", file=sys.stderr)
     return 1
 
 
 def _teardown(args: argparse.Namespace) -> int:
     from rental_kpis.aws import deploy
+    from rental_kpis.aws.sts import resolve_region
+    from rental_kpis.errors import TeardownIncomplete
 
-    removed = deploy.teardown(args.bucket, args.region, delete_data=args.delete_data)
+    try:
+        removed = deploy.teardown(
+            args.bucket, resolve_region(args.region), delete_data=args.delete_data
+        )
+    except TeardownIncomplete as error:
+        for item in error.removed:
+            print(f"removed {item}")
+        raise
     for item in removed:
         print(f"removed {item}")
     if not removed:
@@ -78,25 +111,78 @@ def _teardown(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from rental_kpis.aws import doctor
+    from rental_kpis.aws.names import Deployment
+    from rental_kpis.aws.sts import session_for
+
+    session = session_for(args.region)
+    print(f"rental-kpis aws doctor: bucket {args.bucket}, region {session.region_name}")
+    who = doctor.credentials_check(session)
+    print(who.line())
+    if who.status == doctor.FAIL:
+        return 1
+    account = who.detail.split()[1]
+    deployment = Deployment(args.bucket, session.region_name, account)
+    checks = doctor.run_checks(deployment, _spec(args), session)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == doctor.FAIL]
+    print(f"{len(failed)} check(s) failed" if failed else "ready: rental-kpis aws setup …")
+    return 1 if failed else 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    import json
+
+    from rental_kpis.aws import iam
+    from rental_kpis.aws.sts import deployment_for, session_for
+
+    session = session_for(args.region)
+    deployment = deployment_for(args.bucket, session.region_name, session)
+    print(json.dumps(iam.operator_policy(deployment), indent=2))
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    aws = sub.add_parser("aws", help="the AWS backend: setup, run, teardown")
+    aws = sub.add_parser("aws", help="the AWS backend: doctor, setup, run, teardown")
     verbs = aws.add_subparsers(dest="aws_command", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bucket", required=True, help="the project's S3 bucket")
-        parser.add_argument("--region", required=True, help="AWS region, e.g. eu-west-1")
+        parser.add_argument(
+            "--region", default=None, help="AWS region, e.g. eu-west-1 (default: AWS config)"
+        )
+
+    def cluster(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--instance-type", default="m5.xlarge")
+        parser.add_argument("--core-instances", type=int, default=2)
+        parser.add_argument("--idle-timeout", type=int, default=3600, help="seconds (auto-stop)")
+        parser.add_argument(
+            "--subnet-id", default=None, help="launch into this subnet (default: default VPC)"
+        )
+
+    doc = verbs.add_parser("doctor", help="read-only preflight: what would stop or cost a run")
+    common(doc)
+    cluster(doc)
+    doc.set_defaults(func=_doctor)
+
+    policy = verbs.add_parser("policy", help="print the IAM policy your own user needs")
+    common(policy)
+    policy.set_defaults(func=_policy)
 
     setup = verbs.add_parser("setup", help="create everything (idempotent)")
     common(setup)
+    cluster(setup)
     setup.add_argument("--notify-email", default=None, help="subscribe this e-mail to notices")
     setup.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw CSV folder")
-    setup.add_argument("--instance-type", default="m5.xlarge")
-    setup.add_argument("--core-instances", type=int, default=2)
-    setup.add_argument("--idle-timeout", type=int, default=3600, help="seconds (EMR auto-stop)")
     setup.set_defaults(func=_setup)
 
     run = verbs.add_parser("run", help="start the state machine and follow it")
     common(run)
+    run.add_argument(
+        "--subnet-id", default=None, help="launch the cluster into this subnet from now on"
+    )
     run.add_argument("--run-id", default=None)
     run.add_argument("--poll-seconds", type=float, default=10.0)
     run.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to follow")

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rental_kpis.aws.names import EMR_RELEASE_LABEL, Deployment
-from rental_kpis.spark import SESSION_CONF
+from rental_kpis.aws.names import EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
+from rental_kpis.errors import EmrStepFailed
+from rental_kpis.project import LIBRARY_ZIP
+from rental_kpis.spark.session import SESSION_CONF
 from rental_kpis.stages import SPARK_STAGES
 
 if TYPE_CHECKING:
     import boto3
-
-LIBRARY_ZIP = "rental_kpis.zip"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class ClusterSpec:
     core_instance_count: int = 2
     idle_timeout_seconds: int = 3600
     step_concurrency: int = 2
+    # None: EMR picks a subnet of the account's default VPC (``aws doctor`` checks one exists).
+    subnet_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.release_label.startswith("emr-7."):
@@ -42,6 +44,38 @@ class ClusterSpec:
             raise ValueError("idle_timeout_seconds must be between 60 and 604800 (EMR's range)")
         if self.core_instance_count < 1:
             raise ValueError("core_instance_count must be at least 1")
+        if self.subnet_id is not None and not self.subnet_id.startswith("subnet-"):
+            raise ValueError(f"subnet id {self.subnet_id!r}: expected subnet-…")
+
+    @property
+    def instance_count(self) -> int:
+        return 1 + self.core_instance_count
+
+
+def cluster_instances(spec: ClusterSpec) -> dict[str, Any]:
+    """The ``Instances`` block: one primary, N core nodes, kept alive between steps (the
+    optimized ``createCluster`` integration requires ``KeepJobFlowAliveWhenNoSteps``)."""
+    instances: dict[str, Any] = {
+        "InstanceGroups": [
+            {
+                "Name": "primary",
+                "InstanceRole": "MASTER",
+                "InstanceType": spec.master_instance_type,
+                "InstanceCount": 1,
+            },
+            {
+                "Name": "core",
+                "InstanceRole": "CORE",
+                "InstanceType": spec.core_instance_type,
+                "InstanceCount": spec.core_instance_count,
+            },
+        ],
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    if spec.subnet_id:
+        instances["Ec2SubnetId"] = spec.subnet_id
+    return instances
 
 
 def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> dict[str, Any]:
@@ -52,7 +86,7 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
     """
     spec = spec or ClusterSpec()
     return {
-        "Name": f"{deployment.state_machine}-cluster",
+        "Name": deployment.cluster_name,
         "ReleaseLabel": spec.release_label,
         "Applications": [{"Name": "Spark"}],
         "LogUri": deployment.lake.uri("emr-logs") + "/",
@@ -61,25 +95,8 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
         "VisibleToAllUsers": True,
         "StepConcurrencyLevel": spec.step_concurrency,
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
-        "Instances": {
-            "InstanceGroups": [
-                {
-                    "Name": "primary",
-                    "InstanceRole": "MASTER",
-                    "InstanceType": spec.master_instance_type,
-                    "InstanceCount": 1,
-                },
-                {
-                    "Name": "core",
-                    "InstanceRole": "CORE",
-                    "InstanceType": spec.core_instance_type,
-                    "InstanceCount": spec.core_instance_count,
-                },
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-            "TerminationProtected": False,
-        },
-        "Tags": [{"Key": "project", "Value": "rental_kpis"}],
+        "Instances": cluster_instances(spec),
+        "Tags": [{"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]}],
     }
 
 
@@ -141,6 +158,7 @@ def wait_for_steps(
     timeout_seconds: float = 3 * 3600,
     on_status: Callable[[str, str, float], None] | None = None,
     session: boto3.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, str]:
     """Poll until every step has ended; reports each change of state as (step, state, elapsed)."""
     emr = _client(deployment, session)
@@ -159,7 +177,7 @@ def wait_for_steps(
             return seen
         if time.monotonic() - started > timeout_seconds:
             raise TimeoutError(f"steps still running after {timeout_seconds:.0f} s: {seen}")
-        time.sleep(poll_seconds)
+        sleep(poll_seconds)
 
 
 def step_log_location(deployment: Deployment, cluster_id: str, step_id: str) -> str:
@@ -167,25 +185,102 @@ def step_log_location(deployment: Deployment, cluster_id: str, step_id: str) -> 
     return deployment.lake.uri("emr-logs", cluster_id, "steps", step_id) + "/"
 
 
-def failure_details(
-    deployment: Deployment, cluster_id: str, step_id: str, session: boto3.Session | None = None
-) -> dict[str, str]:
-    """The reason EMR gives for a failed step, and where to read its logs."""
+def step_statuses(
+    deployment: Deployment,
+    cluster_id: str,
+    step_ids: dict[str, str],
+    session: boto3.Session | None = None,
+) -> list[dict[str, Any]]:
+    """Each step's state, start and end, and, for a failed one, EMR's reason and its log."""
     emr = _client(deployment, session)
-    status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
-    details = status.get("FailureDetails", {})
-    return {
-        "state": status["State"],
-        "reason": details.get("Reason", ""),
-        "message": details.get("Message", ""),
-        "log": details.get("LogFile") or step_log_location(deployment, cluster_id, step_id),
-    }
+    rows = []
+    for step, step_id in step_ids.items():
+        status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
+        times = status.get("Timeline", {})
+        details = status.get("FailureDetails", {})
+        rows.append(
+            {
+                "stage": step,
+                "status": status["State"].lower(),
+                "started": times.get("StartDateTime") or times.get("CreationDateTime"),
+                "finished": times.get("EndDateTime"),
+                "reason": details.get("Message") or details.get("Reason", ""),
+                "log": details.get("LogFile") or step_log_location(deployment, cluster_id, step_id),
+            }
+        )
+    return rows
+
+
+def require_completed(
+    deployment: Deployment,
+    cluster_id: str,
+    step_ids: dict[str, str],
+    session: boto3.Session | None = None,
+) -> list[dict[str, Any]]:
+    """The steps' statuses; raises ``EmrStepFailed`` (reason and log) for the first step that
+    did not end COMPLETED, so nothing downstream runs on missing or stale input."""
+    rows = step_statuses(deployment, cluster_id, step_ids, session)
+    for row in rows:
+        if row["status"] != "completed":
+            raise EmrStepFailed(row["stage"], row["status"].upper(), row["reason"], row["log"])
+    return rows
 
 
 def terminate_cluster(
     deployment: Deployment, cluster_id: str, session: boto3.Session | None = None
 ) -> None:
     _client(deployment, session).terminate_job_flows(JobFlowIds=[cluster_id])
+
+
+ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
+
+
+def project_clusters(deployment: Deployment, session: boto3.Session | None = None) -> list[str]:
+    """Active clusters of this deployment: its cluster name and the project tag (another
+    deployment in the same account has another name; a cluster of anyone else lacks both)."""
+    emr = _client(deployment, session)
+    found = []
+    for page in emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES)):
+        for cluster in page["Clusters"]:
+            if cluster["Name"] != deployment.cluster_name:
+                continue
+            tags = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
+            if {"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]} in tags:
+                found.append(cluster["Id"])
+    return found
+
+
+def terminate_project_clusters(
+    deployment: Deployment,
+    session: boto3.Session | None = None,
+    *,
+    delay_seconds: int = 30,
+    max_attempts: int = 60,
+) -> list[str]:
+    """Terminate every active cluster of this deployment and wait until EMR reports each
+    TERMINATED (a stopped execution leaves its cluster running: teardown's first job)."""
+    emr = _client(deployment, session)
+    ids = project_clusters(deployment, session)
+    if not ids:
+        return []
+    emr.terminate_job_flows(JobFlowIds=ids)
+    config = {"Delay": delay_seconds, "MaxAttempts": max_attempts}
+    for cluster_id in ids:
+        emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=config)
+    return [f"cluster {cluster_id} (terminated)" for cluster_id in ids]
+
+
+def cluster_state(
+    deployment: Deployment, cluster_id: str, session: boto3.Session | None = None
+) -> tuple[str, str]:
+    """A cluster's state and EMR's reason for it (why it failed to start, e.g. a VPC, quota or
+    permission problem, or why it ended)."""
+    status = _client(deployment, session).describe_cluster(ClusterId=cluster_id)["Cluster"][
+        "Status"
+    ]
+    reason = status.get("StateChangeReason", {})
+    text = " ".join(part for part in (reason.get("Code", ""), reason.get("Message", "")) if part)
+    return status["State"], text
 
 
 def _client(deployment: Deployment, session: boto3.Session | None):

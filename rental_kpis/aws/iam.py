@@ -4,17 +4,74 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rental_kpis.aws.names import Deployment, substitute
-from rental_kpis.spark import PROJECT_DIR
+from rental_kpis.project import IAM_POLICY_DIR
 
 if TYPE_CHECKING:
     import boto3
 
-POLICY_DIR = PROJECT_DIR / "iam_policies"
+POLICY_DIR = IAM_POLICY_DIR
+OPERATOR_POLICY = POLICY_DIR / "operator" / "student_operator.json"
 INLINE_POLICY = "rental-kpis-least-privilege"
+EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+CLEANUP_ROLE = "AWSServiceRoleForEMRCleanup"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """How setup waits out IAM's eventual consistency: a role that IAM has created may not yet
+    be usable by Glue, Step Functions or EMR for some seconds (IAM User Guide, "Troubleshooting
+    IAM": changes are not immediately visible everywhere). Tests pass ``sleep`` and delays of 0.
+    """
+
+    delays: tuple[float, ...] = (2.0, 4.0, 8.0, 15.0, 30.0, 30.0)
+    waiter_delay: int = 2
+    waiter_attempts: int = 20
+    sleep: Callable[[float], None] = time.sleep
+    say: Callable[[str], None] = lambda message: None
+
+    def retry(self, call: Callable[[], T], what: str) -> T:
+        """Run ``call``; while AWS answers that a new role is not usable yet, wait and retry
+        with growing delays, saying so. Any other error, or the last attempt's, propagates."""
+        for attempt, delay in enumerate((*self.delays, None), start=1):
+            try:
+                return call()
+            except Exception as error:
+                if delay is None or not is_propagation_error(error):
+                    raise
+                self.say(
+                    f"waiting {delay:.0f} s for IAM to propagate before {what} "
+                    f"(attempt {attempt}: {_message(error)})"
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def is_propagation_error(error: Exception) -> bool:
+    """The answers services give for a role IAM has not propagated to them yet: Glue
+    (``InvalidInputException`` … unable to assume role), Step Functions (``AccessDeniedException``
+    / ``InvalidArn`` … not authorized to assume the provided role), EMR (``ValidationException``
+    … invalid InstanceProfile / role)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = response.get("Error", {}).get("Code", "")
+    message = response.get("Error", {}).get("Message", "").lower()
+    codes = {"InvalidInputException", "AccessDeniedException", "InvalidArn", "ValidationException"}
+    words = ("assume", "role", "instanceprofile", "instance profile")
+    return code in codes and any(word in message for word in words)
+
+
+def _message(error: Exception) -> str:
+    response = getattr(error, "response", {})
+    return f"{response.get('Error', {}).get('Code', type(error).__name__)}"
 
 
 def render_policy(path: Path, deployment: Deployment) -> dict[str, Any]:
@@ -29,6 +86,19 @@ def permission_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
     }
 
 
+def operator_policy(deployment: Deployment) -> dict[str, Any]:
+    """What the student's own credentials need for setup, run, doctor, teardown and the
+    notebooks (``rental-kpis aws policy`` prints it for an administrator to attach)."""
+    return render_policy(OPERATOR_POLICY, deployment)
+
+
+def policies_by_principal(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """Principal of ``rental_kpis.aws.permissions`` -> the identity policy IAM evaluates."""
+    roles = permission_policies(deployment)
+    found = {stem: roles[role] for stem, role in deployment.roles.items()}
+    return {"student": operator_policy(deployment), **found}
+
+
 def trust_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
     return {
         role: render_policy(POLICY_DIR / f"{stem}.trust.json", deployment)
@@ -36,9 +106,13 @@ def trust_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
     }
 
 
-def ensure_roles(deployment: Deployment, session: boto3.Session) -> list[str]:
-    """Create or update every role (trust + inline policy) and the EC2 instance profile.
+def ensure_roles(
+    deployment: Deployment, session: boto3.Session, propagation: Propagation | None = None
+) -> list[str]:
+    """Create or update every role (trust + inline policy) and the EC2 instance profile, then
+    wait until IAM reports them (the services that use them may still lag: ``Propagation``).
     Returns what changed, so a second run can say it changed nothing."""
+    propagation = propagation or Propagation()
     iam = session.client("iam")
     changed: list[str] = []
     trusts = trust_policies(deployment)
@@ -69,7 +143,46 @@ def ensure_roles(deployment: Deployment, session: boto3.Session) -> list[str]:
             )
             changed.append(f"policy of {role}")
     changed += _ensure_instance_profile(iam, deployment.emr_ec2_role)
+    if changed:
+        propagation.say("waiting until IAM reports the new roles and instance profile")
+        config = {"Delay": propagation.waiter_delay, "MaxAttempts": propagation.waiter_attempts}
+        for role in deployment.roles.values():
+            iam.get_waiter("role_exists").wait(RoleName=role, WaiterConfig=config)
+        iam.get_waiter("instance_profile_exists").wait(
+            InstanceProfileName=deployment.emr_ec2_role, WaiterConfig=config
+        )
     return changed
+
+
+def cleanup_role_exists(session: boto3.Session) -> bool:
+    iam = session.client("iam")
+    try:
+        iam.get_role(RoleName=CLEANUP_ROLE)
+    except iam.exceptions.NoSuchEntityException:
+        return False
+    return True
+
+
+def ensure_cleanup_role(session: boto3.Session) -> list[str]:
+    """The EMR clean-up service-linked role, which the Step Functions ``createCluster``
+    integration needs to exist or be creatable (Step Functions developer guide, "Create and
+    manage Amazon EMR clusters with Step Functions"; EMR Management Guide, "Using
+    service-linked roles for Amazon EMR for cleanup"). Creating it when it exists is refused
+    with "has been taken": that is the idempotent case, not an error."""
+    if cleanup_role_exists(session):
+        return []
+    iam = session.client("iam")
+    try:
+        iam.create_service_linked_role(AWSServiceName=EMR_SERVICE)
+    except iam.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        if code in ("EntityAlreadyExists", "InvalidInput") and (
+            "taken" in message or "exist" in message
+        ):
+            return []
+        raise
+    return [f"EMR clean-up service-linked role {CLEANUP_ROLE}"]
 
 
 def _ensure_instance_profile(iam, name: str) -> list[str]:
@@ -104,6 +217,12 @@ def delete_roles(deployment: Deployment, session: boto3.Session) -> list[str]:
         try:
             for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
                 iam.delete_role_policy(RoleName=role, PolicyName=policy)
+            # A managed policy a student attached by hand would make DeleteRole fail with
+            # DeleteConflict: detach it (the policy itself stays, it is not the project's).
+            attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+            for policy in attached:
+                iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+                removed.append(f"managed policy {policy['PolicyName']} from role {role}")
             iam.delete_role(RoleName=role)
             removed.append(f"role {role}")
         except iam.exceptions.NoSuchEntityException:

@@ -20,6 +20,8 @@ from typing import Any
 from rental_kpis.layout import DATABASE, TABLES, Lake
 
 PROJECT = "rental-kpis"
+# The tag every resource of the project carries; the roles' EMR rights are scoped to it.
+PROJECT_TAG = ("project", "rental_kpis")
 EMR_RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the version the local backend pins
 
 
@@ -74,6 +76,11 @@ class Deployment:
         return self._name("pipeline")
 
     @property
+    def cluster_name(self) -> str:
+        """Every cluster of this deployment has this name (and the project tag)."""
+        return f"{self.state_machine}-cluster"
+
+    @property
     def database(self) -> str:
         return DATABASE
 
@@ -119,6 +126,9 @@ class Deployment:
             "EmrServiceRoleArn": self.role_arn(self.emr_service_role),
             "EmrEc2RoleArn": self.role_arn(self.emr_ec2_role),
             "StateMachineName": self.state_machine,
+            "Suffix": self.suffix,
+            "GlueCrawlerRoleName": self.glue_crawler_role,
+            "StepFunctionsRoleName": self.stepfunctions_role,
         }
 
     @property

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rental_kpis import queries
-from rental_kpis.aws.emr import ClusterSpec, step_args
+from rental_kpis.aws.emr import ClusterSpec, cluster_instances, step_args
 from rental_kpis.aws.names import Deployment, substitute
-from rental_kpis.spark import PROJECT_DIR
+from rental_kpis.project import STATE_MACHINE_FILE
 from rental_kpis.stages import SPARK_STAGES, stage
 
-TEMPLATE = PROJECT_DIR / "stepfunctions" / "rental_pipeline.asl.json"
+TEMPLATE = STATE_MACHINE_FILE
 RUN_ID_SENTINEL = "\x00run-id\x00"
 TERMINATE_RESOURCE = "arn:aws:states:::elasticmapreduce:terminateCluster"
 
@@ -29,6 +29,12 @@ class Timing:
     retry_interval_seconds: int = 10
     crawler_poll_seconds: int = 30
     max_crawler_polls: int = 40  # 40 × 30 s = 20 min, far above a crawl of four tables
+    # Task timeouts, each caught and routed to a terminate task (a state-machine-level timeout
+    # would skip the Catch and leave the cluster running).
+    create_cluster_timeout_seconds: int = 300  # the RunJobFlow request alone
+    cluster_start_timeout_seconds: int = 1800  # provisioning + bootstrap, before the first step
+    step_timeout_seconds: int = 3 * 3600  # one Spark step, far above the sample's minutes
+    terminate_timeout_seconds: int = 1800
 
 
 def intrinsic_string(value: str) -> str:
@@ -52,7 +58,7 @@ def values(
     timing = timing or Timing()
     found = {
         **deployment.placeholders(),
-        "ClusterName": f"{deployment.state_machine}-cluster",
+        "ClusterName": deployment.cluster_name,
         "EmrReleaseLabel": spec.release_label,
         "MasterInstanceType": spec.master_instance_type,
         "CoreInstanceType": spec.core_instance_type,
@@ -62,6 +68,12 @@ def values(
         "RetryIntervalSeconds": timing.retry_interval_seconds,
         "CrawlerPollSeconds": timing.crawler_poll_seconds,
         "MaxCrawlerPolls": timing.max_crawler_polls,
+        "ClusterInstances": cluster_instances(spec),
+        "CreateClusterTimeoutSeconds": timing.create_cluster_timeout_seconds,
+        "FirstStepTimeoutSeconds": timing.cluster_start_timeout_seconds
+        + timing.step_timeout_seconds,
+        "StepTimeoutSeconds": timing.step_timeout_seconds,
+        "TerminateTimeoutSeconds": timing.terminate_timeout_seconds,
         "NamedQueries": [{"name": q.name, "sql": q.sql} for q in queries.all_queries()],
     }
     for step in SPARK_STAGES:

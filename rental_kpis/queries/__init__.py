@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rental_kpis.errors import UnknownQuery
+from rental_kpis.errors import UnknownName
 
 QUERY_DIR = Path(__file__).resolve().parent
 
@@ -18,11 +18,10 @@ class NamedQuery:
 
 
 def load(name: str) -> NamedQuery:
-    """The named query ``name``: only a name of ``names()``, never a path to another file."""
-    known = names()
-    if name not in known:
-        raise UnknownQuery(f"no named query {name!r}; known: {', '.join(known)}")
-    text = (QUERY_DIR / f"{name}.sql").read_text()
+    if name not in names():  # only the named list: never a path the caller chose
+        raise UnknownName(f"no named query {name!r}; known: {', '.join(names())}")
+    path = QUERY_DIR / f"{name}.sql"
+    text = path.read_text()
     first = text.splitlines()[0] if text else ""
     description = first[2:].strip() if first.startswith("--") else ""
     return NamedQuery(name, description, text.strip())

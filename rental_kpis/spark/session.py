@@ -1,4 +1,4 @@
-"""Spark plumbing: which Java, how a session is configured, how a step is spark-submitted.
+"""The Spark session: which Java, and the settings every session gets (tests, spark-submit, EMR).
 
 The same settings reach every session, in tests, in ``spark-submit`` runs and on EMR: UTC for
 timestamps (SPEC §1) and the CORRECTED parser policy, under which an impossible date such as
@@ -12,14 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-LOG4J_CONFIG = PACKAGE_DIR / "log4j2.properties"
+LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 # Set on every session, wherever it runs.
 SESSION_CONF: dict[str, str] = {
@@ -114,72 +110,3 @@ def build_session(app_name: str, master: str | None = None):
 def _running_under_submit() -> bool:
     """True inside a process that spark-submit started (the JVM is already up)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
-
-
-def build_library_zip(dest_dir: Path) -> Path:
-    """Zip the ``rental_kpis`` package for ``--py-files``, exactly as it ships to EMR."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / "rental_kpis.zip"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(PACKAGE_DIR.rglob("*")):
-            if "__pycache__" in path.parts or path.is_dir():
-                continue
-            archive.write(path, Path("rental_kpis") / path.relative_to(PACKAGE_DIR))
-    return target
-
-
-@dataclass
-class SubmitResult:
-    returncode: int
-    output: str
-    command: list[str] = field(default_factory=list)
-
-
-def spark_submit_command(
-    script: Path,
-    args: list[str],
-    py_files: list[Path],
-    master: str = "local[*]",
-    conf: Mapping[str, str] | None = None,
-    driver_memory: str = "2g",
-) -> list[str]:
-    """The spark-submit command line for one step: pure, so tests can read it."""
-    import pyspark
-
-    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    # Every launch from this machine (local[*] or a standalone master on 127.0.0.1) gets the
-    # small-machine settings; EMR steps are built elsewhere with the cluster's defaults.
-    settings = {**SESSION_CONF, **LOCAL_CONF, **(conf or {})}
-    command = [str(submit), "--master", master, "--driver-memory", driver_memory]
-    command += ["--py-files", ",".join(str(p) for p in py_files)]
-    for key, value in settings.items():
-        command += ["--conf", f"{key}={value}"]
-    return [*command, str(script), *args]
-
-
-def spark_submit(
-    script: Path,
-    args: list[str],
-    py_files: list[Path],
-    master: str = "local[*]",
-    conf: Mapping[str, str] | None = None,
-    driver_memory: str = "2g",
-    log_path: Path | None = None,
-) -> SubmitResult:
-    """Run one step through spark-submit, as EMR does, and return its exit code and output.
-
-    The step's own Python files come from the zip only: the working directory is a fresh one,
-    so a module missing from the zip fails here rather than on a cluster.
-    """
-    command = spark_submit_command(script, args, py_files, master, conf, driver_memory)
-    env = local_environment()
-    env.pop("PYTHONPATH", None)
-    workdir = log_path.parent if log_path else Path.cwd()
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        command, env=env, cwd=workdir, capture_output=True, text=True, check=False
-    )
-    output = proc.stdout + proc.stderr
-    if log_path:
-        log_path.write_text(output)
-    return SubmitResult(proc.returncode, output, command)

@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from rental_kpis import __version__, fs, kpis
+from rental_kpis import __version__
 from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, Lake, new_run_id, run_id_argument
-from rental_kpis.readers import read_raw
-from rental_kpis.validation import curated_rows, flag_all, rejected_rows, summarise
+from rental_kpis.spark import fs, kpis
+from rental_kpis.spark.readers import read_raw
+from rental_kpis.spark.validation import curated_rows, flag_all, rejected_rows, summarise
 
 
 def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> None:
@@ -184,7 +185,7 @@ def main(step: str, argv: list[str] | None = None) -> int:
     Bad input prints one line (``error: …``) and exits 2; anything else escapes with its
     traceback so that EMR marks the step FAILED with the cause in its log.
     """
-    from rental_kpis.spark import build_session
+    from rental_kpis.spark.session import build_session
 
     args = parse_args(step, sys.argv[1:] if argv is None else argv)
     spark = build_session(f"rental_kpis.{step}")

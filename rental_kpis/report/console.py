@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from rental_kpis.pipeline import RunResult, StepResult
+from rental_kpis.local.runner import RunResult, StepResult
 from rental_kpis.stages import stage
 
 console = Console(highlight=False)

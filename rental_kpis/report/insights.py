@@ -14,6 +14,8 @@ from datetime import date
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from rental_kpis.summaries import DatasetCounts  # the step's own reconciliation rule
+
 TOP_N = 10
 
 
@@ -169,7 +171,6 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
 def quality_table(validation: dict) -> pd.DataFrame:
     """Rows in and out per dataset (from the validate_raw summary) and whether they reconcile:
     every input row is valid, rejected with a reason, or an exact duplicate dropped."""
-    from rental_kpis.validation import DatasetCounts  # the step's own reconciliation rule
 
     rows = []
     for dataset, counts in validation["datasets"].items():

@@ -18,12 +18,11 @@ as one rejected row plus one deduplicated row.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from rental_kpis.schemas import (
+from rental_kpis.spark.schemas import (
     CONFLICTING_KEY,
     DIMENSION_KEYS,
     ISO_DATE,
@@ -36,6 +35,7 @@ from rental_kpis.schemas import (
     REQUIRED_TRANSACTION_COLUMNS,
     column_names,
 )
+from rental_kpis.summaries import DatasetCounts
 
 CORRUPT_RECORD = "_corrupt_record"
 COPIES = "_copies"
@@ -231,30 +231,6 @@ def rejected_rows(flagged: DataFrame, dataset: str) -> DataFrame:
         REJECTION_REASON,
         F.col(CORRUPT_RECORD).alias(RAW_LINE),
     )
-
-
-@dataclass
-class DatasetCounts:
-    """Row accounting of one dataset: input = valid + rejected + deduplicated."""
-
-    input_rows: int = 0
-    valid_rows: int = 0
-    rejected_rows: int = 0
-    deduplicated_rows: int = 0
-    rejected_by_reason: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def reconciles(self) -> bool:
-        return self.input_rows == self.valid_rows + self.rejected_rows + self.deduplicated_rows
-
-    def as_dict(self) -> dict:
-        return {
-            "input_rows": self.input_rows,
-            "valid_rows": self.valid_rows,
-            "rejected_rows": self.rejected_rows,
-            "deduplicated_rows": self.deduplicated_rows,
-            "rejected_by_reason": dict(self.rejected_by_reason),
-        }
 
 
 def summarise(flagged: DataFrame, dataset: str) -> DatasetCounts:

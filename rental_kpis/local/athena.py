@@ -10,10 +10,11 @@ from pathlib import Path
 
 import duckdb
 
-from rental_kpis import catalog, queries
+from rental_kpis import queries
 from rental_kpis.errors import LakeUnusable, QueryFailed, os_error_text
 from rental_kpis.layout import Lake, check_run_id
-from rental_kpis.sql import athena_to_duckdb
+from rental_kpis.local import glue
+from rental_kpis.local.athena_sql import athena_to_duckdb
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _text(value: object, digits: int | None = None) -> str:
 
 def run_sql(lake: Lake, name: str, athena_sql: str) -> QueryResult:
     """Run one Athena statement on the local catalog (translated to DuckDB)."""
-    with catalog.connect(lake) as con:
+    with glue.connect(lake) as con:
         try:
             cursor = con.execute(athena_to_duckdb(athena_sql))
         except duckdb.Error as error:

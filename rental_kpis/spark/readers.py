@@ -12,10 +12,10 @@ import csv
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from rental_kpis import fs
 from rental_kpis.errors import InputError, MissingColumnsError, MissingDatasetError
-from rental_kpis.schemas import column_names, missing_columns
-from rental_kpis.validation import CORRUPT_RECORD
+from rental_kpis.spark import fs
+from rental_kpis.spark.schemas import column_names, missing_columns
+from rental_kpis.spark.validation import CORRUPT_RECORD
 
 
 def parse_header(line: str) -> list[str]:

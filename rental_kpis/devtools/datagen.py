@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rental_kpis.layout import DATASETS
-from rental_kpis.schemas import REASONS, column_names
+from rental_kpis.spark.schemas import REASONS, column_names
 
 PRICE_PER_HOUR = {"basic": 10.0, "premium": 20.0, "high_end": 50.0}
 VEHICLE_TYPES = tuple(PRICE_PER_HOUR)

@@ -3,7 +3,7 @@ report notebook to one self-contained HTML file.
 
 The executed copies go to the output folder (``reports/`` by default, git-ignored) so a reader
 can open every step; the HTML has no code cells, its charts are data URIs and it loads nothing
-from the network (``report_template/`` drops the lab template's CDN scripts).
+from the network (``template/`` drops the lab template's CDN scripts).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 
 from rental_kpis.errors import NotebookFailed
 from rental_kpis.layout import new_run_id
-from rental_kpis.spark import PACKAGE_DIR, PROJECT_DIR
+from rental_kpis.project import NOTEBOOK_DIR
 
-NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
-TEMPLATE_DIR = PACKAGE_DIR / "report_template"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
 NOTEBOOKS: tuple[str, ...] = (
     "01_sprint1_setup_and_ingestion",
     "02_sprint2_emr_processing",
@@ -107,7 +106,7 @@ def build(
     run_id: str | None = None,
     backend: str = "local",
     bucket: str = "",
-    region: str = "us-east-1",
+    region: str = "",
     notebooks: tuple[str, ...] = NOTEBOOKS,
     on_notebook: Callable[[str, float], None] | None = None,
 ) -> ReportResult:

@@ -19,7 +19,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from rental_kpis import insights
+from rental_kpis.report import insights
 
 WIDTH, HEIGHT = 9.0, 4.6
 DPI = 110

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from rental_kpis.aws.statemachine import Edge, edges, successors
-from rental_kpis.charts import Chart
+from rental_kpis.report.charts import Chart
 
 SUCCESS_COLOUR, FAILURE_COLOUR, LOOP_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
 FILL = {"success": "#e8f1fa", "failure": "#fdeaea"}

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import InputError, LakeBusy, LakeUnusable, StepFailed, os_error_text
-from rental_kpis.layout import DATASETS, Lake, check_run_id, local_lake, new_run_id
-from rental_kpis.spark import PROJECT_DIR, build_library_zip, spark_submit
+from rental_kpis.errors import LakeBusy, LakeUnusable, StepFailed, os_error_text
+from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
+from rental_kpis.local.submit import spark_submit
+from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 from rental_kpis.stages import SPARK_STAGES
-
-EMR_STEPS_DIR = PROJECT_DIR / "emr_steps"
 
 
 def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
@@ -34,11 +33,7 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     the folder, before any Spark process starts.
     """
     copied: dict[str, int] = {}
-    for dataset in DATASETS:
-        source = raw_dir / dataset
-        files = sorted(source.glob("*.csv")) if source.is_dir() else []
-        if not files:
-            raise InputError(f"dataset {dataset!r}: no CSV files in {source}")
+    for dataset, files in raw_input_files(raw_dir).items():
         target = Path(lake.raw(dataset))
         if target.exists():
             shutil.rmtree(target)
@@ -120,9 +115,9 @@ def run_spark_step(
 
 
 def crawl_stage(lake: Lake) -> dict:
-    from rental_kpis import catalog
+    from rental_kpis.local import glue
 
-    report = catalog.crawl(lake)
+    report = glue.crawl(lake)
     return {
         "added": report.added,
         "updated": report.updated,
@@ -134,9 +129,9 @@ def crawl_stage(lake: Lake) -> dict:
 
 
 def queries_stage(lake: Lake, run_id: str) -> dict:
-    from rental_kpis import querying
+    from rental_kpis.local import athena
 
-    results = querying.run_all(lake, run_id)
+    results = athena.run_all(lake, run_id)
     return {
         "answers": {name: r.headline() for name, r in results.items()},
         "rows": {name: len(r.rows) for name, r in results.items()},

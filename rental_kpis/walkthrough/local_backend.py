@@ -1,0 +1,153 @@
+"""The walkthrough on the local backend: the lake folder, spark-submit of the step scripts, the
+DuckDB catalog and queries. Each method is a call into ``rental_kpis.local`` plus a frame from
+``tables`` for the notebook to show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rental_kpis.errors import NoRunYet
+from rental_kpis.layout import DATABASE, DATASETS, Lake
+from rental_kpis.stages import SPARK_STAGES
+from rental_kpis.walkthrough.tables import (
+    catalog_frame,
+    deployment_of,
+    known_table,
+    layout_table,
+    raw_check,
+    run_facts,
+    stage_timeline,
+    stages_of,
+)
+
+
+class LocalBackend:
+    """The lake folder, spark-submit of the step scripts, the DuckDB catalog."""
+
+    name = "local"
+
+    def __init__(
+        self, lake: str | Path, raw: str | Path, bucket: str = "", region: str = ""
+    ) -> None:
+        self.lake = Lake(str(lake))
+        self.raw = Path(raw)
+        # What an AWS deployment would be named: the IAM and EMR views show it locally too.
+        self.deployment = deployment_of(bucket, region)
+
+    def where(self) -> str:
+        return f"local lake {self.lake.root}"
+
+    def layout(self) -> pd.DataFrame:
+        return layout_table(self.lake)
+
+    def connectivity(self) -> pd.DataFrame:
+        """What the pipeline needs here: a writable lake folder, the raw files, a Java for Spark."""
+        from rental_kpis.spark.session import find_java_home
+
+        root = Path(self.lake.root)
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write-check"
+        probe.write_text("ok")
+        probe.unlink()
+        checks = [
+            ("lake folder writable", str(root)),
+            ("raw data present", ", ".join(d for d in DATASETS if (self.raw / d).is_dir())),
+            ("Java for Spark", find_java_home()),
+        ]
+        return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
+
+    def upload_raw(self) -> pd.DataFrame:
+        """Copy ``raw/<dataset>/*.csv`` into the lake's raw zone (the local S3 upload)."""
+        from rental_kpis.local.runner import load_raw
+
+        copied = load_raw(self.raw, self.lake)
+        return pd.DataFrame(
+            [{"dataset": d, "files": n, "to": self.lake.raw(d) + "/"} for d, n in copied.items()]
+        ).set_index("dataset")
+
+    def verify_raw(self) -> pd.DataFrame:
+        files = [
+            (dataset, path.name, path.read_bytes())
+            for dataset in DATASETS
+            for path in sorted(Path(self.lake.raw(dataset)).glob("*.csv"))
+        ]
+        return raw_check(files)
+
+    def run_steps(self, run_id: str) -> pd.DataFrame:
+        """spark-submit the three step scripts, as EMR steps run; returns their timeline."""
+        from rental_kpis.local.runner import run_local
+
+        run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES)
+        return self.run_timeline(run_id)
+
+    def run_pipeline(self, run_id: str) -> pd.DataFrame:
+        """The whole pipeline (steps, crawl, queries) from the raw zone; returns its timeline."""
+        from rental_kpis.local.runner import LOCAL_STAGES, run_local
+
+        run_local(None, Path(self.lake.root), run_id=run_id, steps=LOCAL_STAGES)
+        return self.run_timeline(run_id)
+
+    def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
+        return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
+
+    def run_record(self, run_id: str) -> dict[str, Any]:
+        return json.loads(Path(self.lake.uri("runs", run_id, "run.json")).read_text())
+
+    def latest_run_id(self) -> str:
+        """The newest run on this lake that succeeded."""
+        from rental_kpis.local.runner import run_history
+
+        runs = [r for r in run_history(self.lake, limit=1000) if r["status"] == "succeeded"]
+        if not runs:
+            raise NoRunYet(f"no succeeded run on {self.lake.root}: run the pipeline first")
+        return runs[0]["run_id"]
+
+    def run_facts(self, run_id: str) -> pd.DataFrame:
+        record = self.run_record(run_id)
+        summaries = {s: self.step_summary(run_id, s) for s in SPARK_STAGES}
+        return run_facts(record, summaries)
+
+    def run_timeline(self, run_id: str) -> pd.DataFrame:
+        return stage_timeline(stages_of(self.run_record(run_id)))
+
+    def crawl(self) -> pd.DataFrame:
+        from rental_kpis.local import glue
+
+        glue.crawl(self.lake)
+        return self.catalog()
+
+    def catalog(self) -> pd.DataFrame:
+        """One row per catalogued column: table, column, Glue type, partition key or not."""
+        from rental_kpis.local import glue
+
+        return catalog_frame(
+            (t.name, t.location, t.columns, t.partition_keys) for t in glue.get_tables(self.lake)
+        )
+
+    def processed(self, name: str) -> pd.DataFrame:
+        """A KPI table read straight from the processed zone (before any crawl)."""
+        import duckdb
+
+        from rental_kpis.local.glue import table_dataset
+
+        dataset = table_dataset(Path(self.lake.processed(known_table(name))))
+        with duckdb.connect() as con:
+            con.register("processed_table", dataset)
+            return con.execute("SELECT * FROM processed_table").fetchdf()
+
+    def query(self, name: str) -> pd.DataFrame:
+        from rental_kpis.local import athena
+
+        result = athena.run_named_query(self.lake, name)
+        return pd.DataFrame(result.rows, columns=result.columns)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A whole KPI table, read through the catalog (as Athena would)."""
+        from rental_kpis.local import glue
+
+        with glue.connect(self.lake) as con:
+            return con.execute(f'SELECT * FROM {DATABASE}."{known_table(name)}"').fetchdf()

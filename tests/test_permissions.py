@@ -1,0 +1,110 @@
+"""Every AWS call the project causes is allowed by the policy of the principal that makes it.
+
+The table is ``rental_kpis.aws.permissions`` (the Step Functions role's part derived from the
+rendered state machine); the policies are the rendered ``iam_policies/``; the evaluator is
+moto's, with conditions evaluated strictly (``tests/iam_evaluator.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from iam_evaluator import allowed, condition_matches
+from parliament import analyze_policy_string
+
+from rental_kpis.aws import iam, permissions, statemachine
+from rental_kpis.aws.names import Deployment
+
+D = Deployment("rental-kpis-policy-test", "eu-west-1", "123456789012")
+POLICIES = iam.policies_by_principal(D)
+CALLS = permissions.all_calls(D)
+
+
+def denied(policy: dict, calls: list[permissions.Call]) -> list[str]:
+    return [str(c) for c in calls if not allowed(policy, c.action, c.resource, c.context)]
+
+
+def it_has_rows_for_every_principal():
+    assert {c.principal for c in CALLS} == set(permissions.PRINCIPALS) == set(POLICIES)
+
+
+@pytest.mark.parametrize("principal", permissions.PRINCIPALS)
+def it_allows_every_call_of_the_table(principal):
+    rows = [c for c in CALLS if c.principal == principal]
+    assert rows
+    assert denied(POLICIES[principal], rows) == []
+
+
+@pytest.mark.parametrize("principal", permissions.PRINCIPALS)
+def it_denies_a_row_once_any_statement_is_removed(principal):
+    """A missing permission fails the suite: each statement is needed by some row."""
+    rows = [c for c in CALLS if c.principal == principal]
+    policy = POLICIES[principal]
+    for index, statement in enumerate(policy["Statement"]):
+        cut = copy.deepcopy(policy)
+        del cut["Statement"][index]
+        assert denied(cut, rows), f"{principal}: nothing needs statement {statement['Sid']}"
+
+
+def it_refuses_what_the_conditions_exclude():
+    sfn, emr_role = POLICIES["stepfunctions_role"], POLICIES["emr_service_role"]
+    ec2_role, service_role = D.role_arn(D.emr_ec2_role), D.role_arn(D.emr_service_role)
+    cluster = "arn:aws:elasticmapreduce:eu-west-1:123456789012:cluster/j-OTHER"
+    # iam:PassedToService: each role only to its service (any partition's suffix)
+    assert allowed(sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert allowed(sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "ec2.amazonaws.com.cn"})
+    assert not allowed(
+        sfn, "iam:PassRole", ec2_role, {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}
+    )
+    assert not allowed(sfn, "iam:PassRole", service_role, {})
+    # request tags: a cluster tagged otherwise (or with more keys) is not created by the role
+    assert not allowed(sfn, "elasticmapreduce:AddTags", cluster, {})
+    other = {"aws:RequestTag/project": "x", "aws:TagKeys": ("project",)}
+    assert not allowed(sfn, "elasticmapreduce:AddTags", cluster, other)
+    more = {"aws:RequestTag/project": "rental_kpis", "aws:TagKeys": ("project", "owner")}
+    assert not allowed(sfn, "elasticmapreduce:AddTags", cluster, more)
+    # resource tags: clusters of other projects, instances EMR did not make
+    assert not allowed(sfn, "elasticmapreduce:TerminateJobFlows", cluster, {})
+    instance = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0other"
+    assert not allowed(emr_role, "ec2:TerminateInstances", instance, {})
+    tagged = {"aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true"}
+    assert allowed(emr_role, "ec2:TerminateInstances", instance, tagged)
+    # account and region scoping is kept
+    elsewhere = "arn:aws:ec2:us-west-2:123456789012:instance/i-0emr"
+    assert not allowed(emr_role, "ec2:TerminateInstances", elsewhere, tagged)
+
+
+def it_evaluates_conditions_strictly():
+    assert not condition_matches({"StringEquals": {"k": "v"}}, {})
+    assert condition_matches({"StringEqualsIfExists": {"k": "v"}}, {})
+    assert condition_matches({"Null": {"k": "true"}}, {})
+    assert not condition_matches({"Null": {"k": "true"}}, {"k": "v"})
+    assert condition_matches({"ForAllValues:StringEquals": {"k": ["a", "b"]}}, {"k": ("a",)})
+    assert not condition_matches({"StringLike": {"k": "ec2.amazonaws.com*"}}, {"k": "glue.x"})
+    with pytest.raises(ValueError, match="not evaluated"):
+        condition_matches({"DateGreaterThan": {"k": "2020-01-01"}}, {"k": "2021-01-01"})
+
+
+def it_derives_the_step_functions_rows_from_the_definition():
+    definition = statemachine.render(D)
+    tasks = {n for n, s in statemachine.iter_states(definition) if s["Type"] == "Task"}
+    causes = {c.cause for c in permissions.state_machine_calls(D, definition)}
+    assert {n for n in tasks if any(c.startswith(f"state {n} ") or c == f"state {n}"
+                                     for c in causes)} == tasks  # fmt: skip
+    added = copy.deepcopy(definition)
+    added["States"]["Extra"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:deleteBucket",
+        "End": True,
+    }
+    with pytest.raises(permissions.NoPermissionRows, match="Task Extra"):
+        permissions.state_machine_calls(D, added)
+
+
+def it_keeps_the_operator_policy_clean_for_parliament():
+    policy = POLICIES["student"]
+    findings = analyze_policy_string(json.dumps(policy)).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+    assert "${" not in json.dumps(policy)
