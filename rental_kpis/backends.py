@@ -10,10 +10,12 @@ Athena and Step Functions through ``rental_kpis.aws``. Not used on EMR.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,6 +180,44 @@ def raw_verdict(check: pd.DataFrame) -> str:
     )
 
 
+@dataclass(frozen=True)
+class SourceBeside:
+    """A function's source next to a result table: what a notebook shows to teach a
+    transform (the code on the left, what it computed on the right). Both escaped."""
+
+    name: str
+    source: str
+    result: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        code = html.escape(self.source)
+        table = self.result.to_html(index=False, escape=True)
+        return (
+            '<div style="display:flex; gap:1.5em; align-items:flex-start; flex-wrap:wrap">'
+            f'<pre style="flex:1 1 28em; margin:0; font-size:85%"><code>{code}</code></pre>'
+            f'<div style="flex:1 1 24em; overflow-x:auto">{table}</div></div>'
+        )
+
+
+def source_beside(function: Callable[..., Any], result: pd.DataFrame) -> SourceBeside:
+    """``function``'s source (``inspect.getsource``) beside ``result``."""
+    import inspect
+
+    return SourceBeside(function.__name__, inspect.getsource(function), result)
+
+
+def rounded(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Floats rounded for reading; money in the tables is never rounded (SPEC §4)."""
+    return frame.round({c: digits for c in frame.select_dtypes("float").columns})
+
+
+def local_raw_uri(env: Backend, dataset: str) -> str:
+    """Where a notebook's own local SparkSession reads ``dataset`` from: the lake's raw zone
+    locally; on AWS the local raw folder that sprint 1 uploaded (a laptop's Spark has no S3
+    connector, and the teaching cells need no cluster)."""
+    return env.lake.raw(dataset) if env.name == "local" else str(Path(env.raw) / dataset)
+
+
 def _seconds_between(start: str | datetime, end: str | datetime) -> float:
     def as_time(value: str | datetime) -> datetime:
         return value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -324,11 +364,45 @@ class LocalBackend:
         return self.run_timeline(run_id)
 
     def run_pipeline(self, run_id: str) -> pd.DataFrame:
-        """The whole pipeline (steps, crawl, queries) from the raw zone; returns its timeline."""
-        from rental_kpis.pipeline import LOCAL_STAGES, run_local
+        """The whole pipeline (steps, crawl, queries) from the raw zone; returns its timeline.
 
-        run_local(None, Path(self.lake.root), run_id=run_id, steps=LOCAL_STAGES)
+        A run that already exists is continued, not repeated: only its stages that have not
+        succeeded run (after sprint 2's ``run_steps``: crawl and queries), so the demo runs
+        the Spark steps once and the run ends "succeeded" with every stage in one record.
+        """
+        from rental_kpis.pipeline import run_local
+
+        pending = self.pending_stages(run_id)
+        if pending:
+            run_local(None, Path(self.lake.root), run_id=run_id, steps=pending)
         return self.run_timeline(run_id)
+
+    def pending_stages(self, run_id: str) -> tuple[str, ...]:
+        """The stages of a whole local run that run ``run_id`` has not yet succeeded in."""
+        from rental_kpis.pipeline import LOCAL_STAGES
+
+        path = Path(self.lake.uri("runs", run_id, "run.json"))
+        done = json.loads(path.read_text())["stages"] if path.exists() else {}
+        return tuple(s for s in LOCAL_STAGES if done.get(s, {}).get("status") != "succeeded")
+
+    def rental_pairs(self) -> pd.DataFrame:
+        """Pickup and dropoff location of every valid rental (the curated zone): what the
+        report's one-way share counts; no KPI table keeps the pair."""
+        return self.curated("rental_transactions", ["pickup_location", "dropoff_location"])
+
+    def curated(self, dataset: str, columns: list[str]) -> pd.DataFrame:
+        """``columns`` of a curated dataset, read straight from its Parquet files."""
+        import duckdb
+
+        from rental_kpis.schemas import column_names
+
+        unknown = [c for c in columns if c not in column_names(dataset)]
+        if unknown:
+            raise KeyError(f"{dataset} has no column {', '.join(unknown)}")
+        files = str(Path(self.lake.curated(dataset)) / "*.parquet")
+        with duckdb.connect() as con:
+            selected = ", ".join(f'"{c}"' for c in columns)
+            return con.execute(f"SELECT {selected} FROM read_parquet(?)", [files]).fetchdf()
 
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
         return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
@@ -470,6 +544,14 @@ class AwsBackend:
 
         uri = self.lake.processed(_known_table(name)) + "/"
         return wr.s3.read_parquet(uri, dataset=True, boto3_session=self.session)
+
+    def rental_pairs(self) -> pd.DataFrame:
+        """Pickup and dropoff location of every valid rental, from the curated zone on S3."""
+        import awswrangler as wr
+
+        uri = self.lake.curated("rental_transactions") + "/"
+        columns = ["pickup_location", "dropoff_location"]
+        return wr.s3.read_parquet(uri, columns=columns, boto3_session=self.session)
 
     def upload_raw(self) -> pd.DataFrame:
         """Upload raw CSV, step scripts and library zip; unchanged files are skipped."""

@@ -43,12 +43,10 @@ class Chart:
     def _repr_html_(self) -> str:
         data = base64.b64encode(self.png()).decode("ascii")
         title = html.escape(self.title)
+        # Layout lives in the report template's CSS: the sanitiser drops style attributes.
         return (
-            '<figure class="chart" style="break-inside: avoid; page-break-inside: avoid;'
-            ' margin: 1em 0;">'
-            f'<img src="data:image/png;base64,{data}" alt="{title}" style="max-width: 100%;">'
-            f'<figcaption style="font-style: italic;">{html.escape(self.takeaway)}</figcaption>'
-            "</figure>"
+            f'<figure class="chart"><img src="data:image/png;base64,{data}" alt="{title}">'
+            f"<figcaption>{html.escape(self.takeaway)}</figcaption></figure>"
         )
 
     @property

@@ -629,6 +629,16 @@ class ReportTable:
         return [row[i] for row in self.rows]
 
 
+@dataclass(frozen=True)
+class Note:
+    """A computed sentence shown as a paragraph of the report, escaped like every value."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f'<p class="takeaway">{html.escape(self.text)}</p>'
+
+
 def facts_table(rows: list[tuple[str, str]]) -> ReportTable:
     """Label / value rows, no header line (a header would only say "value")."""
     return ReportTable(
