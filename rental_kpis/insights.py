@@ -606,6 +606,8 @@ class ReportTable:
             text = html.escape(value)
             if self.row_headers and i == 0:
                 return f"<th>{text}</th>"
+            if not self.header:  # a label / value table: aligned by its class (``facts``)
+                return f"<td>{text}</td>"
             return f'<td class="{"num" if self.numeric[i] else "text"}">{text}</td>'
 
         head = ""
