@@ -259,7 +259,10 @@ def rejections(validation: dict, top: int = 4) -> Chart:
             bar.set_color(colours[dataset])
         ax.bar_label(ax.containers[0], labels=[f"{v:,}" for v in frame["rows"]], padding=3)
         handles = [Patch(color=colours[d], label=insights.human(d)) for d in datasets]
-        ax.legend(handles=handles, title="Dataset", loc="lower right", fontsize=8)
+        ax.legend(
+            handles=handles, title="Dataset", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+        )  # fmt: skip
     ax.set_title(f"Rejected rows by dataset and reason (top {top} reasons per dataset)")
     ax.set_xlabel("Rejected rows (count)")
     ax.set_ylabel("Reason")

@@ -136,25 +136,21 @@ def top_locations_takeaway(locations: pd.DataFrame, n: int = TOP_N) -> str:
     top = top_locations(locations, n)
     total = locations["total_revenue"].sum()
     leader = top.iloc[0]
-    lead = (
-        f"{leader['location_name']} ({leader['city']}) leads with {money(leader['total_revenue'])}"
+    name = location_label(leader["location_name"], leader["city"])
+    together = (
+        f"the top {len(top)} locations together bring {percent(top['total_revenue'].sum(), total)}"
+        f" of revenue from {len(locations):,} locations."
     )
     if len(top) > 1 and about_same(leader["total_revenue"], top.iloc[1]["total_revenue"]):
         second = top.iloc[1]
-        lead = (
-            f"{leader['location_name']} ({leader['city']}) and {second['location_name']}"
-            f" ({second['city']}) lead with about the same revenue"
-            f" ({money(leader['total_revenue'])} and {money(second['total_revenue'])})"
-        )
         return (
-            f"{lead}; the top {len(top)} locations together bring"
-            f" {percent(top['total_revenue'].sum(), total)} of revenue from"
-            f" {len(locations):,} locations."
+            f"{name} and {location_label(second['location_name'], second['city'])} lead with"
+            f" about the same revenue ({money(leader['total_revenue'])} and"
+            f" {money(second['total_revenue'])}); {together}"
         )
     return (
-        f"{lead} ({percent(leader['total_revenue'], total)} of revenue); the top {len(top)}"
-        f" locations together bring {percent(top['total_revenue'].sum(), total)}"
-        f" of revenue from {len(locations):,} locations."
+        f"{name} leads with {money(leader['total_revenue'])}"
+        f" ({percent(leader['total_revenue'], total)} of revenue); {together}"
     )
 
 
