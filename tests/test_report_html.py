@@ -42,6 +42,21 @@ def visible_text(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
 
 
+def it_sanitises_markup_to_the_tags_the_report_uses():
+    markup = (
+        '<table class="report-table"><tr><th>a</th><td class="num">1</td></tr></table>'
+        "<script>alert(1)</script><img src=x onerror=alert(2)>"
+        '<img src="data:image/png;base64,iVBORw0KGgo=" alt="chart">'
+        '<a href="javascript:alert(3)">x</a><div style="color:red" onclick="alert(4)">y</div>'
+    )
+    clean = report.sanitised(markup)
+    assert '<table class="report-table">' in clean and '<td class="num">1</td>' in clean
+    assert '<img src="data:image/png;base64,iVBORw0KGgo=" alt="chart">' in clean
+    assert "<script" not in clean and "onerror" not in clean.replace("&lt;", "")
+    assert "javascript:" not in clean and "onclick" not in clean and "style=" not in clean
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in clean
+
+
 # Written as identifiers or dates, not quantities: years, dates, months, ids, versions.
 NOT_QUANTITIES = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]?[\d:.+]*|\b\d{4}-\d{2}\b|\(\d+\)|#\d+|\d+\.\d+\.\d+|"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from report_lake import build_lake
 
 from rental_kpis import backends, cli
 from rental_kpis.pipeline import LOCAL_STAGES, run_history, run_local
+from rental_kpis.spark import PROJECT_DIR
 from rental_kpis.stages import SPARK_STAGES
 
 RUN_ID = "20260101T120000Z-abc123"
@@ -101,3 +103,30 @@ def it_shows_no_developer_docstring_in_help():
     assert shown.returncode == 0
     assert "No pipeline logic" not in shown.stdout and "call the library" not in shown.stdout
     assert "KPI pipeline" in shown.stdout
+
+
+# ---------------------------------------------------------------- make test leaves the system alone
+
+
+def make_dry_run(target: str) -> str:
+    shown = subprocess.run(
+        ["make", "-n", target], cwd=PROJECT_DIR, capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def it_never_installs_system_packages_in_make_test_but_ci_does():
+    assert "apt-get" not in make_dry_run("test")
+    assert "apt-get install -y -qq --no-install-recommends" in make_dry_run("browser")
+    ci = (PROJECT_DIR / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in ci if line.startswith("make ")]
+    assert commands.index("make browser") < commands.index("make test")
+
+
+def it_hard_codes_no_binary_path_in_the_tests():
+    system_bin = "/" + "usr/bin/"  # spelt in two parts so this file does not match itself
+    offenders = [
+        path.name for path in (PROJECT_DIR / "tests").glob("*.py") if system_bin in path.read_text()
+    ]
+    assert not offenders, offenders
