@@ -547,8 +547,8 @@ def definitions(headline: Headline, vehicle_types: pd.DataFrame) -> ReportTable:
     utilization_period = (
         f" The utilization period runs from the first rental's start to the last rental's end:"
         f" {period:,.1f} hours ({period / 24:,.1f} days) here, against the headline's"
-        f" {headline.days:,} calendar days of rental starts, because rentals that start on the"
-        f" last day run on past it."
+        f" {headline.days:,} calendar days of rental starts: it counts hours, not days, and runs"
+        f" on until the last rental ends."
         if period is not None
         else ""
     )
