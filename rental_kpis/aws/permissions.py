@@ -80,8 +80,14 @@ class Arns:
         self.workgroup = f"arn:{p}:athena:{r}:{a}:workgroup/{d.workgroup}"
         self.data_catalog = f"arn:{p}:athena:{r}:{a}:datacatalog/AwsDataCatalog"
         self.cluster = f"arn:{p}:elasticmapreduce:{r}:{a}:cluster/j-EXAMPLE0CLUSTER"
-        self.crawler_log_group = f"arn:{p}:logs:{r}:{a}:log-group:/aws-glue/crawlers"
-        self.crawler_log_stream = f"{self.crawler_log_group}:log-stream:{d.crawler}"
+        # CloudWatch Logs authorises log-group actions on the group's ARN with a trailing
+        # ":*" (CloudWatch Logs API Reference, "LogGroup": ``arn`` "includes a trailing :*
+        # after the log group name. Use this version to refer to the ARN in IAM policies when
+        # specifying permissions for most API actions"); a policy naming the bare group ARN
+        # does not match it.
+        group = f"arn:{p}:logs:{r}:{a}:log-group:/aws-glue/crawlers"
+        self.crawler_log_group = f"{group}:*"
+        self.crawler_log_stream = f"{group}:log-stream:{d.crawler}"
         self.cleanup_role = (
             f"arn:{p}:iam::{a}:role/aws-service-role/elasticmapreduce.amazonaws.com/"
             "AWSServiceRoleForEMRCleanup"
@@ -835,12 +841,14 @@ def crawler_calls(d: Deployment) -> list[Call]:
         [arn.catalog, arn.database, *partitioned],
     )
     rows += _rows(GLUE, "the crawler's log group", ["logs:CreateLogGroup"], [arn.crawler_log_group])
+    # CreateLogStream: authorised on the stream or on its group, whichever AWS names; both pass.
     rows += _rows(
         GLUE,
         "the crawler's log stream",
-        ["logs:CreateLogStream", "logs:PutLogEvents"],
-        [arn.crawler_log_stream],
+        ["logs:CreateLogStream"],
+        [arn.crawler_log_group, arn.crawler_log_stream],
     )
+    rows += _rows(GLUE, "the crawler logs", ["logs:PutLogEvents"], [arn.crawler_log_stream])
     return rows
 
 
