@@ -385,6 +385,7 @@ def student_calls(d: Deployment) -> list[Call]:
     for api in (
         "DescribeVpcs",
         "DescribeSubnets",
+        "DescribeSecurityGroups",
         "DescribeInstanceTypeOfferings",
         "DescribeInstanceTypes",
     ):
