@@ -12,10 +12,10 @@ PYTEST_ARGS ?=
 BENCH_SIZES ?= 1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install demo run report lab browser test check lint format sample bench clean
+.PHONY: help install demo run report lab browser screenshot test check lint format sample bench clean
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,19 @@ run: $(STAMP) ## only the pipeline on the sample data (data/raw -> lake/), with 
 lab: $(STAMP) ## JupyterLab on notebooks/, with this project's virtualenv as the kernel
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-browser: ## Debian's Chromium + ChromeDriver for the report's browser test (apt; root or sudo)
+browser: ## Chromium + ChromeDriver for the browser tests and the screenshot (apt; root or sudo)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver; }
 
-test: $(STAMP) browser ## run the test suite (Spark, notebooks, a headless browser; no AWS account)
+screenshot: demo ## a real make demo, then docs/report.png: the report's first screen (README)
+	$(BIN)/python -m rental_kpis.report.notebooks $(REPORTS)/rental_kpis_report.html docs/report.png
+
+# `make test` installs nothing on the system: without Chromium the browser tests skip and say
+# that `make browser` installs it (.ci/run does, so CI always runs them).
+test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if present; no AWS)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 check: lint test ## lint, then test

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from rental_kpis.errors import RentalKpisError
 
+DESCRIPTION = (
+    "The rental marketplace's KPI pipeline: validate raw CSV, compute the KPI tables with "
+    "Spark, catalog and query them, and report. `rental-kpis COMMAND --help` explains each."
+)
 DEFAULT_RAW = Path("data/raw")
 DEFAULT_LAKE = Path("lake")
 
@@ -117,13 +121,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rental-kpis", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rental-kpis", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write synthetic raw CSV (SPEC §1) with defects")
     gen.add_argument("--out", type=Path, required=True, help="folder for <dataset>/*.csv")
-    gen.add_argument("--transactions", type=int, default=20_000)
-    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--transactions", type=int, default=20_000, help="rental rows (default: 20000)"
+    )
+    gen.add_argument(
+        "--seed", type=int, default=42, help="the same seed writes the same files (default: 42)"
+    )
     gen.add_argument(
         "--defect-rate",
         type=float,
@@ -140,35 +148,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="raw folder with <dataset>/*.csv (default: data/raw)",
     )
     run.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
-    run.add_argument("--run-id", default=None)
+    run.add_argument("--run-id", default=None, help="name of the run (default: a new id)")
     run.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
-    run.add_argument("--driver-memory", default="2g")
+    run.add_argument(
+        "--driver-memory", default="2g", help="memory of the Spark driver (default: 2g)"
+    )
     run.set_defaults(func=_run)
 
     crawl = sub.add_parser("crawl", help="catalog processed/ (the local Glue crawler)")
-    crawl.add_argument("--lake", default=str(DEFAULT_LAKE))
+    crawl.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     crawl.set_defaults(func=_crawl)
 
     query = sub.add_parser("query", help="run a named query; CSV with a header on stdout")
     query.add_argument("name", nargs="?", help="query name (see --list)")
     query.add_argument("--list", action="store_true", help="list the named queries")
-    query.add_argument("--lake", default=str(DEFAULT_LAKE))
+    query.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     query.add_argument("--run-id", default=None, help="names query-results/<name>/<run_id>.csv")
     query.set_defaults(func=_query)
 
-    status = sub.add_parser("status", help="the last runs on a lake and their outcome")
-    status.add_argument("--lake", default=str(DEFAULT_LAKE))
-    status.add_argument("--last", type=int, default=10)
+    status = sub.add_parser(
+        "status",
+        help="the last runs on a lake and their outcome",
+        description="The last runs on a lake, newest first: whole run id, outcome (succeeded,"
+        " partial: not every stage ran yet, failed, running), stages and error.",
+    )
+    status.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    status.add_argument("--last", type=int, default=10, help="how many runs (default: 10)")
     status.set_defaults(func=_status)
 
     rep = sub.add_parser(
         "report", help="run the notebooks in order (papermill) and render the HTML report"
     )
     rep.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
-    rep.add_argument("--out", type=Path, default=Path("reports"), help="default: reports")
-    rep.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="default: data/raw")
+    rep.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="folder for the executed notebooks and the HTML (default: reports)",
+    )
+    rep.add_argument(
+        "--raw", type=Path, default=DEFAULT_RAW, help="raw CSV folder to upload (default: data/raw)"
+    )
     rep.add_argument("--run-id", default=None, help="the run the notebooks make and report on")
-    rep.add_argument("--backend", choices=("local", "aws"), default="local")
+    rep.add_argument(
+        "--backend",
+        choices=("local", "aws"),
+        default="local",
+        help="local: a lake folder and spark-submit; aws: S3, EMR, Glue, Athena (default: local)",
+    )
     rep.add_argument("--bucket", default="", help="aws backend: the project bucket")
     rep.add_argument(
         "--region", default="", help="aws backend: its region (default: your AWS configuration's)"

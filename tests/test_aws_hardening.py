@@ -384,6 +384,7 @@ def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
         "EMR release",
         "instance types",
         "network",
+        "EMR security groups",
         "vCPU quota",
         "EMR clean-up role",
         "earlier setup",
@@ -407,6 +408,26 @@ def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
     assert f"→ rental-kpis aws teardown --bucket {BUCKET}" in out
     assert main([*args, "--subnet-id", "subnet-0missing"]) == 1
     assert "subnet subnet-0missing not found" in capsys.readouterr().out
+
+
+def it_asks_to_tag_emr_security_groups_made_before_the_v2_policies(session):
+    """EMR tags the managed security groups it creates, not older ones ("Amazon EMR managed
+    policies", "Automatically-tagged security groups"); the service role may change the rules
+    only of tagged groups, so doctor names the untagged ones and the command that tags them."""
+    ec2 = session.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    spec = ClusterSpec()
+    fresh = doctor.security_groups_check(spec, session)
+    assert fresh.status == doctor.OK and "none yet" in fresh.detail
+    old = ec2.create_security_group(
+        GroupName="ElasticMapReduce-master", Description="old", VpcId=vpc["VpcId"]
+    )["GroupId"]
+    found = doctor.security_groups_check(spec, session)
+    assert found.status == doctor.WARN and old in found.detail
+    assert f"aws ec2 create-tags --resources {old} --tags " in found.line()
+    tag = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
+    ec2.create_tags(Resources=[old], Tags=[tag])
+    assert doctor.security_groups_check(spec, session).status == doctor.OK
 
 
 def it_checks_the_quota_and_the_shape():

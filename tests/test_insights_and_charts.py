@@ -120,29 +120,46 @@ def it_ranks_locations_by_revenue_then_id_and_says_who_leads():
     )
 
 
-def it_names_the_most_rented_and_the_busiest_vehicle_type():
+def it_tells_the_vehicle_type_story_as_revenue_share_against_rental_share():
     assert insights.vehicle_types_takeaway(VEHICLE_TYPES) == (
-        "basic vehicles are rented most (6 rentals, 60.0%); premium has the highest"
-        " utilization: 25.0% of the fleet's hours."
-    )
-    same = VEHICLE_TYPES.assign(utilization_rate=[0.3, 0.2, 0.1])
-    assert insights.vehicle_types_takeaway(same) == (
-        "basic vehicles are rented most (6 rentals, 60.0%) and have the highest utilization:"
-        " 30.0% of the fleet's hours."
+        "premium vehicles bring 50.0% of revenue from 30.0% of rentals; basic vehicles, rented"
+        " most (60.0% of rentals), bring 25.0% of revenue; premium has the highest utilization"
+        " (25.0% of the fleet's hours)."
     )
 
 
-def it_describes_the_daily_trend_from_the_rolling_mean():
+def it_calls_utilization_within_the_tolerance_about_the_same():
+    close = VEHICLE_TYPES.assign(utilization_rate=[0.080, 0.081, 0.0788], rental_count=[2, 3, 5])
+    assert insights.vehicle_types_takeaway(close) == (
+        "premium vehicles bring 50.0% of revenue from 30.0% of rentals; high-end vehicles,"
+        " rented most (50.0% of rentals), bring 25.0% of revenue; utilization is about the"
+        " same for every type (7.9% to 8.1% of the fleet's hours)."
+    )
+    assert insights.about_same(100, 91) and not insights.about_same(100, 89)
+
+
+def it_calls_a_change_within_the_series_spread_steady_and_beyond_it_a_rise():
     # 7-day mean on day 7: 1300/7 = 185.71; on day 8 (days 2-8): 2000/7 = 285.71 (+53.8%).
+    # sd of the 8 days = 232.6; band = 2 x 232.6 x sqrt(2/7) = 248.7: +100 is noise.
+    assert round(insights.trend_band(TREND), 1) == 248.7
     assert insights.daily_takeaway(TREND) == (
         "Revenue averaged $262 a day; the best day was 2024-01-08 ($800), and the 7-day mean"
-        " rose from $186 to $286 (+53.8%)."
+        " held steady: $186 to $286 (+53.8%) is within the day-to-day spread (±$249)."
+    )
+    # A steady series that doubles: the change is far beyond its small spread.
+    days = pd.to_datetime([f"2024-01-{d:02d}" for d in range(1, 15)])
+    revenue = [100.0 + (d % 2) for d in range(7)] + [200.0 + (d % 2) for d in range(7)]
+    rising = pd.DataFrame({"rental_date": days, "total_revenue": revenue}).assign(
+        revenue_7day_mean=lambda f: f["total_revenue"].rolling(7, min_periods=1).mean()
+    )
+    assert " rose from $100 to $200 (+99.6%), beyond the day-to-day spread" in (
+        insights.daily_takeaway(rising)
     )
 
 
 def it_puts_the_top_spenders_against_all_users():
     assert insights.top_spenders_takeaway(USERS.head(2), USERS) == (
-        "Ada Lovelace spent the most ($800 over 5 rentals); the top 2 users (50.0% of active"
+        "A.L. (u1) spent the most ($800 over 5 rentals); the top 2 users (50.0% of active"
         " users) bring 83.3% of revenue."
     )
 
@@ -170,15 +187,16 @@ def it_reconciles_every_dataset_and_orders_reasons_by_frequency():
         ["users", "missing_key", 1],
     ]
     assert insights.quality_takeaway(validation()) == (
-        "4 of 15 input rows (26.7%) were rejected; the most common reason is negative_amount"
-        " (2 rows); every dataset reconciles (in = valid + rejected + duplicates)."
+        "4 of 15 input rows (26.7%) were rejected; the most common reason is negative amount"
+        " (rental transactions, 2 rows); every dataset reconciles (in = valid + rejected +"
+        " duplicates)."
     )
 
 
 def it_says_which_dataset_does_not_reconcile():
     broken = validation(valid=6)  # 6 + 3 + 0 != 10
     assert not insights.quality_table(broken).loc["rental_transactions", "reconciles"]
-    assert insights.quality_takeaway(broken).endswith("rental_transactions do not reconcile.")
+    assert insights.quality_takeaway(broken).endswith("rental transactions do not reconcile.")
 
 
 def it_shows_reconciliation_as_yes_or_no_with_thousands_separators():
@@ -189,7 +207,109 @@ def it_shows_reconciliation_as_yes_or_no_with_thousands_separators():
 
 def it_formats_the_tables_for_readers():
     shown = insights.present_vehicle_types(VEHICLE_TYPES).to_html()
-    assert "600.00" in shown and "25.0%" in shown and "vehicle type" in shown
+    assert "$600" in shown and "25.0%" in shown and "Vehicle type" in shown
+    assert "high-end" in shown and "high_end" not in shown
+    assert '<td class="text">premium</td>' in shown and '<td class="num">$600</td>' in shown
+
+
+def it_puts_thousands_separators_on_every_count_of_a_thousand_or_more():
+    """The data-quality table once showed 20012: a second Styler.format overwrote the first."""
+    big = validation()
+    big["datasets"]["rental_transactions"].update(
+        input_rows=20_012, valid_rows=19_904, rejected_rows=102, deduplicated_rows=6
+    )
+    shown = insights.present_quality(big).to_html()
+    assert ">20,012</td>" in shown and ">19,904</td>" in shown
+    assert not re.search(r">\d{4,}</td>", shown)
+    assert insights.count(1234567) == "1,234,567"
+    assert [insights.money(v) for v in (12.4, 1234.5, 2_450_850.0)] == [
+        "$12",
+        "$1,234",
+        "$2,450,850",
+    ]
+
+
+def it_shows_no_header_over_label_value_tables():
+    shown = insights.present_headline(insights.headline(DAILY, VEHICLE_TYPES, USERS)).to_html()
+    assert "<thead>" not in shown and ">value<" not in shown
+    assert re.search(r"<th>Revenue</th><td[^>]*>\$1,200</td>", shown)
+
+
+def it_escapes_every_value_it_renders():
+    hostile = LOCATIONS.assign(
+        location_name=["<script>alert(1)</script>", "Airport", "Harbor", "Mall"],
+        city=['"><img src=x onerror=alert(2)>', "Austin", "Boston", "Boston"],
+    )
+    shown = insights.present_locations(insights.top_locations(hostile, 4)).to_html()
+    assert "<script>" not in shown and "<img" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+    users = USERS.assign(
+        first_name=["<b>x</b>", "Bo", "Cy", "Di"], user_id=["<i>", "u2", "u3", "u4"]
+    )
+    assert "<b>" not in insights.present_spenders(users).to_html()
+    assert "&lt;i&gt;" in insights.present_spenders(users).to_html()
+
+
+def it_names_users_the_same_way_in_the_table_and_the_chart():
+    table = insights.present_spenders(USERS)
+    assert table.texts("User")[:2] == ["A.L. (u1)", "B.D. (u2)"]
+    labels = [
+        t.get_text() for t in charts.top_spenders(USERS, USERS).figure.axes[0].get_yticklabels()
+    ]
+    assert labels[:2] == ["#1 A.L. (u1)", "#2 B.D. (u2)"]
+
+
+def it_marks_partial_months_and_compares_whole_months_only():
+    answer = pd.DataFrame(
+        {"month": ["2024-01", "2024-02", "2024-03"], "total_revenue": [900.0, 1000.0, 300.0],
+         "transaction_count": [9, 10, 3]}
+    )  # fmt: skip
+    months = insights.monthly(answer, date(2024, 1, 1), date(2024, 3, 10))
+    assert months["partial"].tolist() == [False, False, True]
+    assert months["days_covered"].tolist() == [31, 29, 10]
+    assert insights.monthly_takeaway(months) == (
+        "The 2 whole months brought about the same revenue ($900 to $1,000)."
+        " Mar 2024 (partial: 10 of 31 days) is partial and not compared."
+    )
+    shown = insights.present_months(months).to_html()
+    assert "Mar 2024 (partial: 10 of 31 days)" in shown
+
+
+def it_compares_weekdays_by_revenue_per_day():
+    daily = pd.DataFrame(
+        {"rental_date": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-02"]),
+         "total_revenue": [100.0, 120.0, 200.0]}
+    )  # fmt: skip
+    by_day = insights.weekdays(daily)
+    assert by_day[["day", "days", "revenue_per_day"]].values.tolist() == [
+        ["Monday", 2, 110.0], ["Tuesday", 1, 200.0]
+    ]  # fmt: skip
+    assert insights.weekday_takeaway(by_day) == (
+        "Tuesday brings the most revenue ($200 a day on average), Monday the least ($110)."
+    )
+
+
+def it_counts_returning_users_one_way_rentals_and_averages_per_rental():
+    daily = DAILY.assign(total_rental_hours=[10.0, 6.0, 4.0])
+    pairs = pd.DataFrame({"pickup_location": [1, 2, 3, 4], "dropoff_location": [2, 2, 1, 3]})
+    facts = insights.rental_facts(daily, USERS, pairs)
+    assert (facts.returning_users, facts.one_way, facts.hours_per_rental) == (3, 3, 2.0)
+    assert facts.takeaway() == (
+        "An average rental lasts 2.0 hours and brings $120; 75.0% of active users rented more"
+        " than once and bring 95.8% of revenue; 75.0% of rentals are one-way."
+    )
+
+
+def it_defines_every_number_with_the_utilization_period_in_days_and_hours():
+    headline = insights.headline(DAILY, VEHICLE_TYPES, USERS)
+    # basic: 2 hours x 6 rentals / (10 vehicles x 0.10) = 12 hours; the period read back.
+    types = VEHICLE_TYPES.assign(total_rental_hours=[12.0, 30.0, 1.2])
+    table = insights.definitions(headline, types)
+    terms = table.texts("")
+    assert {"Revenue", "Period", "Utilization", "About the same", "Partial month"} <= set(terms)
+    utilization = dict(table.rows)["Utilization"]
+    assert "12.0 hours (0.5 days) here, against the headline's 3 calendar days" in utilization
+    assert "2024-01-01 to 2024-01-03, 3 days" in dict(table.rows)["Period"]
 
 
 # ---------------------------------------------------------------- charts
@@ -203,17 +323,34 @@ CHARTS = {
     "spend_distribution": lambda: charts.spend_distribution(USERS),
     "revenue_by_city": lambda: charts.revenue_by_city(CITIES),
     "rejections": lambda: charts.rejections(validation()),
+    "monthly_revenue": lambda: charts.monthly_revenue(
+        insights.monthly(
+            pd.DataFrame(
+                {
+                    "month": ["2024-01", "2024-02"],
+                    "total_revenue": [9e3, 4e3],
+                    "transaction_count": [9, 4],
+                }
+            ),
+            date(2024, 1, 1),
+            date(2024, 2, 10),
+        )
+    ),
+    "weekday_revenue": lambda: charts.weekday_revenue(insights.weekdays(DAILY)),
     "timeline": lambda: charts.timeline(
         pd.DataFrame({"stage": ["a", "b"], "start_s": [0.0, 2.0], "end_s": [2.0, 8.0]})
     ),
 }
-UNIT = re.compile(r"\((USD|count|s|%|UTC|USD per day|% of fleet hours)\)")
+UNIT = re.compile(
+    r"\((USD|count|s|%|UTC|USD per day|USD per month|USD per day, average|% of fleet hours)\)"
+)
 
 
 @pytest.mark.parametrize("name", CHARTS)
 def it_draws_every_chart_with_title_labels_units_and_takeaway(name):
     chart = CHARTS[name]()
     assert chart.title
+    assert "_" not in chart.title
     for ax in chart.figure.axes:
         assert ax.get_title(), f"{name}: a panel without a title"
         assert ax.get_xlabel() and ax.get_ylabel(), f"{name}: an unlabelled axis"
@@ -235,6 +372,24 @@ def it_says_which_stage_took_longest():
     assert charts.timeline(stages).takeaway == (
         "The run took 8.0 s; b was the longest stage (6.0 s, 75.0% of the run)."
     )
+
+
+def it_groups_rejections_by_dataset_and_caps_the_reasons():
+    many = validation()
+    many["datasets"]["rental_transactions"]["rejected_by_reason"] = {
+        f"reason_{i}": 10 - i for i in range(7)
+    }
+    frame = insights.grouped_rejections(many, top=4)
+    assert frame.values.tolist() == [
+        ["users", "missing_key", 1],
+        ["rental_transactions", "reason_0", 10], ["rental_transactions", "reason_1", 9],
+        ["rental_transactions", "reason_2", 8], ["rental_transactions", "reason_3", 7],
+        ["rental_transactions", "other (3 reasons)", 15],
+    ]  # fmt: skip
+    chart = charts.rejections(many, top=4)
+    labels = [t.get_text() for t in chart.figure.axes[0].get_yticklabels()]
+    assert labels == ["missing key", "reason 0", "reason 1", "reason 2", "reason 3",
+                      "other (3 reasons)"]  # fmt: skip
 
 
 def it_formats_money_ticks_for_scanning():

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -18,22 +20,31 @@ from cli_runner import run_cli
 from rental_kpis.errors import NotebookFailed
 from rental_kpis.project import PROJECT_DIR
 from rental_kpis.report import notebooks as report
+from rental_kpis.stages import SPARK_STAGES
 
 RUN_ID = "nbtest-run"
 SAMPLE = PROJECT_DIR / "data" / "raw"
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
+    """`rental-kpis report` on the sample, with every Spark application it starts (the
+    notebook's own session and each spark-submit) writing an event log: Spark reads
+    ``spark-defaults.conf`` from SPARK_CONF_DIR wherever it is launched from."""
     root = tmp_path_factory.mktemp("walkthrough")
-    lake, out = root / "lake", root / "reports"
-    result = run_cli(
-        "report", "--lake", str(lake), "--out", str(out), "--run-id", RUN_ID, timeout=1200
+    lake, out, events, conf = root / "lake", root / "reports", root / "events", root / "conf"
+    events.mkdir()
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(
+        f"spark.eventLog.enabled true\nspark.eventLog.dir file://{events}\n"
     )
+    result = run_cli(
+        "report", "--lake", str(lake), "--out", str(out), "--run-id", RUN_ID,
+        timeout=1200, env={**os.environ, "SPARK_CONF_DIR": str(conf)},
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return {"lake": lake, "out": out, "stdout": result.stdout}
+    return {"lake": lake, "out": out, "stdout": result.stdout, "events": events}
 
 
 def outputs(path: Path) -> list[dict]:
@@ -59,9 +70,25 @@ def it_commits_each_notebook_without_outputs_and_with_a_parameters_cell(name):
     assert notebook.cells[0].cell_type == "markdown"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'backend = "local"' in tagged[0].source
-    if name != report.FINAL:
-        assert "**Goal:**" in notebook.cells[0].source
-        assert "**Deliverable:**" in notebook.cells[0].source
+    assert "**Goal:**" in notebook.cells[0].source
+    assert "**Deliverable:**" in notebook.cells[0].source
+
+
+def it_titles_the_notebooks_after_the_course_plan():
+    titles = {
+        name: nbformat.read(report.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        .cells[0]
+        .source.splitlines()[0]
+        for name in report.NOTEBOOKS
+    }
+    assert titles == {
+        "01_sprint1_setup_and_ingestion": "# Sprint 1 — Setup & ingestion",
+        "02_sprint2_emr_processing": "# Sprint 2 — Pipeline development & execution: processing",
+        "03_sprint3_catalog_and_athena":
+            "# Sprint 3 — Integration, testing & demo: the catalog and Athena",
+        "04_orchestration": "# Sprint 2 — Pipeline development & execution: orchestration",
+        "05_final_report": "# Rental marketplace KPI report",
+    }  # fmt: skip
 
 
 def it_gives_jupyter_this_virtualenv_as_the_kernel():
@@ -97,7 +124,7 @@ def it_passes_the_parameters_into_every_notebook(built):
         ]
         assert f'lake = "{lake.resolve()}"' in injected.source
         assert (f'run_id = "{RUN_ID}"' in injected.source) == (name in report.RUN_ID_NOTEBOOKS)
-    # 04 ran the whole pipeline under the given run id, in the given lake.
+    # 02 ran the Spark steps under the given run id, 04 completed that run, in the given lake.
     record = json.loads((lake / "runs" / RUN_ID / "run.json").read_text())
     assert record["status"] == "succeeded"
     assert list(record["stages"]) == [
@@ -174,22 +201,9 @@ def it_shows_headline_numbers_equal_to_the_kpi_tables(page, built):
 
 @pytest.mark.slow
 def it_renders_in_a_real_browser_with_every_image_loaded(built):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--window-size=1200,900",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    if report.find_browser() is None:
+        pytest.skip(f"no Chromium on PATH: {report.INSTALL_HINT}")
+    with report.headless_browser() as driver:
         driver.get((built["out"] / report.HTML_NAME).resolve().as_uri())
         widths = driver.execute_script(
             "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)"
@@ -201,9 +215,60 @@ def it_renders_in_a_real_browser_with_every_image_loaded(built):
         shot = ARTIFACTS / "report.png"
         assert driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
-    finally:
-        driver.quit()
     shutil.copy(built["out"] / report.HTML_NAME, ARTIFACTS / report.HTML_NAME)
+
+
+# ---------------------------------------------------------------- sprint 2 teaches, Spark runs once
+
+
+def shown(path: Path) -> str:
+    """Everything a notebook's outputs show: rich data and printed text."""
+    parts = []
+    for output in outputs(path):
+        parts.append(output.get("text", ""))
+        parts.extend(str(v) for v in output.get("data", {}).values())
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def it_walks_through_validation_and_a_kpi_function_in_sprint_2(built):
+    text = shown(built["out"] / "02_sprint2_emr_processing.ipynb")
+    # a validation example: rows failing a rule, with the rule's reason beside them
+    assert "rejected rows, for example" in text
+    for reason in ("negative_amount", "unknown_user", "non_positive_duration", "missing_key"):
+        assert reason in text, reason
+    assert "def first_failing(" in text
+    # each KPI function's own source, beside its result; one physical plan
+    for function in ("location_performance", "vehicle_type_performance", "user_metrics"):
+        assert f"def {function}(" in text, function
+    assert "== Physical Plan ==" in text and "HashAggregate" in text
+    # then the steps as EMR runs them: the spark-submit command of each step
+    assert re.search(r"spark-submit .*--py-files \S+rental_kpis\.zip \S+/validate_raw\.py", text)
+
+
+def spark_applications(events: Path) -> list[str]:
+    """The name of every Spark application that started, from its event log."""
+    names = []
+    for log in sorted(events.iterdir()):
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("Event") == "SparkListenerApplicationStart":
+                names.append(event["App Name"])
+    return names
+
+
+@pytest.mark.slow
+def it_runs_the_spark_pipeline_once_per_demo(built):
+    """Notebook 02 runs the Spark steps; 04 completes that run instead of running them again
+    (before: both ran the pipeline, 214 of 235 s of `make demo`)."""
+    started = Counter(spark_applications(built["events"]))
+    assert started.pop("rental_kpis.sprint2") == 1  # the notebook's own teaching session
+    assert started, "no pipeline application started"
+    assert all(n == 1 for n in started.values()), started
+    assert sum(started.values()) <= len(SPARK_STAGES), started
+    record = json.loads((built["lake"] / "runs" / RUN_ID / "run.json").read_text())
+    assert [p.name for p in (built["lake"] / "runs").iterdir()] == [RUN_ID]
+    assert record["status"] == "succeeded"
 
 
 def it_names_the_notebook_the_error_and_the_executed_copy_when_a_cell_fails(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from iam_evaluator import allowed, condition_matches
 from parliament import analyze_policy_string
 
-from rental_kpis.aws import iam, permissions, statemachine
+from rental_kpis.aws import emr, iam, permissions, statemachine
 from rental_kpis.aws.names import Deployment
 
 D = Deployment("rental-kpis-policy-test", "eu-west-1", "123456789012")
@@ -74,6 +74,28 @@ def it_refuses_what_the_conditions_exclude():
     # account and region scoping is kept
     elsewhere = "arn:aws:ec2:us-west-2:123456789012:instance/i-0emr"
     assert not allowed(emr_role, "ec2:TerminateInstances", elsewhere, tagged)
+
+
+def it_creates_clusters_with_the_tag_the_service_role_needs_to_stop_them():
+    """EMR propagates a cluster's own tags to the instances, volumes, ENIs and launch templates
+    it creates, and adds ``for-use-with-amazon-emr-managed-policies`` only to its security
+    groups (EMR Management Guide, "Amazon EMR managed policies", "Tagging resources to use
+    managed policies"). The service role's terminate and clean-up rights are scoped to that
+    tag, so a cluster created without it could not be stopped by EMR."""
+    sent = permissions.created_cluster_tags(statemachine.render(D))
+    assert sent == {t["Key"]: t["Value"] for t in emr.cluster_config(D)["Tags"]}
+    assert sent["for-use-with-amazon-emr-managed-policies"] == "true"
+    instance = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0emr"
+    emr_role = POLICIES["emr_service_role"]
+    made = permissions.propagated(sent)
+    assert allowed(emr_role, "ec2:TerminateInstances", instance, made)
+    only_project = permissions.propagated({"project": "rental_kpis"})
+    assert not allowed(emr_role, "ec2:TerminateInstances", instance, only_project)
+    # the roles that create the cluster may give it exactly these tags
+    cluster = "arn:aws:elasticmapreduce:eu-west-1:123456789012:cluster/j-NEW"
+    tagging = permissions.tag_on_create(sent)
+    for principal in ("stepfunctions_role", "student"):
+        assert allowed(POLICIES[principal], "elasticmapreduce:AddTags", cluster, tagging)
 
 
 def it_evaluates_conditions_strictly():

@@ -155,8 +155,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         )
 
     def cluster(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--instance-type", default="m5.xlarge")
-        parser.add_argument("--core-instances", type=int, default=2)
+        parser.add_argument("--instance-type", default="m5.xlarge", help="EMR node type")
+        parser.add_argument("--core-instances", type=int, default=2, help="EMR core nodes")
         parser.add_argument("--idle-timeout", type=int, default=3600, help="seconds (auto-stop)")
         parser.add_argument(
             "--subnet-id", default=None, help="launch into this subnet (default: default VPC)"
@@ -183,8 +183,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--subnet-id", default=None, help="launch the cluster into this subnet from now on"
     )
-    run.add_argument("--run-id", default=None)
-    run.add_argument("--poll-seconds", type=float, default=10.0)
+    run.add_argument("--run-id", default=None, help="execution name (default: a new id)")
+    run.add_argument("--poll-seconds", type=float, default=10.0, help="seconds between checks")
     run.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to follow")
     run.set_defaults(func=_run)
 

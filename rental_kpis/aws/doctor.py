@@ -2,7 +2,8 @@
 
 One check per line, each with the fix when it fails: credentials and account; the region
 offers the EMR release and the instance types; a default VPC with subnets exists (or the
-``--subnet-id`` given does); the EC2 on-demand vCPU quota covers the cluster; the EMR clean-up
+``--subnet-id`` given does); EMR's managed security groups there, if any, carry the tag the
+service role needs; the EC2 on-demand vCPU quota covers the cluster; the EMR clean-up
 service-linked role; leftovers of an earlier setup; and what one run costs, approximately.
 Nothing here writes: every call is a Describe/Get/List.
 """
@@ -16,7 +17,7 @@ import boto3
 
 from rental_kpis.aws import emr, iam, s3
 from rental_kpis.aws.emr import ClusterSpec
-from rental_kpis.aws.names import Deployment
+from rental_kpis.aws.names import EMR_MANAGED_TAG, Deployment
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 # Service Quotas: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
@@ -61,6 +62,7 @@ def run_checks(deployment: Deployment, spec: ClusterSpec, session: boto3.Session
         _guard("EMR release", lambda: release_check(spec, session)),
         _guard("instance types", lambda: instance_type_check(spec, session)),
         _guard("network", lambda: network_check(spec, session)),
+        _guard("EMR security groups", lambda: security_groups_check(spec, session)),
         _guard("vCPU quota", lambda: quota_check(spec, session)),
         _guard("EMR clean-up role", lambda: cleanup_role_check(session)),
         _guard("earlier setup", lambda: leftovers_check(deployment, session)),
@@ -158,6 +160,46 @@ def network_check(spec: ClusterSpec, session: boto3.Session) -> Check:
             "or pass --subnet-id",
         )
     return Check("network", OK, f"default VPC {vpc} with {len(subnets)} subnet(s)")
+
+
+# The EMR-managed security groups EMR creates in a VPC the first time, and reuses afterwards.
+EMR_MANAGED_GROUPS = ("ElasticMapReduce-master", "ElasticMapReduce-slave")
+
+
+def security_groups_check(spec: ClusterSpec, session: boto3.Session) -> Check:
+    """EMR's managed security groups, when an earlier cluster made them, must carry the tag the
+    service role's security-group rights are scoped to. EMR tags the groups it creates now, but
+    not groups made before its v2 managed policies (EMR Management Guide, "Amazon EMR managed
+    policies", "Automatically-tagged security groups"): such groups must be tagged by hand, or
+    EMR cannot update their rules with this project's service role."""
+    ec2 = session.client("ec2")
+    if spec.subnet_id:
+        subnets = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [spec.subnet_id]}])
+        vpcs = [s["VpcId"] for s in subnets["Subnets"]]
+    else:
+        found = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        vpcs = [v["VpcId"] for v in found]
+    if not vpcs:
+        return Check("EMR security groups", WARN, "no VPC to look in (see network)")
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": vpcs[:1]},
+            {"Name": "group-name", "Values": list(EMR_MANAGED_GROUPS)},
+        ]
+    )["SecurityGroups"]
+    tag = {"Key": EMR_MANAGED_TAG[0], "Value": EMR_MANAGED_TAG[1]}
+    untagged = sorted(g["GroupId"] for g in groups if tag not in g.get("Tags", []))
+    if untagged:
+        return Check(
+            "EMR security groups",
+            WARN,
+            f"{', '.join(untagged)} in {vpcs[0]} lack the tag {tag['Key']}=true",
+            f"aws ec2 create-tags --resources {' '.join(untagged)} "
+            f"--tags Key={tag['Key']},Value=true",
+        )
+    if not groups:
+        return Check("EMR security groups", OK, f"none yet in {vpcs[0]}: EMR creates them tagged")
+    return Check("EMR security groups", OK, f"{len(groups)} in {vpcs[0]}, tagged for EMR")
 
 
 def vcpus_needed(spec: ClusterSpec, session: boto3.Session) -> int:

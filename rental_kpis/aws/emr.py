@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rental_kpis.aws.names import EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
+from rental_kpis.aws.names import CLUSTER_TAGS, EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
 from rental_kpis.errors import EmrStepFailed
 from rental_kpis.project import LIBRARY_ZIP
 from rental_kpis.spark.session import SESSION_CONF
@@ -96,8 +96,15 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
         "StepConcurrencyLevel": spec.step_concurrency,
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
         "Instances": cluster_instances(spec),
-        "Tags": [{"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]}],
+        "Tags": cluster_tags(),
     }
+
+
+def cluster_tags() -> list[dict[str, str]]:
+    """The cluster's tags: the project's (the roles drive only clusters carrying it) and the one
+    EMR propagates to the EC2 resources it creates, which the service role's terminate and
+    clean-up rights are scoped to (``names.EMR_MANAGED_TAG``)."""
+    return [{"Key": key, "Value": value} for key, value in CLUSTER_TAGS]
 
 
 def step_args(deployment: Deployment, step: str, run_id: str) -> list[str]:

@@ -22,6 +22,15 @@ from rental_kpis.layout import DATABASE, TABLES, Lake
 PROJECT = "rental-kpis"
 # The tag every resource of the project carries; the roles' EMR rights are scoped to it.
 PROJECT_TAG = ("project", "rental_kpis")
+# The tag EMR's tag-scoped service-role permissions rely on (``AmazonEMRServicePolicy_v2``, and
+# ``iam_policies/emr_service_role.json`` after it). EMR propagates a cluster's tags to the
+# instances, EBS volumes, ENIs and launch templates it creates, but puts this one only on the
+# security groups it creates by itself: the cluster must be created with it, or the service
+# role may not terminate the cluster's instances (EMR Management Guide, "Amazon EMR managed
+# policies", section "Tagging resources to use managed policies").
+EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
+# Every cluster of the project is created with these tags (notebooks and state machine alike).
+CLUSTER_TAGS = (PROJECT_TAG, EMR_MANAGED_TAG)
 EMR_RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the version the local backend pins
 
 

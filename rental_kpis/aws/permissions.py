@@ -32,12 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rental_kpis.aws.names import PROJECT_TAG, Deployment
+from rental_kpis.aws.names import CLUSTER_TAGS, EMR_MANAGED_TAG, PROJECT_TAG, Deployment
 from rental_kpis.layout import TABLES
 
-# The tag EMR puts on what it creates under AmazonEMRServicePolicy_v2; its destructive EC2
-# statements are conditioned on it (EMR Management Guide, "Service role for Amazon EMR").
-EMR_MANAGED_TAG = "for-use-with-amazon-emr-managed-policies"
 # Partitioned KPI tables (``rental_kpis.spark.kpis.PARTITIONS``; not imported: no pyspark here).
 PARTITIONED_TABLES = ("daily_metrics",)
 
@@ -83,8 +80,14 @@ class Arns:
         self.workgroup = f"arn:{p}:athena:{r}:{a}:workgroup/{d.workgroup}"
         self.data_catalog = f"arn:{p}:athena:{r}:{a}:datacatalog/AwsDataCatalog"
         self.cluster = f"arn:{p}:elasticmapreduce:{r}:{a}:cluster/j-EXAMPLE0CLUSTER"
-        self.crawler_log_group = f"arn:{p}:logs:{r}:{a}:log-group:/aws-glue/crawlers"
-        self.crawler_log_stream = f"{self.crawler_log_group}:log-stream:{d.crawler}"
+        # CloudWatch Logs authorises log-group actions on the group's ARN with a trailing
+        # ":*" (CloudWatch Logs API Reference, "LogGroup": ``arn`` "includes a trailing :*
+        # after the log group name. Use this version to refer to the ARN in IAM policies when
+        # specifying permissions for most API actions"); a policy naming the bare group ARN
+        # does not match it.
+        group = f"arn:{p}:logs:{r}:{a}:log-group:/aws-glue/crawlers"
+        self.crawler_log_group = f"{group}:*"
+        self.crawler_log_stream = f"{group}:log-stream:{d.crawler}"
         self.cleanup_role = (
             f"arn:{p}:iam::{a}:role/aws-service-role/elasticmapreduce.amazonaws.com/"
             "AWSServiceRoleForEMRCleanup"
@@ -110,12 +113,35 @@ class Arns:
 
 
 PROJECT_CLUSTER = {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}
-TAG_ON_CREATE = {
-    f"aws:RequestTag/{PROJECT_TAG[0]}": PROJECT_TAG[1],
-    "aws:TagKeys": (PROJECT_TAG[0],),
-}
-EMR_TAGGED = {f"aws:ResourceTag/{EMR_MANAGED_TAG}": "true"}
-EMR_TAGS_ON_CREATE = {f"aws:RequestTag/{EMR_MANAGED_TAG}": "true"}
+# EMR tags the security groups it creates with this tag whatever the cluster's tags are
+# (EMR Management Guide, "Amazon EMR managed policies": "Automatically-tagged security groups").
+EMR_TAGGED = {f"aws:ResourceTag/{EMR_MANAGED_TAG[0]}": EMR_MANAGED_TAG[1]}
+EMR_TAGS_ON_CREATE = {f"aws:RequestTag/{EMR_MANAGED_TAG[0]}": EMR_MANAGED_TAG[1]}
+
+
+def tag_on_create(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The condition keys of a create request carrying ``tags``."""
+    return {**{f"aws:RequestTag/{k}": v for k, v in tags.items()}, "aws:TagKeys": tuple(tags)}
+
+
+def propagated(tags: Mapping[str, str]) -> dict[str, str]:
+    """The resource tags of what EMR creates for a cluster with ``tags``: EMR propagates the
+    cluster's tags to the instances, EBS volumes, ENIs and launch templates it creates, and
+    only those ("Amazon EMR managed policies", "Propagated user-specified tagging")."""
+    return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+
+
+def created_cluster_tags(definition: Mapping[str, Any]) -> dict[str, str]:
+    """The tags the state machine's createCluster Task gives the cluster."""
+    from rental_kpis.aws.statemachine import iter_states
+
+    for _, state in iter_states(definition):
+        if str(state.get("Resource", "")).startswith(CREATE_CLUSTER):
+            return {t["Key"]: t["Value"] for t in state["Parameters"].get("Tags", [])}
+    return {}
+
+
+CREATE_CLUSTER = "arn:aws:states:::elasticmapreduce:createCluster"
 
 
 def _rows(
@@ -342,7 +368,9 @@ def student_calls(d: Deployment) -> list[Call]:
 
     # emr.py: notebook 02 drives a cluster directly; teardown stops the project's clusters
     add("emr.RunJobFlow", "elasticmapreduce:RunJobFlow", ["*"], "emr.create_cluster")
-    rows += _create_cluster_extras(STUDENT, d, arn, "emr.create_cluster", api="emr.RunJobFlow")
+    rows += _create_cluster_extras(
+        STUDENT, d, arn, "emr.create_cluster", dict(CLUSTER_TAGS), api="emr.RunJobFlow"
+    )
     for api in ("AddJobFlowSteps", "DescribeStep", "DescribeCluster", "TerminateJobFlows"):
         add(
             f"emr.{api}",
@@ -357,6 +385,7 @@ def student_calls(d: Deployment) -> list[Call]:
     for api in (
         "DescribeVpcs",
         "DescribeSubnets",
+        "DescribeSecurityGroups",
         "DescribeInstanceTypeOfferings",
         "DescribeInstanceTypes",
     ):
@@ -418,7 +447,7 @@ def athena_on_behalf(principal: str, arn: Arns, cause: str) -> list[Call]:
 
 
 def _create_cluster_extras(
-    principal: str, d: Deployment, arn: Arns, cause: str, api: str = ""
+    principal: str, d: Deployment, arn: Arns, cause: str, tags: Mapping[str, str], api: str = ""
 ) -> list[Call]:
     """RunJobFlow passes both EMR roles (the instance-profile role to EC2: AmazonEMRFullAccess
     Policy_v2's PassRoleForEC2) and tags the new cluster, which needs ``AddTags`` (EMR
@@ -440,17 +469,20 @@ def _create_cluster_extras(
             {"iam:PassedToService": "ec2.amazonaws.com"},
             api,
         ),
-        Call(principal, "elasticmapreduce:AddTags", arn.cluster, cause, dict(TAG_ON_CREATE), api),
+        Call(principal, "elasticmapreduce:AddTags", arn.cluster, cause, tag_on_create(tags), api),
     ]
 
 
 # ---------------------------------------------------------------- the Step Functions role
 
-Integration = Callable[[Deployment, Arns, str], list[Call]]
+# (deployment, ARNs, state name, state) -> the rows of that Task
+Integration = Callable[[Deployment, Arns, str, Mapping[str, Any]], list[Call]]
 SFN = "stepfunctions_role"
 
 
-def _sfn_create_cluster(d: Deployment, arn: Arns, state: str) -> list[Call]:
+def _sfn_create_cluster(
+    d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]
+) -> list[Call]:
     cause = f"state {state} (elasticmapreduce:createCluster)"
     rows = _rows(SFN, cause, ["elasticmapreduce:RunJobFlow"], ["*"])
     rows += _rows(
@@ -460,11 +492,12 @@ def _sfn_create_cluster(d: Deployment, arn: Arns, state: str) -> list[Call]:
         [arn.cluster],
         PROJECT_CLUSTER,
     )
-    return rows + _create_cluster_extras(SFN, d, arn, cause)
+    tags = {t["Key"]: t["Value"] for t in task.get("Parameters", {}).get("Tags", [])}
+    return rows + _create_cluster_extras(SFN, d, arn, cause, tags)
 
 
 def _sfn_emr_sync(rule: str, actions: tuple[str, ...]) -> Integration:
-    def rows(d: Deployment, arn: Arns, state: str) -> list[Call]:
+    def rows(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
         cause = f"state {state} (.sync: EventBridge rule {rule})"
         found = _rows(SFN, cause, actions, [arn.cluster], PROJECT_CLUSTER)
         return found + _rows(
@@ -478,13 +511,13 @@ def _sfn_emr_sync(rule: str, actions: tuple[str, ...]) -> Integration:
 
 
 def _sfn_glue(action: str) -> Integration:
-    def rows(d: Deployment, arn: Arns, state: str) -> list[Call]:
+    def rows(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
         return _rows(SFN, f"state {state}", [action], [arn.crawler])
 
     return rows
 
 
-def _sfn_athena(d: Deployment, arn: Arns, state: str) -> list[Call]:
+def _sfn_athena(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
     cause = f"state {state} (athena:startQueryExecution.sync)"
     rows = _rows(
         SFN,
@@ -495,7 +528,7 @@ def _sfn_athena(d: Deployment, arn: Arns, state: str) -> list[Call]:
     return rows + athena_on_behalf(SFN, arn, cause)
 
 
-def _sfn_publish(d: Deployment, arn: Arns, state: str) -> list[Call]:
+def _sfn_publish(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
     return _rows(SFN, f"state {state}", ["sns:Publish"], [d.topic_arn])
 
 
@@ -539,7 +572,7 @@ def state_machine_calls(d: Deployment, definition: Mapping[str, Any]) -> list[Ca
                 f"Task {name}: no permission rows for integration {resource} "
                 "(add it to rental_kpis.aws.permissions.INTEGRATIONS)"
             )
-        rows += INTEGRATIONS[resource](d, arn, name)
+        rows += INTEGRATIONS[resource](d, arn, name, state)
     return rows
 
 
@@ -572,9 +605,13 @@ EMR_DESCRIBE = (
 )
 
 
-def emr_service_role_calls(d: Deployment) -> list[Call]:
-    """Provisioning and clean-up of one cluster of this shape by EMR with the service role."""
+def emr_service_role_calls(d: Deployment, cluster_tags: Mapping[str, str]) -> list[Call]:
+    """Provisioning and clean-up of one cluster of this shape, created with ``cluster_tags``,
+    by EMR with the service role. What EMR creates carries the cluster's tags (propagated), its
+    own security groups the EMR managed-policy tag (automatic)."""
     arn = Arns(d)
+    made = propagated(cluster_tags)
+    made_on_create = {f"aws:RequestTag/{k}": v for k, v in cluster_tags.items()}
     ec2 = arn.ec2
     ami = f"arn:{d.partition}:ec2:{d.region}::image/ami-0example"
     res = {
@@ -625,17 +662,17 @@ def emr_service_role_calls(d: Deployment) -> list[Call]:
     )
     cause = "EMR launches the instances (launch template + RunInstances)"
     rows += _rows(
-        EMR, cause, ["ec2:CreateLaunchTemplate"], [res["launch-template"]], EMR_TAGS_ON_CREATE
+        EMR, cause, ["ec2:CreateLaunchTemplate"], [res["launch-template"]], made_on_create
     )
     rows += _rows(
         EMR,
         cause,
         ["ec2:CreateLaunchTemplateVersion", "ec2:RunInstances"],
         [res["launch-template"]],
-        EMR_TAGGED,
+        made,
     )
     rows += _rows(
-        EMR, cause, ["ec2:RunInstances"], [res["instance"], res["volume"]], EMR_TAGS_ON_CREATE
+        EMR, cause, ["ec2:RunInstances"], [res["instance"], res["volume"]], made_on_create
     )
     rows += _rows(
         EMR,
@@ -644,7 +681,7 @@ def emr_service_role_calls(d: Deployment) -> list[Call]:
         [res["network-interface"], res["subnet"], res["security-group"], ami],
     )
     rows += _rows(
-        EMR, cause, ["ec2:CreateNetworkInterface"], [res["network-interface"]], EMR_TAGS_ON_CREATE
+        EMR, cause, ["ec2:CreateNetworkInterface"], [res["network-interface"]], made_on_create
     )
     rows += _rows(
         EMR, cause, ["ec2:CreateNetworkInterface"], [res["subnet"], res["security-group"]]
@@ -662,20 +699,20 @@ def emr_service_role_calls(d: Deployment) -> list[Call]:
         "EMR tags and untags what it made",
         ["ec2:CreateTags", "ec2:DeleteTags"],
         [res["instance"], res["volume"], res["network-interface"]],
-        EMR_TAGGED,
+        made,
     )
     rows += _rows(
         EMR,
         "EMR stops and cleans up the cluster's instances",
         ["ec2:TerminateInstances", "ec2:ModifyInstanceAttribute"],
         [res["instance"]],
-        EMR_TAGGED,
+        made,
     )
     rows += _rows(
-        EMR, "EMR cleans up", ["ec2:DeleteNetworkInterface"], [res["network-interface"]], EMR_TAGGED
+        EMR, "EMR cleans up", ["ec2:DeleteNetworkInterface"], [res["network-interface"]], made
     )
     rows += _rows(
-        EMR, "EMR cleans up", ["ec2:DeleteLaunchTemplate"], [res["launch-template"]], EMR_TAGGED
+        EMR, "EMR cleans up", ["ec2:DeleteLaunchTemplate"], [res["launch-template"]], made
     )
     group = f"{ec2}:placement-group/EMR_example"
     rows += _rows(
@@ -805,12 +842,14 @@ def crawler_calls(d: Deployment) -> list[Call]:
         [arn.catalog, arn.database, *partitioned],
     )
     rows += _rows(GLUE, "the crawler's log group", ["logs:CreateLogGroup"], [arn.crawler_log_group])
+    # CreateLogStream: authorised on the stream or on its group, whichever AWS names; both pass.
     rows += _rows(
         GLUE,
         "the crawler's log stream",
-        ["logs:CreateLogStream", "logs:PutLogEvents"],
-        [arn.crawler_log_stream],
+        ["logs:CreateLogStream"],
+        [arn.crawler_log_group, arn.crawler_log_stream],
     )
+    rows += _rows(GLUE, "the crawler logs", ["logs:PutLogEvents"], [arn.crawler_log_stream])
     return rows
 
 
@@ -822,7 +861,7 @@ def all_calls(d: Deployment, definition: Mapping[str, Any] | None = None) -> lis
     return [
         *student_calls(d),
         *state_machine_calls(d, definition),
-        *emr_service_role_calls(d),
+        *emr_service_role_calls(d, created_cluster_tags(definition)),
         *instance_role_calls(d),
         *crawler_calls(d),
     ]

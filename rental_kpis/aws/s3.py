@@ -213,11 +213,11 @@ def read_json(deployment: Deployment, session: boto3.Session, key: str) -> dict[
     return json.loads(read_bytes(deployment, session, key))
 
 
-def read_parquet(uri: str, session: boto3.Session):
+def read_parquet(uri: str, session: boto3.Session, columns: list[str] | None = None):
     """A Parquet dataset folder (Hive partitions included) as one pandas frame."""
     import awswrangler as wr
 
-    return wr.s3.read_parquet(uri, dataset=True, boto3_session=session)
+    return wr.s3.read_parquet(uri, dataset=True, columns=columns, boto3_session=session)
 
 
 def delete_bucket(deployment: Deployment, session: boto3.Session) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rental_kpis import queries
-from rental_kpis.aws.emr import ClusterSpec, cluster_instances, step_args
+from rental_kpis.aws.emr import ClusterSpec, cluster_instances, cluster_tags, step_args
 from rental_kpis.aws.names import Deployment, substitute
 from rental_kpis.project import STATE_MACHINE_FILE
 from rental_kpis.stages import SPARK_STAGES, stage
@@ -69,6 +69,7 @@ def values(
         "CrawlerPollSeconds": timing.crawler_poll_seconds,
         "MaxCrawlerPolls": timing.max_crawler_polls,
         "ClusterInstances": cluster_instances(spec),
+        "ClusterTags": cluster_tags(),
         "CreateClusterTimeoutSeconds": timing.create_cluster_timeout_seconds,
         "FirstStepTimeoutSeconds": timing.cluster_start_timeout_seconds
         + timing.step_timeout_seconds,

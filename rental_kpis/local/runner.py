@@ -205,6 +205,30 @@ LOCAL_STAGES: tuple[str, ...] = (*SPARK_STAGES, "crawl", "queries")
 StageCallback = Callable[[str, str, "StepResult | None"], None]
 
 
+PARTIAL = "partial"
+
+
+def completed_status(record: dict) -> str:
+    """The outcome of a run whose stages all ran without error: "succeeded" only when every
+    stage of a whole run has succeeded; a run that ran some of them (sprint 2 runs the Spark
+    steps, the orchestration notebook the rest) is "partial" until then, so ``status`` and
+    "the newest succeeded run" never take it for a whole one."""
+    stages = record.get("stages", {})
+    done = all(stages.get(s, {}).get("status") == "succeeded" for s in LOCAL_STAGES)
+    return "succeeded" if done else PARTIAL
+
+
+def resumed_record(lake: Lake, run_id: str) -> dict | None:
+    """The record of run ``run_id`` if it exists, reopened to run more of its stages: its
+    stages so far are kept (a stage run again replaces its entry), its outcome is reset."""
+    path = Path(lake.uri("runs", run_id, "run.json"))
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    record.update(status="running", finished_at=None, error=None)
+    return record
+
+
 def run_local(
     raw_dir: Path | None,
     lake_dir: str | Path,
@@ -219,22 +243,23 @@ def run_local(
     ``on_step(stage, event, result)`` is called with "start", then "done" or "failed".
     A failing stage stops the run (the error propagates) after its record says so; tables
     written by earlier successful runs stay complete, because every write is switched in
-    only once it is whole.
+    only once it is whole. A ``run_id`` that already has a record continues it: its earlier
+    stages stay in the record (``resumed_record``).
     """
     lake = local_lake(lake_dir)
     result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
-    record = {
-        "run_id": result.run_id,
-        "status": "running",
-        "started_at": _now(),
-        "finished_at": None,
-        "raw": str(raw_dir) if raw_dir else None,
-        "lake": lake.root,
-        "stages": {},
-        "error": None,
-    }
     with lake_lock(lake, result.run_id):
+        record = resumed_record(lake, result.run_id) or {
+            "run_id": result.run_id,
+            "status": "running",
+            "started_at": _now(),
+            "finished_at": None,
+            "raw": str(raw_dir) if raw_dir else None,
+            "lake": lake.root,
+            "stages": {},
+            "error": None,
+        }
         write_run_record(lake, record)
         try:
             if raw_dir is not None:
@@ -265,7 +290,7 @@ def run_local(
                         finished_at=_now("milliseconds"),
                     )
                     notify(step, "done", step_result)
-            record["status"] = "succeeded"
+            record["status"] = completed_status(record)
         except BaseException as error:
             record["status"] = "failed"
             record["error"] = str(error) or type(error).__name__

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from rental_kpis.report import insights
@@ -42,12 +43,10 @@ class Chart:
     def _repr_html_(self) -> str:
         data = base64.b64encode(self.png()).decode("ascii")
         title = html.escape(self.title)
+        # Layout lives in the report template's CSS: the sanitiser drops style attributes.
         return (
-            '<figure class="chart" style="break-inside: avoid; page-break-inside: avoid;'
-            ' margin: 1em 0;">'
-            f'<img src="data:image/png;base64,{data}" alt="{title}" style="max-width: 100%;">'
-            f'<figcaption style="font-style: italic;">{html.escape(self.takeaway)}</figcaption>'
-            "</figure>"
+            f'<figure class="chart"><img src="data:image/png;base64,{data}" alt="{title}">'
+            f"<figcaption>{html.escape(self.takeaway)}</figcaption></figure>"
         )
 
     @property
@@ -90,9 +89,9 @@ def _ranked_bars(
 
 
 def _ranked_money(ax: Axes, labels: list[str], values: pd.Series, colour: str = BLUE) -> None:
-    """Ranked bars of amounts in USD, each labelled with its amount ($12k)."""
+    """Ranked bars of amounts in USD, each labelled with its amount as the sentences write it."""
     _ranked_bars(ax, labels, values.tolist(), colour)
-    ax.bar_label(ax.containers[0], labels=[_usd(v) for v in values], padding=3)
+    ax.bar_label(ax.containers[0], labels=[insights.money(v) for v in values], padding=3)
     ax.xaxis.set_major_formatter(USD)
 
 
@@ -102,10 +101,7 @@ def _ranked_money(ax: Axes, labels: list[str], values: pd.Series, colour: str = 
 def top_locations(locations: pd.DataFrame, n: int = insights.TOP_N) -> Chart:
     top = insights.top_locations(locations, n)
     figure, (ax,) = _figure(height=4.8)
-    labels = [
-        r.location_name if r.city in r.location_name else f"{r.location_name} ({r.city})"
-        for r in top.itertuples()
-    ]
+    labels = [insights.location_label(r.location_name, r.city) for r in top.itertuples()]
     _ranked_money(ax, labels, top["total_revenue"])
     ax.set_title(f"Top {len(top)} locations by revenue")
     ax.set_xlabel("Revenue (USD)")
@@ -114,27 +110,41 @@ def top_locations(locations: pd.DataFrame, n: int = insights.TOP_N) -> Chart:
 
 
 def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
-    ordered = vehicle_types.sort_values("total_revenue", ascending=False)
-    names = ordered["vehicle_type"].tolist()
-    figure, (revenue, rentals, use) = _figure(ncols=3)
-    revenue_texts = [_usd(v) for v in ordered["total_revenue"]]
-    rental_texts = [f"{v:,}" for v in ordered["rental_count"]]
-    use_texts = [f"{100 * v:.1f}%" for v in ordered["utilization_rate"]]
-    panels = (
-        (revenue, ordered["total_revenue"], "Revenue (USD)", BLUE, revenue_texts),
-        (rentals, ordered["rental_count"], "Rentals (count)", ORANGE, rental_texts),
-        (use, 100 * ordered["utilization_rate"], "Utilization (% of fleet hours)", GREY, use_texts),
+    """Share of rentals against share of revenue per type (the story), and utilization."""
+    ordered = vehicle_types.sort_values(["total_revenue", "vehicle_type"], ascending=[False, True])
+    names = [insights.human(t) for t in ordered["vehicle_type"]]
+    rentals, revenue = ordered["rental_count"].sum(), ordered["total_revenue"].sum()
+    rental_share = (
+        100 * ordered["rental_count"] / rentals if rentals else 0 * ordered["rental_count"]
     )
-    for ax, values, label, colour, texts in panels:
-        ax.bar(names, values, color=colour)
-        ax.bar_label(ax.containers[0], labels=texts, padding=2, fontsize=8)
-        ax.set_xlabel("Vehicle type")
-        ax.set_ylabel(label)
-        ax.set_title(label.split(" (")[0])
-        ax.margins(y=0.15)
-    revenue.yaxis.set_major_formatter(USD)
+    revenue_share = (
+        100 * ordered["total_revenue"] / revenue if revenue else 0 * ordered["total_revenue"]
+    )
+    figure, (shares, use) = _figure(ncols=2)
+    positions = list(range(len(names)))
+    width = 0.38
+    for offset, values, label, colour in (
+        (-width / 2, rental_share, "share of rentals", ORANGE),
+        (width / 2, revenue_share, "share of revenue", BLUE),
+    ):
+        bars = shares.bar([p + offset for p in positions], values, width, color=colour, label=label)
+        shares.bar_label(bars, labels=[f"{v:.1f}%" for v in values], padding=2, fontsize=8)
+    shares.set_xticks(positions, names)
+    shares.set_title("Share of rentals and of revenue")
+    shares.set_xlabel("Vehicle type")
+    shares.set_ylabel("Share of all rentals / revenue (%)")
+    shares.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    shares.set_ylim(0, 1.25 * float(max(rental_share.max(), revenue_share.max(), 1)))
+    shares.legend(loc="upper right", fontsize=8)
+    utilization = 100 * ordered["utilization_rate"]
+    use.bar(names, utilization, color=GREY)
+    use.bar_label(use.containers[0], labels=[f"{v:.1f}%" for v in utilization], padding=2)
+    use.set_title("Utilization")
+    use.set_xlabel("Vehicle type")
+    use.set_ylabel("Utilization (% of fleet hours)")
     use.yaxis.set_major_formatter(PercentFormatter(decimals=0))
-    figure.suptitle("Revenue, rentals and utilization by vehicle type")
+    use.margins(y=0.15)
+    figure.suptitle("Vehicle types: share of rentals, share of revenue, utilization")
     return Chart(figure, insights.vehicle_types_takeaway(vehicle_types))
 
 
@@ -157,11 +167,44 @@ def daily_revenue(trend: pd.DataFrame) -> Chart:
     return Chart(figure, insights.daily_takeaway(trend))
 
 
+def monthly_revenue(months: pd.DataFrame) -> Chart:
+    """``months``: ``insights.monthly`` (the ``monthly_revenue`` answer with partial months)."""
+    figure, (ax,) = _figure(height=4.0)
+    labels = [insights.month_label(r).replace(" (", "\n(") for _, r in months.iterrows()]
+    colours = [GREY if partial else BLUE for partial in months["partial"]]
+    bars = ax.bar(labels, months["total_revenue"], color=colours)
+    for bar, partial in zip(bars, months["partial"], strict=True):
+        if partial:
+            bar.set_hatch("//")
+            bar.set_edgecolor("white")
+    ax.bar_label(bars, labels=[insights.money(v) for v in months["total_revenue"]], padding=2)
+    ax.yaxis.set_major_formatter(USD)
+    ax.margins(y=0.15)
+    ax.set_title("Revenue per month (grey, hatched: partial month)")
+    ax.set_xlabel("Month of rental start (UTC)")
+    ax.set_ylabel("Revenue (USD per month)")
+    return Chart(figure, insights.monthly_takeaway(months))
+
+
+def weekday_revenue(by_day: pd.DataFrame) -> Chart:
+    """``by_day``: ``insights.weekdays`` (average revenue per day of each weekday)."""
+    figure, (ax,) = _figure(height=3.8)
+    bars = ax.bar([d[:3] for d in by_day["day"]], by_day["revenue_per_day"], color=BLUE)
+    ax.bar_label(bars, labels=[insights.money(v) for v in by_day["revenue_per_day"]], padding=2)
+    ax.yaxis.set_major_formatter(USD)
+    ax.margins(y=0.15)
+    ax.set_title("Average revenue per weekday")
+    ax.set_xlabel("Weekday of rental start (UTC)")
+    ax.set_ylabel("Revenue (USD per day, average)")
+    return Chart(figure, insights.weekday_takeaway(by_day))
+
+
 def top_spenders(spenders: pd.DataFrame, users: pd.DataFrame) -> Chart:
-    """``spenders``: the ``top_spending_users`` answer; ``users``: all of user_metrics."""
+    """``spenders``: the ``top_spending_users`` answer; ``users``: all of user_metrics. Users
+    are named as the table names them (``insights.user_label``), with their spend rank."""
     figure, (ax,) = _figure()
     labels = [
-        f"#{r.spend_rank} {r.first_name} {r.last_name[:1]}. ({r.user_id})"
+        f"#{r.spend_rank} {insights.user_label(r.first_name, r.last_name, r.user_id)}"
         for r in spenders.itertuples()
     ]
     _ranked_money(ax, labels, spenders["total_spent"], ORANGE)
@@ -177,7 +220,7 @@ def spend_distribution(users: pd.DataFrame) -> Chart:
     ax.hist(spent, bins=40, color=BLUE, edgecolor="white")
     marks = ((spent.median(), "median", ORANGE), (spent.quantile(0.9), "90th percentile", RED))
     for value, name, colour in marks:
-        ax.axvline(value, color=colour, linestyle="--", label=f"{name}: {_usd(value)}")
+        ax.axvline(value, color=colour, linestyle="--", label=f"{name}: {insights.money(value)}")
     ax.xaxis.set_major_formatter(USD)
     ax.set_title("Distribution of spend per active user")
     ax.set_xlabel("Total spent per user over the period (USD)")
@@ -199,17 +242,30 @@ def revenue_by_city(cities: pd.DataFrame, n: int = 15) -> Chart:
     return Chart(figure, insights.city_takeaway(cities))
 
 
-def rejections(validation: dict) -> Chart:
-    """Rejected rows by reason, from the validate_raw summary."""
-    frame = insights.rejections(validation)
-    figure, (ax,) = _figure(height=max(3.0, 0.28 * len(frame) + 1.2))
-    labels = [f"{r.reason} ({r.dataset})" for r in frame.itertuples()]
-    _ranked_bars(ax, labels, frame["rows"].tolist(), RED, limit=60)  # reasons are long names
+DATASET_COLOURS = (RED, ORANGE, BLUE, GREY)
+
+
+def rejections(validation: dict, top: int = 4) -> Chart:
+    """Rejected rows by reason, grouped by dataset, each dataset's ``top`` reasons and the
+    rest as "other" (``insights.grouped_rejections``)."""
+    frame = insights.grouped_rejections(validation, top)
+    figure, (ax,) = _figure(height=max(3.0, 0.3 * len(frame) + 1.4))
+    labels = [insights.human(r) for r in frame["reason"]]
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    colours = {d: DATASET_COLOURS[i % len(DATASET_COLOURS)] for i, d in enumerate(datasets)}
+    _ranked_bars(ax, labels, frame["rows"].tolist(), RED, limit=40)
     if len(frame):
+        for bar, dataset in zip(ax.containers[0], frame["dataset"], strict=True):
+            bar.set_color(colours[dataset])
         ax.bar_label(ax.containers[0], labels=[f"{v:,}" for v in frame["rows"]], padding=3)
-    ax.set_title("Rejected rows by reason")
+        handles = [Patch(color=colours[d], label=insights.human(d)) for d in datasets]
+        ax.legend(
+            handles=handles, title="Dataset", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+        )  # fmt: skip
+    ax.set_title(f"Rejected rows by dataset and reason (top {top} reasons per dataset)")
     ax.set_xlabel("Rejected rows (count)")
-    ax.set_ylabel("Reason (dataset)")
+    ax.set_ylabel("Reason")
     return Chart(figure, insights.quality_takeaway(validation))
 
 
@@ -219,7 +275,7 @@ def timeline(stages: pd.DataFrame, title: str = "Pipeline run timeline") -> Char
     durations = stages["end_s"] - stages["start_s"]
     positions = list(range(len(stages)))
     ax.barh(positions, durations, left=stages["start_s"], color=BLUE)
-    ax.set_yticks(positions, stages["stage"].tolist())
+    ax.set_yticks(positions, [insights.human(s) for s in stages["stage"]])
     ax.invert_yaxis()
     ax.bar_label(ax.containers[0], labels=[f"{d:.1f} s" for d in durations], padding=3)
     ax.margins(x=0.12)
@@ -229,7 +285,7 @@ def timeline(stages: pd.DataFrame, title: str = "Pipeline run timeline") -> Char
     total = float(stages["end_s"].max()) if len(stages) else 0.0
     longest = stages.iloc[int(durations.values.argmax())] if len(stages) else None
     takeaway = (
-        f"The run took {total:.1f} s; {longest['stage']} was the longest stage"
+        f"The run took {total:.1f} s; {insights.human(longest['stage'])} was the longest stage"
         f" ({longest['end_s'] - longest['start_s']:.1f} s,"
         f" {insights.percent(longest['end_s'] - longest['start_s'], total)} of the run)."
         if longest is not None

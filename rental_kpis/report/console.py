@@ -87,22 +87,25 @@ def print_run(result: RunResult) -> None:
 
 
 def print_history(records: list[dict]) -> None:
-    table = Table(title="last runs")
-    for column in ("run id", "started", "status", "stages", "error"):
-        table.add_column(column)
+    """One block per run, newest first: the whole run id (what ``--run-id`` takes) on its own
+    line, never cut to the terminal's width, then its stages and error."""
+    colours = {"succeeded": "green", "failed": "red"}
+    console.print("[bold]last runs[/] (newest first)")
     for record in records:
+        colour = colours.get(record["status"], "yellow")
+        console.print(
+            f"{record['run_id']}  [{colour}]{record['status']}[/]"
+            f"  started {record.get('started_at', '')}",
+            soft_wrap=True,
+        )
         stages = ", ".join(
-            f"{name} {facts.get('seconds', '-')}s"
+            f"{name} {facts.get('seconds', '-')} s"
             if facts["status"] == "succeeded"
             else f"{name} {facts['status']}"
             for name, facts in record.get("stages", {}).items()
         )
-        colour = {"succeeded": "green", "failed": "red"}.get(record["status"], "yellow")
-        table.add_row(
-            record["run_id"],
-            record.get("started_at", ""),
-            f"[{colour}]{record['status']}[/]",
-            stages,
-            record.get("error") or "",
-        )
-    console.print(table)
+        console.print(f"  stages: {stages or 'none'}", soft_wrap=True)
+        if record["status"] == "partial":
+            console.print("  not every stage has run yet: not a whole run", soft_wrap=True)
+        if record.get("error"):
+            console.print(f"  [red]error:[/] {record['error']}", soft_wrap=True)

@@ -8,11 +8,12 @@ Not used on EMR.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
-from pandas.io.formats.style import Styler
 
 from rental_kpis.summaries import DatasetCounts  # the step's own reconciliation rule
 
@@ -21,14 +22,54 @@ TOP_N = 10
 
 # ---------------------------------------------------------------- formatting
 
+# Two numbers within this relative distance of each other are "about the same": a reader is
+# not told that 8.1% beats 7.9%. Stated in the report's definitions.
+TOLERANCE = 0.10
+
+# Names a reader sees instead of the identifiers of the data (snake_case).
+LABELS: dict[str, str] = {
+    "high_end": "high-end",
+    "rental_transactions": "rental transactions",
+    "malformed_row": "malformed row",
+}
+
 
 def money(value: float) -> str:
-    """$1,234,567 for large amounts, $12.34 below a hundred (what a reader compares)."""
-    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+    """The one money format of the report, tables, sentences and bar labels alike: whole
+    dollars with thousands separators ($1,234,567). Prices are whole dollars per hour, so
+    totals are whole; averages lose only cents."""
+    return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
+
+
+def count(value: float) -> str:
+    """A count with thousands separators: 20,012."""
+    return f"{int(value):,}"
 
 
 def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def human(name: object) -> str:
+    """An identifier as a reader reads it: ``negative_amount`` → "negative amount"."""
+    text = str(name)
+    return LABELS.get(text, text.replace("_", " "))
+
+
+def user_label(first_name: object, last_name: object, user_id: object) -> str:
+    """How the report names a user, in tables and charts alike: initials and the id, e.g.
+    "A.L. (u1)": enough to tell users apart, no full names in a mailed report."""
+
+    def initial(name: object) -> str:
+        return f"{str(name).strip()[:1].upper()}." if isinstance(name, str) and name else "?."
+
+    return f"{initial(first_name)}{initial(last_name)} ({user_id})"
+
+
+def about_same(a: float, b: float, tolerance: float = TOLERANCE) -> bool:
+    """True when ``a`` and ``b`` differ by at most ``tolerance`` of the larger one."""
+    high = max(abs(a), abs(b))
+    return high == 0 or abs(a - b) <= tolerance * high
 
 
 def _day(value: object) -> date:
@@ -87,48 +128,101 @@ def top_locations(locations: pd.DataFrame, n: int = TOP_N) -> pd.DataFrame:
     return ranked.head(n).reset_index(drop=True)
 
 
+def location_label(name: object, city: object) -> str:
+    """A location as tables and charts name it: its name, with the city when the name lacks it."""
+    name, city = str(name), str(city)
+    return name if city in name else f"{name} ({city})"
+
+
 def top_locations_takeaway(locations: pd.DataFrame, n: int = TOP_N) -> str:
     top = top_locations(locations, n)
     total = locations["total_revenue"].sum()
     leader = top.iloc[0]
-    return (
-        f"{leader['location_name']} ({leader['city']}) leads with {money(leader['total_revenue'])}"
-        f" ({percent(leader['total_revenue'], total)} of revenue); the top {len(top)} locations"
-        f" together bring {percent(top['total_revenue'].sum(), total)}"
+    name = location_label(leader["location_name"], leader["city"])
+    together = (
+        f"the top {len(top)} locations together bring {percent(top['total_revenue'].sum(), total)}"
         f" of revenue from {len(locations):,} locations."
+    )
+    if len(top) > 1 and about_same(leader["total_revenue"], top.iloc[1]["total_revenue"]):
+        second = top.iloc[1]
+        return (
+            f"{name} and {location_label(second['location_name'], second['city'])} lead with"
+            f" about the same revenue ({money(leader['total_revenue'])} and"
+            f" {money(second['total_revenue'])}); {together}"
+        )
+    return (
+        f"{name} leads with {money(leader['total_revenue'])}"
+        f" ({percent(leader['total_revenue'], total)} of revenue); {together}"
     )
 
 
 def vehicle_types_takeaway(vehicle_types: pd.DataFrame) -> str:
-    by_rentals = vehicle_types.sort_values(
-        ["rental_count", "vehicle_type"], ascending=[False, True]
+    """Revenue share against rental share: the type that earns most per rental, and the type
+    rented most; utilization is compared only beyond the tolerance."""
+    revenue, rentals = vehicle_types["total_revenue"].sum(), vehicle_types["rental_count"].sum()
+    top = vehicle_types.sort_values(["total_revenue", "vehicle_type"], ascending=[False, True])
+    most = vehicle_types.sort_values(["rental_count", "vehicle_type"], ascending=[False, True])
+    leader, popular = top.iloc[0], most.iloc[0]
+    story = (
+        f"{human(leader['vehicle_type'])} vehicles bring"
+        f" {percent(leader['total_revenue'], revenue)} of revenue from"
+        f" {percent(leader['rental_count'], rentals)} of rentals"
     )
-    by_use = vehicle_types.sort_values(
-        ["utilization_rate", "vehicle_type"], ascending=[False, True]
-    )
-    most, busiest = by_rentals.iloc[0], by_use.iloc[0]
-    total = vehicle_types["rental_count"].sum()
-    most_text = (
-        f"{most['vehicle_type']} vehicles are rented most ({most['rental_count']:,} rentals,"
-        f" {percent(most['rental_count'], total)})"
-    )
-    use_text = f"{100 * busiest['utilization_rate']:.1f}% of the fleet's hours"
-    if busiest["vehicle_type"] == most["vehicle_type"]:
-        return f"{most_text} and have the highest utilization: {use_text}."
-    return f"{most_text}; {busiest['vehicle_type']} has the highest utilization: {use_text}."
+    if popular["vehicle_type"] != leader["vehicle_type"]:
+        story += (
+            f"; {human(popular['vehicle_type'])} vehicles, rented most"
+            f" ({percent(popular['rental_count'], rentals)} of rentals), bring"
+            f" {percent(popular['total_revenue'], revenue)} of revenue"
+        )
+    use = vehicle_types["utilization_rate"].dropna()
+    if len(use) and about_same(use.max(), use.min()):
+        usage = (
+            f"utilization is about the same for every type ({100 * use.min():.1f}% to"
+            f" {100 * use.max():.1f}% of the fleet's hours)"
+        )
+    else:
+        busiest = vehicle_types.sort_values(
+            ["utilization_rate", "vehicle_type"], ascending=[False, True]
+        ).iloc[0]
+        usage = (
+            f"{human(busiest['vehicle_type'])} has the highest utilization"
+            f" ({100 * busiest['utilization_rate']:.1f}% of the fleet's hours)"
+        )
+    return f"{story}; {usage}."
+
+
+def trend_band(trend: pd.DataFrame) -> float:
+    """How far the 7-day mean moves by chance: twice the standard deviation of the difference
+    of two independent 7-day means, 2 × sd(daily revenue) × √(2/7). A change within it is
+    noise, not a rise or a fall."""
+    spread = float(trend["total_revenue"].std(ddof=1)) if len(trend) > 1 else 0.0
+    return 2 * spread * (2 / 7) ** 0.5
 
 
 def daily_takeaway(trend: pd.DataFrame) -> str:
-    """``trend`` is the ``daily_revenue_trend`` answer: rental_date, total_revenue, 7-day mean."""
+    """``trend`` is the ``daily_revenue_trend`` answer: rental_date, total_revenue, 7-day mean.
+    The first full 7-day mean is compared with the last; it rose or fell only when the change
+    is beyond the series' own spread (``trend_band``)."""
     best = trend.sort_values(["total_revenue", "rental_date"], ascending=[False, True]).iloc[0]
     means = trend.sort_values("rental_date")["revenue_7day_mean"]
     first, last = means.iloc[min(6, len(means) - 1)], means.iloc[-1]
-    change = (last - first) / first if first else 0.0
-    direction = "rose" if change > 0.005 else "fell" if change < -0.005 else "held steady"
+    change = last - first
+    band = trend_band(trend)
+    relative = f"{100 * change / first:+.1f}%" if first else "n/a"
+    if abs(change) > band:
+        verdict = (
+            f"{'rose' if change > 0 else 'fell'} from {money(first)} to {money(last)}"
+            f" ({relative}), beyond the day-to-day spread (±{money(band)})"
+        )
+    else:
+        verdict = (
+            f"held steady: {money(first)} to {money(last)} ({relative}) is within the"
+            f" day-to-day spread (±{money(band)})"
+        )
     return (
         f"Revenue averaged {money(trend['total_revenue'].mean())} a day; the best day was"
         f" {_day(best['rental_date'])} ({money(best['total_revenue'])}), and the 7-day mean"
-        f" {direction} from {money(first)} to {money(last)} ({100 * change:+.1f}%)."
+        f" {verdict}."
     )
 
 
@@ -136,10 +230,11 @@ def top_spenders_takeaway(spenders: pd.DataFrame, users: pd.DataFrame) -> str:
     """``spenders`` is the ``top_spending_users`` answer; ``users`` the whole user_metrics."""
     leader = spenders.iloc[0]
     total = users["total_spent"].sum()
+    name = user_label(leader["first_name"], leader["last_name"], leader["user_id"])
     return (
-        f"{leader['first_name']} {leader['last_name']} spent the most"
-        f" ({money(leader['total_spent'])} over {int(leader['rental_count'])} rentals); the"
-        f" top {len(spenders)} users ({percent(len(spenders), len(users))} of active users) bring"
+        f"{name} spent the most ({money(leader['total_spent'])} over"
+        f" {int(leader['rental_count']):,} rentals); the top {len(spenders)} users"
+        f" ({percent(len(spenders), len(users))} of active users) bring"
         f" {percent(spenders['total_spent'].sum(), total)} of revenue."
     )
 
@@ -162,6 +257,181 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
         f" ({money(leader['total_revenue'])}, {percent(leader['total_revenue'], total)});"
         f" the top {min(n, len(cities))} of {len(cities)} cities bring"
         f" {percent(cities['total_revenue'].head(n).sum(), total)}."
+    )
+
+
+# ---------------------------------------------------------------- months, weekdays, rentals
+
+
+def monthly(answer: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    """The ``monthly_revenue`` answer with the days each month has data for: a month the
+    period [first_day, last_day] does not cover whole is partial, and its total is not
+    comparable with a whole month's."""
+    rows = []
+    for row in answer.sort_values("month").itertuples():
+        start = pd.Timestamp(f"{row.month}-01").date()
+        end = (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
+        covered = (min(end, last_day) - max(start, first_day)).days + 1
+        days = (end - start).days + 1
+        rows.append(
+            {
+                "month": row.month,
+                "total_revenue": float(row.total_revenue),
+                "transaction_count": int(row.transaction_count),
+                "days_covered": covered,
+                "days_in_month": days,
+                "partial": covered < days,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def month_label(row: pd.Series) -> str:
+    name = pd.Timestamp(f"{row['month']}-01").strftime("%b %Y")
+    return (
+        f"{name} (partial: {row['days_covered']} of {row['days_in_month']} days)"
+        if row["partial"]
+        else name
+    )
+
+
+def monthly_takeaway(months: pd.DataFrame) -> str:
+    whole = months[~months["partial"]]
+    partial = months[months["partial"]]
+    note = (
+        f" {', '.join(month_label(r) for _, r in partial.iterrows())}"
+        f" {'is' if len(partial) == 1 else 'are'} partial and not compared."
+        if len(partial)
+        else ""
+    )
+    if whole.empty:
+        return f"No month is covered whole by the data, so months are not compared.{note}"
+    best = whole.sort_values(["total_revenue", "month"], ascending=[False, True]).iloc[0]
+    worst = whole.sort_values(["total_revenue", "month"]).iloc[0]
+    if len(whole) == 1:
+        verdict = (
+            f"The one whole month, {month_label(best)}, brought {money(best['total_revenue'])}."
+        )
+    elif about_same(best["total_revenue"], worst["total_revenue"]):
+        verdict = (
+            f"The {len(whole)} whole months brought about the same revenue"
+            f" ({money(worst['total_revenue'])} to {money(best['total_revenue'])})."
+        )
+    else:
+        verdict = (
+            f"{month_label(best)} was the best whole month ({money(best['total_revenue'])}),"
+            f" {percent(best['total_revenue'] - worst['total_revenue'], worst['total_revenue'])}"
+            f" above {month_label(worst)} ({money(worst['total_revenue'])})."
+        )
+    return verdict + note
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def weekdays(daily: pd.DataFrame) -> pd.DataFrame:
+    """Revenue per weekday of rental start: the total, the number of such days with rentals,
+    and the average per day (weekdays occur a different number of times in a period)."""
+    days = pd.to_datetime(daily["rental_date"]).dt.dayofweek
+    grouped = daily.assign(weekday=days).groupby("weekday")
+    frame = grouped.agg(total_revenue=("total_revenue", "sum"), days=("total_revenue", "size"))
+    frame["revenue_per_day"] = frame["total_revenue"] / frame["days"]
+    frame = frame.reindex(range(7)).dropna(subset=["days"])
+    frame.insert(0, "day", [WEEKDAYS[i] for i in frame.index])
+    return frame.reset_index(drop=True)
+
+
+def weekday_takeaway(by_day: pd.DataFrame) -> str:
+    best = by_day.loc[by_day["revenue_per_day"].idxmax()]
+    worst = by_day.loc[by_day["revenue_per_day"].idxmin()]
+    if about_same(best["revenue_per_day"], worst["revenue_per_day"]):
+        return (
+            f"Revenue is about the same on every weekday: {money(worst['revenue_per_day'])}"
+            f" ({worst['day']}) to {money(best['revenue_per_day'])} ({best['day']}) a day"
+            f" on average."
+        )
+    return (
+        f"{best['day']} brings the most revenue ({money(best['revenue_per_day'])} a day on"
+        f" average), {worst['day']} the least ({money(worst['revenue_per_day'])})."
+    )
+
+
+@dataclass(frozen=True)
+class RentalFacts:
+    """Averages per rental and the share of users and rentals an analyst asks about first."""
+
+    rentals: int
+    revenue: float
+    rental_hours: float
+    active_users: int
+    returning_users: int
+    returning_revenue: float
+    one_way: int | None  # None when the rentals' pickup/dropoff pairs were not read
+    pairs: int = 0  # rentals whose pickup/dropoff pair was read (the one-way share's whole)
+
+    @property
+    def hours_per_rental(self) -> float:
+        return self.rental_hours / self.rentals if self.rentals else 0.0
+
+    @property
+    def revenue_per_rental(self) -> float:
+        return self.revenue / self.rentals if self.rentals else 0.0
+
+    def table(self) -> ReportTable:
+        rows = [
+            (
+                "Average rental",
+                f"{self.hours_per_rental:,.1f} hours, {money(self.revenue_per_rental)}",
+            ),
+            (
+                "Returning users",
+                f"{self.returning_users:,} of {self.active_users:,} active users"
+                f" ({percent(self.returning_users, self.active_users)}) rented more than once",
+            ),
+            ("Revenue from returning users", percent(self.returning_revenue, self.revenue)),
+        ]
+        if self.one_way is not None:
+            rows.append(
+                (
+                    "One-way rentals",
+                    f"{self.one_way:,} of {self.pairs:,} ({percent(self.one_way, self.pairs)})"
+                    " dropped off at another location",
+                )
+            )
+        return facts_table(rows)
+
+    def takeaway(self) -> str:
+        one_way = (
+            f"; {percent(self.one_way, self.pairs)} of rentals are one-way"
+            if self.one_way is not None
+            else ""
+        )
+        return (
+            f"An average rental lasts {self.hours_per_rental:,.1f} hours and brings"
+            f" {money(self.revenue_per_rental)}; {percent(self.returning_users, self.active_users)}"
+            f" of active users rented more than once and bring"
+            f" {percent(self.returning_revenue, self.revenue)} of revenue{one_way}."
+        )
+
+
+def rental_facts(
+    daily: pd.DataFrame, users: pd.DataFrame, pairs: pd.DataFrame | None = None
+) -> RentalFacts:
+    """From ``daily_metrics`` and ``user_metrics``; ``pairs`` (pickup_location,
+    dropoff_location of every valid rental, from the curated zone) gives the one-way count."""
+    returning = users[users["rental_count"] > 1]
+    one_way = None
+    if pairs is not None:
+        one_way = int((pairs["pickup_location"] != pairs["dropoff_location"]).sum())
+    return RentalFacts(
+        rentals=int(daily["transaction_count"].sum()),
+        revenue=float(daily["total_revenue"].sum()),
+        rental_hours=float(daily["total_rental_hours"].sum()),
+        active_users=len(users),
+        returning_users=len(returning),
+        returning_revenue=float(returning["total_spent"].sum()),
+        one_way=one_way,
+        pairs=0 if pairs is None else len(pairs),
     )
 
 
@@ -200,16 +470,50 @@ def rejections(validation: dict) -> pd.DataFrame:
     return ordered.reset_index(drop=True)
 
 
+OTHER = "other"
+
+
+def grouped_rejections(validation: dict, top: int = 4) -> pd.DataFrame:
+    """Rejections grouped by dataset (in the summary's order), each dataset's ``top`` reasons
+    by rows and the rest summed into one "other" row: a chart stays readable whatever the
+    number of reasons."""
+    frame = rejections(validation)
+    order = list(validation["datasets"])
+    parts = []
+    for dataset in order:
+        own = frame[frame["dataset"] == dataset]
+        if own.empty:
+            continue
+        head, rest = own.head(top), own.iloc[top:]
+        if len(rest):
+            other = f"{OTHER} ({len(rest)} reasons)"
+            head = pd.concat(
+                [
+                    head,
+                    pd.DataFrame(
+                        [{"dataset": dataset, "reason": other, "rows": rest["rows"].sum()}]
+                    ),
+                ]
+            )
+        parts.append(head)
+    if not parts:
+        return frame
+    return pd.concat(parts).reset_index(drop=True)
+
+
 def quality_takeaway(validation: dict) -> str:
     table = quality_table(validation)
     rows_in, rejected = table["rows in"].sum(), table["rejected"].sum()
-    reasons = rejections(validation).groupby("reason")["rows"].sum()
-    broken = [d for d, ok in table["reconciles"].items() if not ok]
-    common = (
-        f" the most common reason is {reasons.idxmax()} ({reasons.max():,} rows)"
-        if len(reasons)
-        else " no reason occurred"
-    )
+    frame = rejections(validation)
+    broken = [human(d) for d, ok in table["reconciles"].items() if not ok]
+    if len(frame):
+        first = frame.iloc[0]
+        common = (
+            f" the most common reason is {human(first['reason'])}"
+            f" ({human(first['dataset'])}, {first['rows']:,} rows)"
+        )
+    else:
+        common = " no reason occurred"
     closing = (
         "every dataset reconciles (in = valid + rejected + duplicates)."
         if not broken
@@ -221,57 +525,252 @@ def quality_takeaway(validation: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------- definitions
+
+
+def utilization_period_hours(vehicle_types: pd.DataFrame) -> float | None:
+    """The period utilization is measured over, read back from the table itself
+    (total_rental_hours = utilization_rate × fleet_size × period_hours, SPEC §4)."""
+    usable = vehicle_types[
+        (vehicle_types["utilization_rate"] > 0) & (vehicle_types["fleet_size"] > 0)
+    ]
+    if usable.empty:
+        return None
+    row = usable.iloc[0]
+    return float(row["total_rental_hours"] / (row["fleet_size"] * row["utilization_rate"]))
+
+
+def definitions(headline: Headline, vehicle_types: pd.DataFrame) -> ReportTable:
+    """Every number of the report in one sentence, with this run's period in both of the
+    forms the report uses: calendar days of rental starts (headline) and hours from the first
+    start to the last end (utilization)."""
+    period = utilization_period_hours(vehicle_types)
+    utilization_period = (
+        f" The utilization period runs from the first rental's start to the last rental's end:"
+        f" {period:,.1f} hours ({period / 24:,.1f} days) here, against the headline's"
+        f" {headline.days:,} calendar days of rental starts: it counts hours, not days, and runs"
+        f" on until the last rental ends."
+        if period is not None
+        else ""
+    )
+    rows = [
+        ("Rental", "A row of rental_transactions that passed every validation check; rejected"
+         " rows and exact duplicates are not counted."),
+        ("Revenue", "The sum of total_amount over rentals, in USD, shown in whole dollars."),
+        ("Period", f"The calendar days (UTC) with at least one rental start: {headline.first_day}"
+         f" to {headline.last_day}, {headline.days:,} days."),
+        ("Active user", "A user with at least one rental in the period."),
+        ("Returning user", "An active user with two rentals or more."),
+        ("Vehicles rented", "Distinct vehicles with at least one rental, out of the valid fleet"
+         " (vehicles that passed validation)."),
+        ("Rental hours", "End time minus start time of a rental, in hours."),
+        ("Average rental", "Rental hours and revenue divided by the number of rentals."),
+        ("One-way rental", "A rental dropped off at a location other than its pickup location."),
+        ("Location revenue", "Revenue of the rentals picked up at the location."),
+        ("Utilization", "Rented hours of a vehicle type divided by its fleet size times the"
+         " utilization period, in hours." + utilization_period),
+        ("7-day mean", "The mean daily revenue over a day and the six days with rentals before"
+         " it."),
+        ("Rise or fall", "A change of the 7-day mean larger than twice the standard deviation"
+         " of the difference of two 7-day means (2 × sd of daily revenue × √(2/7)); smaller"
+         " changes are reported as steady."),
+        ("About the same", f"Two numbers within {TOLERANCE:.0%} of the larger one."),
+        ("Partial month", "A month the period does not cover whole; its total is shown but not"
+         " compared with whole months."),
+        ("Spend rank", "Users ranked by total spent, highest first; equal totals share a rank."),
+        ("Reconciles", "Rows in = valid + rejected + exact duplicates, per dataset."),
+    ]  # fmt: skip
+    return facts_table(rows)
+
+
 # ---------------------------------------------------------------- tables as the report shows them
 
 
-def _present(frame: pd.DataFrame, columns: dict[str, str], formats: dict[str, str]) -> Styler:
-    """``frame``'s ``columns`` renamed for readers, numbers formatted, no index."""
-    shown = frame[list(columns)].rename(columns=columns)
-    return shown.style.format({columns[c]: f for c, f in formats.items()}).hide(axis="index")
+@dataclass(frozen=True)
+class ReportTable:
+    """A table as the report shows it: every cell already formatted as text, one alignment per
+    column (text left, numbers right). Rendered by our own few lines of HTML, where every
+    value is escaped: a location named ``<script>…`` shows as text, never runs."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+    header: bool = True
+    row_headers: bool = False  # the first column labels its row (a <th>)
+
+    def to_html(self) -> str:
+        def cell(value: str, i: int) -> str:
+            text = html.escape(value)
+            if self.row_headers and i == 0:
+                return f"<th>{text}</th>"
+            if not self.header:  # a label / value table: aligned by its class (``facts``)
+                return f"<td>{text}</td>"
+            return f'<td class="{"num" if self.numeric[i] else "text"}">{text}</td>'
+
+        head = ""
+        if self.header:
+            labels = "".join(
+                f'<th class="{"num" if self.numeric[i] else "text"}">{html.escape(c)}</th>'
+                for i, c in enumerate(self.columns)
+            )
+            head = f"<thead><tr>{labels}</tr></thead>"
+        body = "".join(
+            "<tr>" + "".join(cell(v, i) for i, v in enumerate(row)) + "</tr>" for row in self.rows
+        )
+        kind = "report-table" if self.header else "report-table facts"
+        return f'<table class="{kind}">{head}<tbody>{body}</tbody></table>'
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def texts(self, column: str) -> list[str]:
+        i = self.columns.index(column)
+        return [row[i] for row in self.rows]
 
 
-def present_locations(top: pd.DataFrame) -> Styler:
-    columns = {
-        "location_name": "location", "city": "city", "state": "state",
-        "total_revenue": "revenue (USD)", "transaction_count": "rentals",
-        "avg_transaction_amount": "avg rental (USD)", "unique_users": "users",
-    }  # fmt: skip
-    formats = {
-        "total_revenue": "{:,.2f}", "transaction_count": "{:,}",
-        "avg_transaction_amount": "{:,.2f}", "unique_users": "{:,}",
-    }  # fmt: skip
-    return _present(top, columns, formats)
+@dataclass(frozen=True)
+class Note:
+    """A computed sentence shown as a paragraph of the report, escaped like every value."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f'<p class="takeaway">{html.escape(self.text)}</p>'
 
 
-def present_vehicle_types(vehicle_types: pd.DataFrame) -> Styler:
-    ordered = vehicle_types.sort_values("total_revenue", ascending=False)
-    columns = {
-        "vehicle_type": "vehicle type", "fleet_size": "fleet", "rental_count": "rentals",
-        "total_revenue": "revenue (USD)", "avg_revenue_per_rental": "avg rental (USD)",
-        "avg_rental_hours": "avg hours", "utilization_rate": "utilization",
-    }  # fmt: skip
-    formats = {
-        "fleet_size": "{:,}", "rental_count": "{:,}", "total_revenue": "{:,.2f}",
-        "avg_revenue_per_rental": "{:,.2f}", "avg_rental_hours": "{:,.1f}",
-        "utilization_rate": "{:.1%}",
-    }  # fmt: skip
-    return _present(ordered, columns, formats)
-
-
-def present_spenders(spenders: pd.DataFrame) -> Styler:
-    columns = {
-        "spend_rank": "rank", "user_id": "user", "first_name": "first name",
-        "last_name": "last name", "total_spent": "spent (USD)", "rental_count": "rentals",
-    }  # fmt: skip
-    return _present(spenders, columns, {"total_spent": "{:,.2f}", "rental_count": "{:,}"})
-
-
-def present_quality(validation: dict) -> Styler:
-    """``quality_table`` for readers: thousands separators, reconciliation as yes / NO."""
-    table = quality_table(validation).reset_index()
-    counts = ["rows in", "valid", "rejected", "exact duplicates"]
-    return (
-        table.style.format(dict.fromkeys(counts, "{:,}"))
-        .format({"reconciles": lambda ok: "yes" if ok else "NO"})
-        .hide(axis="index")
+def facts_table(rows: list[tuple[str, str]]) -> ReportTable:
+    """Label / value rows, no header line (a header would only say "value")."""
+    return ReportTable(
+        columns=("", ""),
+        rows=tuple((str(label), str(value)) for label, value in rows),
+        numeric=(False, False),
+        header=False,
+        row_headers=True,
     )
+
+
+Formatter = Callable[[object], str]
+
+
+def table(frame: pd.DataFrame, columns: dict[str, tuple[str, Formatter]]) -> ReportTable:
+    """``frame``'s ``columns`` as ``{source: (label, format)}``; a column is right-aligned
+    when its source values are numbers."""
+    shown = [tuple(fmt(value) for value in frame[source]) for source, (_, fmt) in columns.items()]
+    numeric = tuple(
+        pd.api.types.is_numeric_dtype(frame[source])
+        and not pd.api.types.is_bool_dtype(frame[source])
+        for source in columns
+    )
+    return ReportTable(
+        columns=tuple(label for label, _ in columns.values()),
+        rows=tuple(zip(*shown, strict=True)) if shown else (),
+        numeric=numeric,
+    )
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _hours(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _share(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def present_headline(headline: Headline) -> ReportTable:
+    frame = headline.table()
+    return facts_table(list(zip(frame.index, frame["value"], strict=True)))
+
+
+def present_locations(top: pd.DataFrame) -> ReportTable:
+    labelled = top.assign(
+        location=[location_label(r.location_name, r.city) for r in top.itertuples()]
+    )
+    return table(
+        labelled,
+        {
+            "location": ("Location", _text), "state": ("State", _text),
+            "total_revenue": ("Revenue", money), "transaction_count": ("Rentals", count),
+            "avg_transaction_amount": ("Revenue per rental", money),
+            "unique_users": ("Users", count),
+        },
+    )  # fmt: skip
+
+
+def present_vehicle_types(vehicle_types: pd.DataFrame) -> ReportTable:
+    ordered = vehicle_types.sort_values("total_revenue", ascending=False)
+    revenue, rentals = ordered["total_revenue"].sum(), ordered["rental_count"].sum()
+    shares = ordered.assign(
+        label=[human(t) for t in ordered["vehicle_type"]],
+        revenue_share=ordered["total_revenue"] / revenue if revenue else 0.0,
+        rental_share=ordered["rental_count"] / rentals if rentals else 0.0,
+    )
+    return table(
+        shares,
+        {
+            "label": ("Vehicle type", _text), "fleet_size": ("Fleet", count),
+            "rental_count": ("Rentals", count), "rental_share": ("Share of rentals", _share),
+            "total_revenue": ("Revenue", money), "revenue_share": ("Share of revenue", _share),
+            "avg_revenue_per_rental": ("Revenue per rental", money),
+            "avg_rental_hours": ("Hours per rental", _hours),
+            "utilization_rate": ("Utilization", _share),
+        },
+    )  # fmt: skip
+
+
+def present_spenders(spenders: pd.DataFrame) -> ReportTable:
+    labelled = spenders.assign(
+        user=[user_label(r.first_name, r.last_name, r.user_id) for r in spenders.itertuples()]
+    )
+    return table(
+        labelled,
+        {
+            "spend_rank": ("Rank", count), "user": ("User", _text),
+            "total_spent": ("Spent", money), "rental_count": ("Rentals", count),
+        },
+    )  # fmt: skip
+
+
+def present_months(months: pd.DataFrame) -> ReportTable:
+    labelled = months.assign(label=[month_label(r) for _, r in months.iterrows()])
+    return table(
+        labelled,
+        {
+            "label": ("Month", _text), "total_revenue": ("Revenue", money),
+            "transaction_count": ("Rentals", count),
+        },
+    )  # fmt: skip
+
+
+def present_quality(validation: dict) -> ReportTable:
+    """``quality_table`` for readers: thousands separators, reconciliation as yes / NO."""
+    frame = quality_table(validation).reset_index()
+    frame["dataset"] = [human(d) for d in frame["dataset"]]
+    return table(
+        frame,
+        {
+            "dataset": ("Dataset", _text), "rows in": ("Rows in", count),
+            "valid": ("Valid", count), "rejected": ("Rejected", count),
+            "exact duplicates": ("Exact duplicates", count),
+            "reconciles": ("Reconciles", lambda ok: "yes" if ok else "NO"),
+        },
+    )  # fmt: skip
+
+
+def present_rejections(validation: dict) -> ReportTable:
+    frame = rejections(validation)
+    frame = frame.assign(
+        dataset=[human(d) for d in frame["dataset"]], reason=[human(r) for r in frame["reason"]]
+    )
+    return table(
+        frame,
+        {"dataset": ("Dataset", _text), "reason": ("Reason", _text), "rows": ("Rows", count)},
+    )
+
+
+def present_facts(facts: pd.DataFrame) -> ReportTable:
+    """A one-column frame indexed by label (``run_facts``) without its header."""
+    return facts_table([(str(k), _text(v)) for k, v in facts.iloc[:, 0].items()])

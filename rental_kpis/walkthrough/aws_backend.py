@@ -73,6 +73,11 @@ class AwsBackend:
     def processed(self, name: str) -> pd.DataFrame:
         return s3.read_parquet(self.lake.processed(known_table(name)) + "/", self.session)
 
+    def rental_pairs(self) -> pd.DataFrame:
+        """Pickup and dropoff location of every valid rental, from the curated zone on S3."""
+        uri = self.lake.curated("rental_transactions") + "/"
+        return s3.read_parquet(uri, self.session, columns=["pickup_location", "dropoff_location"])
+
     def upload_raw(self) -> pd.DataFrame:
         """Upload raw CSV, step scripts and library zip; unchanged files are skipped."""
         uploaded = set(s3.upload_inputs(self.deployment, self.session, self.raw))

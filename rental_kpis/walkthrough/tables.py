@@ -11,10 +11,13 @@ Athena and Step Functions through ``rental_kpis.aws``. Not used on EMR.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -173,6 +176,44 @@ def raw_verdict(check: pd.DataFrame) -> str:
     return (
         f"{len(check)} files, {check['rows'].sum():,} rows: every dataset has the SPEC §1 columns."
     )
+
+
+@dataclass(frozen=True)
+class SourceBeside:
+    """A function's source next to a result table: what a notebook shows to teach a
+    transform (the code on the left, what it computed on the right). Both escaped."""
+
+    name: str
+    source: str
+    result: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        code = html.escape(self.source)
+        table = self.result.to_html(index=False, escape=True)
+        return (
+            '<div style="display:flex; gap:1.5em; align-items:flex-start; flex-wrap:wrap">'
+            f'<pre style="flex:1 1 28em; margin:0; font-size:85%"><code>{code}</code></pre>'
+            f'<div style="flex:1 1 24em; overflow-x:auto">{table}</div></div>'
+        )
+
+
+def source_beside(function: Callable[..., Any], result: pd.DataFrame) -> SourceBeside:
+    """``function``'s source (``inspect.getsource``) beside ``result``."""
+    import inspect
+
+    return SourceBeside(function.__name__, inspect.getsource(function), result)
+
+
+def rounded(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Floats rounded for reading; money in the tables is never rounded (SPEC §4)."""
+    return frame.round({c: digits for c in frame.select_dtypes("float").columns})
+
+
+def local_raw_uri(env: Any, dataset: str) -> str:
+    """Where a notebook's own local SparkSession reads ``dataset`` from: the lake's raw zone
+    locally; on AWS the local raw folder that sprint 1 uploaded (a laptop's Spark has no S3
+    connector, and the teaching cells need no cluster)."""
+    return env.lake.raw(dataset) if env.name == "local" else str(Path(env.raw) / dataset)
 
 
 def _seconds_between(start: str | datetime, end: str | datetime) -> float:
