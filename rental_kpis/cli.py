@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     from rental_kpis.local.runner import run_local
     from rental_kpis.report.console import print_run, step_printer
 
-    result = run_local(
+    result = run_local(  # checks the lake (a folder, not a URI) and the run id first
         args.raw,
         args.lake,
         run_id=args.run_id,
@@ -46,10 +46,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from rental_kpis.layout import Lake
+    from rental_kpis.layout import local_lake
     from rental_kpis.local import glue
 
-    lake = Lake(str(args.lake))
+    lake = local_lake(args.lake)
     report = glue.crawl(lake)
     for verb in ("added", "updated", "unchanged", "removed"):
         names = getattr(report, verb)
@@ -67,24 +67,25 @@ def _crawl(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from rental_kpis import queries
-    from rental_kpis.layout import Lake, new_run_id
+    from rental_kpis.layout import local_lake, new_run_id
     from rental_kpis.local import athena
 
     if args.list or not args.name:
         for query in queries.all_queries():
             print(f"{query.name:<26} {query.description}")
         return 0
-    result = athena.run_named_query(Lake(str(args.lake)), args.name, args.run_id or new_run_id())
+    lake = local_lake(args.lake)
+    result = athena.run_named_query(lake, args.name, args.run_id or new_run_id())
     sys.stdout.write(result.to_csv())
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rental_kpis.layout import Lake
+    from rental_kpis.layout import local_lake
     from rental_kpis.local.runner import run_history
     from rental_kpis.report.console import print_history
 
-    records = run_history(Lake(str(args.lake)), args.last)
+    records = run_history(local_lake(args.lake), args.last)
     if not records:
         print(f"no runs recorded in {args.lake}")
         return 0
@@ -93,13 +94,19 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from rental_kpis.layout import check_run_id, local_lake
     from rental_kpis.report import notebooks
+
+    # Checked before any notebook runs (and before --out is made): each would fail later.
+    lake = Path(local_lake(args.lake).root) if args.backend == "local" else Path(args.lake)
+    if args.run_id:
+        check_run_id(args.run_id)
 
     def show(notebook: str, seconds: float) -> None:
         print(f"✔ {notebook:<34} {seconds:6.1f} s", flush=True)
 
     result = notebooks.build(
-        args.lake,
+        lake,
         args.out,
         args.raw,
         run_id=args.run_id,
@@ -140,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RAW,
         help="raw folder with <dataset>/*.csv (default: data/raw)",
     )
-    run.add_argument("--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)")
+    run.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     run.add_argument("--run-id", default=None, help="name of the run (default: a new id)")
     run.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
     run.add_argument(
@@ -149,17 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     crawl = sub.add_parser("crawl", help="catalog processed/ (the local Glue crawler)")
-    crawl.add_argument(
-        "--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)"
-    )
+    crawl.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     crawl.set_defaults(func=_crawl)
 
     query = sub.add_parser("query", help="run a named query; CSV with a header on stdout")
     query.add_argument("name", nargs="?", help="query name (see --list)")
     query.add_argument("--list", action="store_true", help="list the named queries")
-    query.add_argument(
-        "--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)"
-    )
+    query.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     query.add_argument("--run-id", default=None, help="names query-results/<name>/<run_id>.csv")
     query.set_defaults(func=_query)
 
@@ -169,16 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="The last runs on a lake, newest first: whole run id, outcome (succeeded,"
         " partial: not every stage ran yet, failed, running), stages and error.",
     )
-    status.add_argument(
-        "--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)"
-    )
+    status.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     status.add_argument("--last", type=int, default=10, help="how many runs (default: 10)")
     status.set_defaults(func=_status)
 
     rep = sub.add_parser(
         "report", help="run the notebooks in order (papermill) and render the HTML report"
     )
-    rep.add_argument("--lake", type=Path, default=DEFAULT_LAKE, help="lake folder (default: lake)")
+    rep.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
     rep.add_argument(
         "--out",
         type=Path,

@@ -103,3 +103,24 @@ class TeardownIncomplete(RentalKpisError):
     def __init__(self, removed: list[str], problems: list[str]) -> None:
         self.removed, self.problems = removed, problems
         super().__init__("teardown incomplete: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------- names, paths and the lake
+# What a user typed that cannot name anything, or a lake that cannot be used: each is one
+# line and exit 2 in the CLI. Raised at the edge where the name becomes a path or the
+# filesystem / DuckDB refuses, never by catching everything.
+
+
+class InvalidRunId(UsageError):
+    """A run id outside the one pattern (``layout.RUN_ID``): it would become a path."""
+
+
+class LakeUnusable(RentalKpisError):
+    """The local lake cannot be used: a URI, a file, or a folder the OS refuses to write."""
+
+
+def os_error_text(error: OSError) -> str:
+    """``Permission denied: /lake/x`` from an OSError, without Python's ``[Errno 13]`` noise."""
+    reason = error.strerror or type(error).__name__
+    where = error.filename if error.filename is not None else ""
+    return f"{reason}: {where}" if where else reason

@@ -5,11 +5,15 @@ Every other module asks this one where things live, so the layout is written dow
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from rental_kpis.errors import InvalidRunId, LakeUnusable
 
 # The Glue database (and the local catalog's schema) that holds the KPI tables (SPEC §5).
 DATABASE = "rental_marketplace"
@@ -50,6 +54,50 @@ def is_remote(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
 
+# ``s3:/b`` is what ``Path("s3://b")`` leaves of a URI: never a folder anyone meant.
+_URI_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+# Characters Spark (Hadoop's globStatus) expands in a path it reads: a lake under b[ab]c/ would
+# have its steps read bac/'s files.
+HADOOP_GLOB = "{}[]*?\\"
+
+
+def local_lake(root: str | os.PathLike[str]) -> Lake:
+    """The lake of the local backend at ``root``, refused early when it cannot be one.
+
+    An object-store URI is an error here (it used to become a folder named ``s3:``), and so
+    are a path Spark would expand as a glob and a path that is, or lies under, a file: one line
+    that says so, before anything is written.
+    """
+    text = os.fspath(root)
+    if is_remote(text) or (_URI_LIKE.match(text) and not text.startswith("file:")):
+        raise LakeUnusable(
+            f"lake {text} is a URI: the local backend needs a folder "
+            "(a lake on S3 runs with `rental-kpis aws run` or `report --backend aws`)"
+        )
+    lake = Lake(text)
+    globbing = sorted(set(HADOOP_GLOB) & set(lake.root))
+    if globbing:
+        raise LakeUnusable(
+            f"lake {lake.root}: its path holds {' '.join(globbing)}, which Spark reads as a "
+            "pattern (it would read other folders that match); choose a folder without them"
+        )
+    for path in (Path(lake.root), *Path(lake.root).parents):
+        if path.exists():
+            if not path.is_dir():
+                raise LakeUnusable(f"lake {lake.root}: {path} is a file, not a folder")
+            break
+    return lake
+
+
+def _check_part(part: str) -> str:
+    """One path segment below a zone: never empty, ``.``, ``..``, or holding a separator."""
+    if part in ("", ".", "..") or any(c in part for c in "/\\\0"):
+        raise ValueError(f"{part!r} is not a single name inside the lake")
+    return part
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root and the URIs of its zones.
@@ -78,7 +126,9 @@ class Lake:
     def uri(self, zone: str, *parts: str) -> str:
         if zone not in ZONES:
             raise ValueError(f"unknown lake zone {zone!r}; expected one of {', '.join(ZONES)}")
-        return "/".join([self.root, zone, *parts])
+        if zone == "runs" and parts:
+            check_run_id(parts[0])
+        return "/".join([self.root, zone, *(_check_part(p) for p in parts)])
 
     def key(self, uri: str) -> str:
         """The part of ``uri`` below the root: the S3 object key of a zone URI.
@@ -111,6 +161,32 @@ def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC time to the second plus a short random suffix."""
     now = now or datetime.now(timezone.utc)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+# The one shape of a run id, wherever one is accepted (CLI, step scripts, notebooks, AWS).
+# A run id becomes a folder (runs/<id>/), a file name (query-results/<q>/<id>.csv) and a
+# Step Functions execution name, so it is one safe path segment and a valid execution name:
+# a letter or digit, then letters, digits, '-' or '_', 80 characters at most (new_run_id's
+# 20261123T101010Z-3fa9c1 is one).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` itself if it has the one shape (``RUN_ID``), else ``InvalidRunId``."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise InvalidRunId(
+            f"run id {run_id!r} is not allowed: use 1 to 80 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def run_id_argument(value: str) -> str:
+    """``check_run_id`` as an argparse ``type``: a refused id is a usage error (exit 2)."""
+    try:
+        return check_run_id(value)
+    except InvalidRunId as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 RAW_FILE_PATTERN = "*.csv"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rental_kpis.layout import new_run_id
+from rental_kpis.layout import check_run_id, new_run_id
 
 
 def _spec(args: argparse.Namespace):
@@ -53,9 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     from rental_kpis.aws import stepfunctions
     from rental_kpis.aws.sts import deployment_for, session_for
 
+    run_id = check_run_id(args.run_id) if args.run_id else new_run_id()
     session = session_for(args.region)
     d = deployment_for(args.bucket, session.region_name, session)
-    run_id = args.run_id or new_run_id()
     if args.subnet_id:
         for item in stepfunctions.use_subnet(d, session, args.subnet_id):
             print(f"updated  {item}")

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 
 from rental_kpis import queries
-from rental_kpis.errors import QueryFailed
-from rental_kpis.layout import Lake
+from rental_kpis.errors import LakeUnusable, QueryFailed, os_error_text
+from rental_kpis.layout import Lake, check_run_id
 from rental_kpis.local import glue
 from rental_kpis.local.athena_sql import athena_to_duckdb
 
@@ -70,11 +70,19 @@ def run_sql(lake: Lake, name: str, athena_sql: str) -> QueryResult:
 
 def run_named_query(lake: Lake, name: str, run_id: str | None = None) -> QueryResult:
     """Run a named query; with a run id, keep its CSV under ``query-results/<name>/``."""
-    result = run_sql(lake, name, queries.load(name).sql)
+    query = queries.load(name)
+    if run_id:
+        check_run_id(run_id)
+    result = run_sql(lake, name, query.sql)
     if run_id:
         path = Path(lake.uri("query-results", name, f"{run_id}.csv"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(result.to_csv())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(result.to_csv())
+        except OSError as error:
+            raise LakeUnusable(
+                f"query {name}: cannot keep its result in {path}: {os_error_text(error)}"
+            ) from error
         result.output = str(path)
     return result
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import LakeBusy, StepFailed
-from rental_kpis.layout import Lake, new_run_id, raw_input_files
+from rental_kpis.errors import LakeBusy, LakeUnusable, StepFailed, os_error_text
+from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
 from rental_kpis.local.submit import spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 from rental_kpis.stages import SPARK_STAGES
@@ -152,8 +152,11 @@ def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
     leaves a stale lock behind.
     """
     root = Path(lake.root)
-    root.mkdir(parents=True, exist_ok=True)
-    handle = (root / LOCK_FILE).open("a+")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / LOCK_FILE).open("a+")
+    except OSError as error:  # read-only, permission denied: the run's first write says so
+        raise LakeUnusable(f"lake {root} cannot be written: {os_error_text(error)}") from error
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -228,7 +231,7 @@ def resumed_record(lake: Lake, run_id: str) -> dict | None:
 
 def run_local(
     raw_dir: Path | None,
-    lake_dir: Path,
+    lake_dir: str | Path,
     run_id: str | None = None,
     steps: Sequence[str] = LOCAL_STAGES,
     master: str = "local[*]",
@@ -243,8 +246,8 @@ def run_local(
     only once it is whole. A ``run_id`` that already has a record continues it: its earlier
     stages stay in the record (``resumed_record``).
     """
-    lake = Lake(str(lake_dir))
-    result = RunResult(run_id or new_run_id(), lake)
+    lake = local_lake(lake_dir)
+    result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
     with lake_lock(lake, result.run_id):
         record = resumed_record(lake, result.run_id) or {

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from rental_kpis import __version__
 from rental_kpis.errors import InputError
-from rental_kpis.layout import DATASETS, Lake, new_run_id
+from rental_kpis.layout import DATASETS, Lake, new_run_id, run_id_argument
 from rental_kpis.spark import fs, kpis
 from rental_kpis.spark.readers import read_raw
 from rental_kpis.spark.validation import curated_rows, flag_all, rejected_rows, summarise
@@ -164,7 +164,7 @@ STEP_FUNCTIONS: dict[str, StepFunction] = {
 def parse_args(step: str, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"{step}.py", description=f"rental_kpis step {step}")
     parser.add_argument("--lake-root", required=True, help="s3://bucket or a local lake folder")
-    parser.add_argument("--run-id", default=None, help="groups the summaries of one run")
+    parser.add_argument("--run-id", type=run_id_argument, help="groups the summaries of one run")
     return parser.parse_args(argv)
 
 

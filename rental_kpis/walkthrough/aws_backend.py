@@ -14,7 +14,7 @@ import pandas as pd
 from rental_kpis.aws import athena, deploy, emr, glue, s3, stepfunctions
 from rental_kpis.aws.sts import deployment_for, resolve_region, session_for
 from rental_kpis.errors import NoRunYet, RunFailed, UsageError
-from rental_kpis.layout import DATASETS
+from rental_kpis.layout import DATASETS, check_run_id
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
@@ -111,6 +111,7 @@ class AwsBackend:
         Returns the three steps' timeline."""
         d, session = self.deployment, self.session
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
+        check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
         cluster = emr.create_cluster(d, session=session)
         ids: dict[str, str] = {}
         try:
@@ -127,7 +128,7 @@ class AwsBackend:
 
     def run_pipeline(self, run_id: str, poll_seconds: float = 10.0) -> pd.DataFrame:
         """Start the state machine, follow it to the end; returns the states' timeline."""
-        arn = stepfunctions.start_run(self.deployment, self.session, run_id)
+        arn = stepfunctions.start_run(self.deployment, self.session, check_run_id(run_id))
         outcome = stepfunctions.follow_run(arn, self.session, poll_seconds=poll_seconds)
         if outcome.status != "SUCCEEDED":
             raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)

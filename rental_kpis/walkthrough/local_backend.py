@@ -166,12 +166,12 @@ class LocalBackend:
         """A KPI table read straight from the processed zone (before any crawl)."""
         import duckdb
 
-        from rental_kpis.local.glue import scan_sql
-        from rental_kpis.spark.kpis import PARTITIONS
+        from rental_kpis.local.glue import table_dataset
 
-        uri = self.lake.processed(known_table(name))
+        dataset = table_dataset(Path(self.lake.processed(known_table(name))))
         with duckdb.connect() as con:
-            return con.execute(f"SELECT * FROM {scan_sql(uri, name in PARTITIONS)}").fetchdf()
+            con.register("processed_table", dataset)
+            return con.execute("SELECT * FROM processed_table").fetchdf()
 
     def query(self, name: str) -> pd.DataFrame:
         from rental_kpis.local import athena

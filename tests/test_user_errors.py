@@ -1,0 +1,174 @@
+"""Errors a user can meet on a local lake (issue 14, item 9): one line, exit 2, no traceback.
+
+Unusable lakes are made for real: a lake path that is a file, a lake under a file, a
+read-only lake, a corrupt catalog, an S3 URI given to the local backend. The tests run as root
+in CI, and root ignores permission bits; a read-only lake is therefore tested in a child that
+runs as root *without* the capabilities that bypass them (``setpriv --bounding-set
+-dac_override,-dac_read_search,-fowner``): the kernel then checks the mode bits as for any user,
+the child still reads the project and its virtualenv, and no other account or mount is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import duckdb
+import pytest
+from cli_runner import run_cli
+from test_catalog_and_queries import write_world_tables
+from test_security_paths import assert_one_line_error
+
+from rental_kpis import cli
+from rental_kpis.layout import Lake
+from rental_kpis.local import glue as catalog
+
+# Drop only what lets root ignore permission bits; everything else stays as it is.
+WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def run_cli_as_a_user(*args: str) -> object:
+    """``rental-kpis ARGS`` in a child to which permission bits apply, whoever runs the tests."""
+    if os.geteuid() != 0:
+        return run_cli(*args)
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [*WITHOUT_ROOT_OVERRIDE, sys.executable, "-m", "rental_kpis.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def crawled(spark, tmp_path_factory) -> Lake:
+    lake = Lake(str(tmp_path_factory.mktemp("crawled") / "lake"))
+    write_world_tables(spark, lake)
+    catalog.crawl(lake)
+    return lake
+
+
+def copy_of(lake: Lake, where: Path) -> Lake:
+    shutil.copytree(lake.root, where)
+    return Lake(str(where))
+
+
+def read_only(folder: Path) -> None:
+    """Take away every write permission below ``folder`` (as ``chmod -R a-w``)."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o222)
+
+
+def writable(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(stat.S_IMODE(path.stat().st_mode) | 0o200)
+
+
+def it_proves_the_child_really_meets_permission_bits(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    read_only(folder)
+    try:
+        done = run_cli_as_a_user("generate", "--out", str(folder / "x"), "--transactions", "10")
+        assert done.returncode != 0
+        assert "Permission denied" in done.stderr
+    finally:
+        writable(folder)
+
+
+@pytest.mark.parametrize("command", ["crawl", "run", "query"])
+def it_says_in_one_line_that_a_read_only_lake_cannot_be_written(crawled, tmp_path, command):
+    lake = copy_of(crawled, tmp_path / "lake")
+    if command == "crawl":
+        Path(catalog.catalog_path(lake)).unlink()
+    read_only(Path(lake.root))
+    argv = {
+        "crawl": ["crawl", "--lake", lake.root],
+        "run": ["run", "--raw", str(tmp_path), "--lake", lake.root],
+        "query": ["query", "monthly_revenue", "--lake", lake.root],
+    }[command]
+    try:
+        done = run_cli_as_a_user(*argv)
+    finally:
+        writable(Path(lake.root))
+    assert_one_line_error(done, "Permission denied", lake.root)
+
+
+@pytest.mark.parametrize("command", ["crawl", "run", "query", "status"])
+def it_says_in_one_line_that_a_file_is_not_a_lake(tmp_path, command):
+    file = tmp_path / "notes.txt"
+    file.write_text("not a lake")
+    for lake in (file, file / "lake"):
+        argv = {
+            "crawl": ["crawl", "--lake", str(lake)],
+            "run": ["run", "--raw", str(tmp_path), "--lake", str(lake)],
+            "query": ["query", "monthly_revenue", "--lake", str(lake)],
+            "status": ["status", "--lake", str(lake)],
+        }[command]
+        done = run_cli(*argv)
+        assert_one_line_error(done, f"{file} is a file, not a folder")
+
+
+@pytest.mark.parametrize("command", ["crawl", "query"])
+def it_says_in_one_line_that_the_catalog_is_corrupt(crawled, tmp_path, command):
+    lake = copy_of(crawled, tmp_path / "lake")
+    path = catalog.catalog_path(lake)
+    path.write_bytes(b"this is not a DuckDB file" * 200)
+    argv = ["crawl", "--lake", lake.root] if command == "crawl" else ["query", "monthly_revenue"]
+    done = run_cli(*argv, *(["--lake", lake.root] if command == "query" else []))
+    assert_one_line_error(done, f"catalog {path} cannot be opened", "delete it")
+
+
+@pytest.mark.parametrize("command", ["run", "crawl", "query", "status", "report"])
+def it_says_in_one_line_that_the_local_backend_needs_a_folder_not_s3(tmp_path, command):
+    argv = {
+        "run": ["run", "--lake", "s3://b"],
+        "crawl": ["crawl", "--lake", "s3://b"],
+        "query": ["query", "monthly_revenue", "--lake", "s3://b"],
+        "status": ["status", "--lake", "s3://b"],
+        "report": ["report", "--lake", "s3://b"],
+    }[command]
+    done = run_cli(*argv, cwd=tmp_path)
+    assert_one_line_error(done, "s3://b", "folder")
+    assert list(tmp_path.iterdir()) == []  # no folder named s3:
+
+
+def it_keeps_the_traceback_of_a_genuine_bug(crawled, tmp_path, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise TypeError("a bug, not a user error")
+
+    monkeypatch.setattr(catalog, "inspect_table", broken)
+    lake = copy_of(crawled, tmp_path / "lake")
+    Path(catalog.catalog_path(lake)).unlink()
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(["crawl", "--lake", lake.root])
+
+
+def it_says_in_one_line_that_another_process_holds_the_catalog(crawled, tmp_path):
+    lake = copy_of(crawled, tmp_path / "lake")
+    with duckdb.connect(str(catalog.catalog_path(lake))):  # a writer elsewhere holds the lock
+        done = run_cli("query", "monthly_revenue", "--lake", lake.root)
+    assert_one_line_error(done, f"catalog {catalog.catalog_path(lake)} cannot be opened", "lock")
+
+
+def it_skips_a_finished_table_folder_without_parquet(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    folder = Path(lake.processed("daily_metrics"))
+    folder.mkdir(parents=True)
+    (folder / "_SUCCESS").touch()
+    report = catalog.crawl(lake)
+    assert report.skipped == {"daily_metrics": catalog.NO_PARQUET}
+    assert catalog.get_tables(lake) == []
+
+
+@pytest.mark.parametrize("folder", ["b[ab]c", "st*r", "{a,b}", "q?"])
+def it_refuses_a_lake_path_that_spark_would_read_as_a_glob(tmp_path, folder):
+    # Spark expands these in every path it reads: the steps would read the sibling bac/.
+    lake = tmp_path / folder / "lake"
+    done = run_cli("run", "--raw", str(tmp_path), "--lake", str(lake))
+    assert_one_line_error(done, str(lake), "Spark reads as a pattern")
+    assert not (tmp_path / folder).exists()
