@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rental_kpis.errors import RentalKpisError
+from rental_kpis.errors import RentalKpisError, UsageError, os_error_text
 
 DESCRIPTION = (
     "The rental marketplace's KPI pipeline: validate raw CSV, compute the KPI tables with "
@@ -19,7 +19,10 @@ DEFAULT_LAKE = Path("lake")
 def _generate(args: argparse.Namespace) -> int:
     from rental_kpis.devtools.datagen import generate
 
-    manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
+    try:
+        manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
+    except OSError as error:  # the --out folder: not writable, under a file, …
+        raise UsageError(f"cannot write {args.out}: {os_error_text(error)}") from error
     for name, counts in manifest["datasets"].items():
         print(
             f"{name:<20} {counts['input_rows']:>12,} rows "
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RentalKpisError, FileNotFoundError) as error:
+    except RentalKpisError as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # boto3/botocore: no credentials, access denied, …

@@ -172,3 +172,21 @@ def it_refuses_a_lake_path_that_spark_would_read_as_a_glob(tmp_path, folder):
     done = run_cli("run", "--raw", str(tmp_path), "--lake", str(lake))
     assert_one_line_error(done, str(lake), "Spark reads as a pattern")
     assert not (tmp_path / folder).exists()
+
+
+def it_says_in_one_line_that_generate_cannot_write_its_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = run_cli("generate", "--out", str(blocker / "raw"), "--transactions", "10")
+    assert_one_line_error(done, "cannot write", str(blocker / "raw"))
+
+
+def it_keeps_the_traceback_of_a_key_error_bug_in_a_command(monkeypatch):
+    """A KeyError is a bug (a missing dict key), never turned into a user error."""
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("a bug, not an unknown name")
+
+    monkeypatch.setattr("rental_kpis.queries.names", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(["query", "--list"])
