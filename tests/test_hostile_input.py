@@ -267,6 +267,20 @@ def it_refuses_any_other_file_in_a_dataset_folder_and_names_it(spark, tmp_path, 
     )
 
 
+def it_names_a_gzip_file_that_is_not_gzip(spark, tmp_path):
+    folder = tmp_path / "tx"
+    write(folder, TX_HEADER + f"\nR1,U1,V1,{OK},1,2,20\n", "a.csv.gz")
+    with pytest.raises(InputError) as caught:
+        read_raw(spark, TX, str(folder))
+    message = str(caught.value)  # the cause's wording depends on Hadoop's gzip codec
+    assert message.startswith(
+        f"dataset 'rental_transactions' at {folder}: file {folder}/a.csv.gz cannot be read: "
+        "java.io.IOException: "
+    )
+    assert "gzip" in message.lower()
+    assert "\n" not in message
+
+
 def it_copies_the_same_files_into_the_lake_that_the_reader_accepts(tmp_path):
     raw = write_raw(tmp_path / "raw", {**DIMENSIONS, TX: []})
     write(raw / TX, "x", "more.CSV")

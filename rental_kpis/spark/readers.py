@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import re
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -85,11 +86,23 @@ def data_files(spark: SparkSession, dataset: str, uri: str) -> list[str]:
     return [f"{base}/{name}" for name, _ in entries]
 
 
+def _head(spark: SparkSession, dataset: str, uri: str, path: str) -> bytes:
+    """The first line's bytes; a file that cannot be read (a ``.gz`` that is not gzip) is an
+    error naming it, not a Java stack trace."""
+    try:
+        return fs.read_head(spark, path)
+    except Py4JJavaError as error:
+        cause = error.java_exception.toString()
+        raise InputError(
+            f"dataset {dataset!r} at {uri}: file {path} cannot be read: {cause}"
+        ) from None
+
+
 def read_header(spark: SparkSession, dataset: str, uri: str) -> tuple[list[str], list[str]]:
     """The data files under ``uri`` and their common header; errors name what is wrong where."""
     files = data_files(spark, dataset, uri)
     headers = {
-        path: parse_header(decode_header(dataset, uri, path, fs.read_head(spark, path)))
+        path: parse_header(decode_header(dataset, uri, path, _head(spark, dataset, uri, path)))
         for path in files
     }
     for path, header in headers.items():
