@@ -34,7 +34,8 @@ def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
     """The bytes of a file up to and including its first line feed (at most ``limit``).
 
     Compressed files (``.gz``) are decompressed with the codec Hadoop picks for their name,
-    the one Spark reads them with. Bytes, not text: the caller checks the encoding.
+    the one Spark reads them with. Bytes, not text: the caller checks the encoding. A file
+    that cannot be read raises OSError with Java's one-line reason.
     """
     fs, path = _path(spark, uri)
     jvm = spark.sparkContext._jvm
@@ -42,17 +43,25 @@ def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
         spark.sparkContext._jsc.hadoopConfiguration()
     ).getCodec(path)
     raw = fs.open(path)
-    stream = codec.createInputStream(raw) if codec is not None else raw
+    stream = raw
     head = b""
     try:
+        stream = codec.createInputStream(raw) if codec is not None else raw
         while len(head) < limit and b"\n" not in head:
             chunk = bytes(stream.readNBytes(min(8192, limit - len(head))))
             if not chunk:
                 break
             head += chunk
+    except Exception as error:
+        java = getattr(error, "java_exception", None)  # py4j's Py4JJavaError
+        if java is None:
+            raise
+        # A Java IOException (a .gz that is not gzip) as the Python error it is, one line.
+        raise OSError(java.toString()) from None
     finally:
         stream.close()
-        raw.close()
+        if stream is not raw:
+            raw.close()
     return head[: head.index(b"\n") + 1] if b"\n" in head else head
 
 

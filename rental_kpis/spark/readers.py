@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import re
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -91,10 +90,9 @@ def _head(spark: SparkSession, dataset: str, uri: str, path: str) -> bytes:
     error naming it, not a Java stack trace."""
     try:
         return fs.read_head(spark, path)
-    except Py4JJavaError as error:
-        cause = error.java_exception.toString()
+    except OSError as error:
         raise InputError(
-            f"dataset {dataset!r} at {uri}: file {path} cannot be read: {cause}"
+            f"dataset {dataset!r} at {uri}: file {path} cannot be read: {error}"
         ) from None
 
 
