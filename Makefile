@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BENCH_SIZES ?= 1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install demo run report lab browser screenshot test check lint format sample bench clean
+.PHONY: help install demo run report lab browser screenshot test fuzz check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ screenshot: demo ## a real make demo, then docs/report.png: the report's first s
 # that `make browser` installs it (.ci/run does, so CI always runs them).
 test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if present; no AWS)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## the property-based CSV suite with many fresh random examples (before a release)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_csv_properties.py -n 0 -q $(PYTEST_ARGS)
 
 check: lint test ## lint, then test
 

@@ -189,22 +189,39 @@ def run_id_argument(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-RAW_FILE_PATTERN = "*.csv"
+# SPEC §1: the files a dataset folder may hold (gzip is read as such); anything else is an error.
+RAW_FILE_SUFFIXES: tuple[str, ...] = (".csv", ".CSV", ".csv.gz")
+RAW_FILES_RULE = "a dataset folder holds only *.csv, *.CSV and *.csv.gz files"
+
+
+def is_raw_data_file(name: str) -> bool:
+    """True for a file name SPEC §1 lets a dataset folder hold.
+
+    ``_x.csv`` and ``.x.csv`` are refused although they end in ``.csv``: Spark and Hadoop skip
+    such names silently when they list a folder, so their rows would vanish without a word.
+    """
+    return name.endswith(RAW_FILE_SUFFIXES) and not name.startswith(("_", "."))
 
 
 def raw_input_files(raw_dir: Path) -> dict[str, list[Path]]:
     """The input files of each dataset under ``raw_dir/<dataset>/``, in SPEC §1 order.
 
     The one rule for what a raw folder must hold, used before anything is copied or uploaded
-    (local run, ``aws setup``): a dataset without files is an error naming its folder.
+    (local run, ``aws setup``): a dataset without files is an error naming its folder, and so
+    is any entry that is not a data file (``is_raw_data_file``), naming that entry.
     """
     from rental_kpis.errors import InputError
 
     found: dict[str, list[Path]] = {}
     for dataset in DATASETS:
         folder = raw_dir / dataset
-        files = sorted(folder.glob(RAW_FILE_PATTERN)) if folder.is_dir() else []
-        if not files:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+        for path in entries:
+            if not (path.is_file() and is_raw_data_file(path.name)):
+                raise InputError(
+                    f"dataset {dataset!r}: {path} is not a data file ({RAW_FILES_RULE})"
+                )
+        if not entries:
             raise InputError(f"dataset {dataset!r}: no CSV files in {folder}")
-        found[dataset] = files
+        found[dataset] = entries
     return found

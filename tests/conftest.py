@@ -6,12 +6,25 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from rental_kpis.spark.schemas import column_names
 from rental_kpis.spark.session import build_session
 from rental_kpis.spark.validation import CORRUPT_RECORD
+
+# Property-based tests (tests/test_csv_properties.py): every example runs Spark jobs, so `make
+# test` takes a few, derandomized (the same ones on every run, so CI is repeatable), and `make
+# fuzz` (HYPOTHESIS_PROFILE=fuzz) many more with fresh randomness before a release.
+_SLOW_EXAMPLES = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile(
+    "ci", max_examples=6, deadline=None, derandomize=True, suppress_health_check=_SLOW_EXAMPLES
+)
+settings.register_profile(
+    "fuzz", max_examples=150, deadline=None, suppress_health_check=_SLOW_EXAMPLES
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # pyspark.testing imports pandas-on-Spark, which asks for this before any session starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")

@@ -130,7 +130,7 @@ def _validate_transactions(con: duckdb.DuckDBPyConnection) -> None:
             WHEN t_end IS NULL THEN 'unparseable_rental_end_time'
             WHEN pickup IS NULL THEN 'unparseable_pickup_location'
             WHEN dropoff IS NULL THEN 'unparseable_dropoff_location'
-            WHEN amount IS NULL OR isnan(amount) OR isinf(amount)
+            WHEN amount IS NULL OR isnan(amount) OR isinf(amount) OR abs(amount) >= 1e28
                 THEN 'unparseable_total_amount'
             WHEN t_end <= t_start THEN 'non_positive_duration'
             WHEN amount < 0 THEN 'negative_amount'

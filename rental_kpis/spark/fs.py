@@ -17,30 +17,52 @@ def exists(spark: SparkSession, uri: str) -> bool:
     return bool(fs.exists(path))
 
 
-def list_data_files(spark: SparkSession, uri: str) -> list[str]:
-    """Files directly under ``uri`` that Spark would read (not hidden ``_x`` or ``.x`` files)."""
+def list_folder(spark: SparkSession, uri: str) -> list[tuple[str, bool]]:
+    """Every entry directly under ``uri`` as (name, is_file), sorted by name; [] if none.
+
+    Hidden ``_x`` and ``.x`` entries are listed too: the caller decides what is allowed,
+    because a file that Spark would skip silently is exactly what must not go unnoticed.
+    """
     fs, path = _path(spark, uri)
     if not fs.exists(path):
         return []
-    names = []
-    for status in fs.listStatus(path):
-        name = status.getPath().getName()
-        if status.isFile() and not name.startswith(("_", ".")):
-            names.append(status.getPath().toString())
-    return sorted(names)
+    entries = [(s.getPath().getName(), bool(s.isFile())) for s in fs.listStatus(path)]
+    return sorted(entries)
 
 
-def read_first_line(spark: SparkSession, uri: str) -> str:
-    """The first line of a text file, read without scanning the rest (used for CSV headers)."""
+def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
+    """The bytes of a file up to and including its first line feed (at most ``limit``).
+
+    Compressed files (``.gz``) are decompressed with the codec Hadoop picks for their name,
+    the one Spark reads them with. Bytes, not text: the caller checks the encoding. A file
+    that cannot be read raises OSError with Java's one-line reason.
+    """
     fs, path = _path(spark, uri)
     jvm = spark.sparkContext._jvm
-    stream = fs.open(path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    ).getCodec(path)
+    raw = fs.open(path)
+    stream = raw
+    head = b""
     try:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        line = reader.readLine()
+        stream = codec.createInputStream(raw) if codec is not None else raw
+        while len(head) < limit and b"\n" not in head:
+            chunk = bytes(stream.readNBytes(min(8192, limit - len(head))))
+            if not chunk:
+                break
+            head += chunk
+    except Exception as error:
+        java = getattr(error, "java_exception", None)  # py4j's Py4JJavaError
+        if java is None:
+            raise
+        # A Java IOException (a .gz that is not gzip) as the Python error it is, one line.
+        raise OSError(java.toString()) from None
     finally:
         stream.close()
-    return (line or "").lstrip("\ufeff")
+        if stream is not raw:
+            raw.close()
+    return head[: head.index(b"\n") + 1] if b"\n" in head else head
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from rental_kpis.spark.schemas import MONEY_SUM_TYPE
+
 SECONDS_PER_HOUR = 3600.0
-_EXACT_MONEY = "decimal(38,10)"
 
 LOCATION_PERFORMANCE_COLUMNS = (
     "location_id", "location_name", "city", "state", "total_revenue", "transaction_count",
@@ -53,8 +54,16 @@ def with_rental_seconds(transactions: DataFrame) -> DataFrame:
 
 
 def exact_sum(col: str) -> Column:
-    """A money sum that does not depend on row order; 0.0 over no rows is left to the caller."""
-    return F.sum(F.col(col).cast(_EXACT_MONEY)).cast("double")
+    """A money sum that does not depend on row order; 0.0 over no rows is left to the caller.
+
+    A sum beyond ``MONEY_SUM_TYPE`` fails the job with a message naming the column: Spark
+    would return null for it, and the money would silently drop out of the table.
+    """
+    amounts = F.col(col).cast(MONEY_SUM_TYPE)
+    total = F.sum(amounts)
+    overflowed = total.isNull() & (F.count(amounts) > 0)
+    message = f"{col} sums to more than {MONEY_SUM_TYPE} holds; the KPI tables cannot be exact"
+    return F.when(overflowed, F.raise_error(F.lit(message))).otherwise(total).cast("double")
 
 
 def hours(seconds: Column) -> Column:

@@ -1,33 +1,115 @@
-"""Reading raw CSV at the edge of the validation step.
+"""Reading raw CSV at the edge of the validation step (SPEC §1).
 
-Each file's header is read first (one line, not the file), so that a missing dataset or a
-missing column fails before any Spark job with a sentence naming dataset, URI and columns,
-and so that columns are matched by name even when a file orders them differently.
+Each file's header is read first (its first line, not the file), so that a missing dataset, a
+stray file, a file that is not UTF-8, a duplicated or a missing column fails before any Spark
+job with one sentence naming dataset, URI, file and column, and so that columns are matched
+by name even when a file orders them differently.
+
+The records themselves are read as RFC 4180 says (docs/validation.md, "Reading CSV"):
+``"`` quotes, ``""`` is one quote inside a quoted field, a quoted field may span lines, a
+backslash is an ordinary character. Bytes are read as ISO-8859-1, which maps every byte to
+one character and back, so that each record can be checked for invalid UTF-8 and NUL bytes
+and decoded here; reading as UTF-8 would turn a Latin-1 ``é`` into U+FFFD without a trace.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rental_kpis.errors import InputError, MissingColumnsError, MissingDatasetError
+from rental_kpis.layout import RAW_FILES_RULE, is_raw_data_file
 from rental_kpis.spark import fs
 from rental_kpis.spark.schemas import column_names, missing_columns
 from rental_kpis.spark.validation import CORRUPT_RECORD
+
+# Every byte is one character in ISO-8859-1: the reader sees bytes, ``decode_utf8`` decodes.
+_BYTES = "ISO-8859-1"
+_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# The CSV reader's options: RFC 4180 (escape is the quote itself, not Spark's backslash).
+CSV_OPTIONS: dict[str, str] = {
+    "header": "true",
+    "enforceSchema": "true",
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT_RECORD,
+    "quote": '"',
+    "escape": '"',
+    "multiLine": "true",
+    "encoding": _BYTES,
+}
+# Spark tokenises only the selected columns when this is on, and then cannot tell a record of
+# the wrong width (issue 14, item 1); multiLine reads turn it off too (SPARK-46862), but a
+# record's width must never depend on which columns a query happens to use.
+_COLUMN_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
 
 
 def parse_header(line: str) -> list[str]:
     return [name.strip() for name in next(csv.reader([line]), [])]
 
 
-def read_header(spark: SparkSession, dataset: str, uri: str) -> list[str]:
-    """The common header of every file under ``uri``; errors name what is wrong and where."""
-    files = fs.list_data_files(spark, uri)
-    if not files:
+def decode_header(dataset: str, uri: str, path: str, head: bytes) -> str:
+    """The first line of a file as text; a file that is not UTF-8 is an error naming it."""
+
+    def fail(why: str) -> InputError:
+        return InputError(
+            f"dataset {dataset!r} at {uri}: file {path} is not UTF-8 ({why}); save it as UTF-8"
+        )
+
+    if head.startswith(_UTF16_BOMS):
+        raise fail("it starts with a UTF-16 byte order mark")
+    if b"\x00" in head:
+        raise fail("its first line holds NUL bytes, as UTF-16 text does")
+    try:
+        text = head.removeprefix(_BOM).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise fail(f"byte {error.start} of its first line is invalid") from None
+    return re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+
+
+def data_files(spark: SparkSession, dataset: str, uri: str) -> list[str]:
+    """The files of a dataset folder; any entry SPEC §1 does not allow is an error naming it."""
+    base = uri.rstrip("/")
+    entries = fs.list_folder(spark, uri)
+    for name, is_file in entries:
+        if not (is_file and is_raw_data_file(name)):
+            raise InputError(
+                f"dataset {dataset!r} at {uri}: {base}/{name} is not a data file ({RAW_FILES_RULE})"
+            )
+    if not entries:
         raise MissingDatasetError(dataset, uri)
-    headers = {path: parse_header(fs.read_first_line(spark, path)) for path in files}
+    return [f"{base}/{name}" for name, _ in entries]
+
+
+def _head(spark: SparkSession, dataset: str, uri: str, path: str) -> bytes:
+    """The first line's bytes; a file that cannot be read (a ``.gz`` that is not gzip) is an
+    error naming it, not a Java stack trace."""
+    try:
+        return fs.read_head(spark, path)
+    except OSError as error:
+        raise InputError(
+            f"dataset {dataset!r} at {uri}: file {path} cannot be read: {error}"
+        ) from None
+
+
+def read_header(spark: SparkSession, dataset: str, uri: str) -> tuple[list[str], list[str]]:
+    """The data files under ``uri`` and their common header; errors name what is wrong where."""
+    files = data_files(spark, dataset, uri)
+    headers = {
+        path: parse_header(decode_header(dataset, uri, path, _head(spark, dataset, uri, path)))
+        for path in files
+    }
+    for path, header in headers.items():
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise InputError(
+                f"dataset {dataset!r} at {uri}: file {path} has column {twice[0]!r} twice; "
+                "column names must be unique"
+            )
     first = headers[files[0]]
     for path, header in headers.items():
         if header != first:
@@ -38,24 +120,56 @@ def read_header(spark: SparkSession, dataset: str, uri: str) -> list[str]:
     missing = missing_columns(dataset, first)
     if missing:
         raise MissingColumnsError(dataset, uri, missing, first)
-    return first
+    return files, first
+
+
+def decode_utf8(col: Column) -> Column:
+    """Text read as ISO-8859-1 (one character per byte) decoded as UTF-8 (U+FFFD if invalid)."""
+    return F.decode(F.encode(col, _BYTES), "UTF-8")
+
+
+def is_bad_text(col: Column) -> Column:
+    """The bytes behind ``col`` (read as ISO-8859-1) are not UTF-8, or hold a NUL byte.
+
+    Decoding replaces each invalid sequence by U+FFFD; only when one appears is the
+    re-encoded text compared with the bytes, because a genuine U+FFFD is valid UTF-8.
+    """
+    decoded = decode_utf8(col)
+    invalid = F.contains(decoded, F.lit("\ufffd")) & (
+        F.encode(decoded, "UTF-8") != F.encode(col, _BYTES)
+    )
+    return F.contains(col, F.lit("\x00")) | invalid
+
+
+def as_csv_record(cols: list[Column]) -> Column:
+    """The fields of a record joined back into one CSV line, quoted where RFC 4180 needs it."""
+
+    def field(col: Column) -> Column:
+        text = F.coalesce(col, F.lit(""))
+        quoted = F.concat(F.lit('"'), F.replace(text, F.lit('"'), F.lit('""')), F.lit('"'))
+        return F.when(text.rlike('[",\r\n]'), quoted).otherwise(text)
+
+    return F.concat_ws(",", *(field(c) for c in cols))
 
 
 def read_raw(spark: SparkSession, dataset: str, uri: str) -> DataFrame:
-    """All rows of a raw dataset as strings, SPEC columns in SPEC order, plus the text of any
-    line that is not a CSV record of the header's width (``_corrupt_record``)."""
-    header = read_header(spark, dataset, uri)
+    """All records of a raw dataset as strings, SPEC columns in SPEC order, plus the text of
+    any record that is not valid (``_corrupt_record``): a record of the wrong width for its
+    header, or one whose bytes are not UTF-8 or hold a NUL byte."""
+    files, header = read_header(spark, dataset, uri)
+    spark.conf.set(_COLUMN_PRUNING, "false")
+    positions = [f"_c{i}" for i in range(len(header))]  # extra columns' names play no part
     schema = T.StructType(
-        [T.StructField(name, T.StringType(), True) for name in header]
+        [T.StructField(name, T.StringType(), True) for name in positions]
         + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
-    df = (
-        spark.read.schema(schema)
-        .option("header", True)
-        .option("enforceSchema", True)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .option("multiLine", False)
-        .csv(uri)
+    df = spark.read.schema(schema).options(**CSV_OPTIONS).csv(files)
+    every = [F.col(name) for name in positions]
+    corrupt = F.col(CORRUPT_RECORD)
+    bad_text = is_bad_text(F.concat_ws(",", *every))
+    return df.select(
+        *(decode_utf8(F.col(positions[header.index(n)])).alias(n) for n in column_names(dataset)),
+        F.when(corrupt.isNotNull(), decode_utf8(corrupt))
+        .when(bad_text, as_csv_record([decode_utf8(c) for c in every]))
+        .alias(CORRUPT_RECORD),
     )
-    return df.select(*column_names(dataset), CORRUPT_RECORD)

@@ -16,7 +16,7 @@ class Column:
     """One raw column: its name, the Spark type it is parsed to, and the raw text format."""
 
     name: str
-    kind: str  # "string" | "int" | "double" | "date" | "timestamp"
+    kind: str  # "string" | "int" | "double" | "money" | "date" | "timestamp"
     fmt: str | None = None  # datetime pattern of the raw text, for dates and timestamps
 
     @property
@@ -28,9 +28,14 @@ _SPARK_TYPES: dict[str, T.DataType] = {
     "string": T.StringType(),
     "int": T.IntegerType(),
     "double": T.DoubleType(),
+    "money": T.DoubleType(),  # a double that MONEY_SUM_TYPE holds exactly (validation.parse_money)
     "date": T.DateType(),
     "timestamp": T.TimestampType(),
 }
+
+# Money is stored as double and summed exactly in this type (kpis), so an amount is valid only
+# when this type holds it exactly: below 10**28, at most 10 decimal places (SPEC §3, item 3).
+MONEY_SUM_TYPE = "decimal(38,10)"
 
 ISO_DATE = "yyyy-MM-dd"
 ISO_TIMESTAMP = "yyyy-MM-dd HH:mm:ss"
@@ -81,7 +86,7 @@ RAW_COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("rental_end_time", "timestamp", ISO_TIMESTAMP),
         Column("pickup_location", "int"),
         Column("dropoff_location", "int"),
-        Column("total_amount", "double"),
+        Column("total_amount", "money"),
     ),
 }
 

@@ -38,6 +38,11 @@ def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.parquet(staging)
+    if partition_by and not any(not is_file for _, is_file in fs.list_folder(spark, staging)):
+        # An empty partitioned write leaves only _SUCCESS: no file tells Spark, the crawler or
+        # Athena the table's columns. Kept unpartitioned, the empty table keeps its schema
+        # and every query on it returns no rows (issue 14, item 6).
+        df.limit(0).write.mode("overwrite").option("compression", "snappy").parquet(staging)
     fs.swap_in(spark, staging, uri)
 
 

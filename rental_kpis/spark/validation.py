@@ -29,6 +29,7 @@ from rental_kpis.spark.schemas import (
     ISO_TIMESTAMP,
     MALFORMED_ROW,
     MISSING_KEY,
+    MONEY_SUM_TYPE,
     RAW_COLUMNS,
     REASONS,
     REJECTION_REASON,
@@ -67,8 +68,24 @@ def parse_int(col: Column) -> Column:
 
 
 def parse_double(col: Column) -> Column:
-    """A finite decimal number; NaN, ±Infinity and non-numbers are null."""
-    return F.when(col.rlike(_DOUBLE_TEXT), F.trim(col).cast("double"))
+    """A finite decimal number; NaN, ±Infinity (also ``1e309``, which a double rounds to
+    Infinity) and non-numbers are null."""
+    value = F.trim(col).cast("double")
+    return F.when(col.rlike(_DOUBLE_TEXT) & (F.abs(value) < F.lit(float("inf"))), value)
+
+
+def parse_money(col: Column) -> Column:
+    """An amount that the tables hold exactly, else null (SPEC §3: unparseable).
+
+    Curated money is a double and KPI sums run in ``MONEY_SUM_TYPE``: the text read as that
+    decimal, the double, and the double as that decimal must be one number. This rejects
+    amounts of 10**28 and more (the decimal cast would overflow to null and the amount drop
+    out of every sum), more than 10 decimal places, and more digits than a double keeps.
+    """
+    value = parse_double(col)
+    held = value.cast(MONEY_SUM_TYPE)
+    exact = F.trim(col).cast(MONEY_SUM_TYPE)
+    return F.when((held.cast("double") == value) & (exact == held), value)
 
 
 def parse_timestamp(col: Column, fmt: str) -> Column:
@@ -97,6 +114,8 @@ def parse_value(dataset: str, name: str) -> Column:
         return parse_int(raw)
     if column.kind == "double":
         return parse_double(raw)
+    if column.kind == "money":
+        return parse_money(raw)
     if column.kind == "timestamp":
         return parse_timestamp(raw, column.fmt or ISO_TIMESTAMP)
     if column.kind == "date":

@@ -1,0 +1,454 @@
+"""Property-based: random raw folders, written byte by byte, through the reader and SPEC §3.
+
+Hypothesis builds four datasets of random records (quotes, commas, newlines, unicode, empty
+and blank fields, shuffled and extra columns, CRLF, BOM, gzip and several files) and damages
+some of them with a defect of every rejection reason. Each record knows what it should become,
+so the suite checks, for every dataset:
+
+- reconciliation is exact: records written = valid + rejected + deduplicated, and per reason;
+- every valid row equals its source record field by field (typed as SPEC §1 says);
+- every rejected row keeps its raw text (the fields as written, and the record of a malformed
+  row) and carries the reason its defect calls for;
+- nothing raises.
+
+``make test`` runs a few examples (profile ``ci``, derandomized so CI is repeatable);
+``make fuzz`` runs many more with fresh randomness (profile ``fuzz``). Profiles: conftest.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from rental_kpis.layout import DATASETS
+from rental_kpis.spark.readers import read_raw
+from rental_kpis.spark.schemas import (
+    DIMENSION_KEYS,
+    RAW_COLUMNS,
+    REASONS,
+    REJECTION_REASON,
+    column_names,
+)
+from rental_kpis.spark.validation import (
+    RAW_LINE,
+    curated_rows,
+    flag_all,
+    rejected_rows,
+    summarise,
+)
+
+TX = "rental_transactions"
+MALFORMED = "malformed_row"
+
+# Text of any kind a field may hold: RFC 4180 specials, unicode, a real U+FFFD. No NUL (a
+# defect of its own) and no CR (a CR LF inside a quoted field reads as LF: docs/validation.md).
+TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",\"\n \\;'ÀéßЖ中€😀\ufffd")),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
+    ),
+    max_size=6,
+)
+
+# Typed raw values: (text as written, the value curated/ holds). A value that does not parse
+# is null in a dimension's curated row (docs/validation.md, 7).
+INTS = [("1", 1), (" 42 ", 42), ("-7", -7), ("007", 7), ("1.5", None), ("x", None), ("", None)]
+DOUBLES = [("30.2", 30.2), ("-97.7", -97.7), (" 1e2", 100.0), (".5", 0.5), ("NaN", None),
+           ("1e309", None), ("inf", None), ("", None)]  # fmt: skip
+ISO_DATES = [("2024-02-29", date(2024, 2, 29)), ("2023-02-29", None), ("2024-1-01", None),
+             ("", None)]  # fmt: skip
+DMY_DATES = [("31-12-2025", date(2025, 12, 31)), ("2025-12-31", None), ("30-02-2024", None)]
+DMY_STAMPS = [("15-01-2024 08:30:00", "2024-01-15 08:30:00"), ("15-01-2024", None)]
+POOLS = {"int": INTS, "double": DOUBLES}
+AMOUNTS = [("20", 20.0), ("0", 0.0), ("12.5", 12.5), (" 1e2 ", 100.0), ("0.0000000001", 1e-10),
+           ("9999999999999.99", 9999999999999.99)]  # fmt: skip
+BAD_AMOUNTS = ["NaN", "Infinity", "1e309", "-1e309", "1e28", "0.00000000001",
+               "12345678901234567", "1,5", "", " "]  # fmt: skip
+BAD_STAMPS = ["2024-02-30 10:00:00", "2024-03-01T10:00:00", "2024-3-01 10:00:00", "", "x"]
+BAD_LOCATIONS = ["1.5", "abc", "99999999999", "", " "]
+BLANK = ["", " ", "   "]
+
+
+@dataclass
+class Record:
+    """One record: its fields as text, what validation must say of it, and how it is damaged.
+
+    ``damage`` is None, ``"wider"``/``"narrower"`` (a field too many or too few),
+    ``"latin1"`` (``José`` in Latin-1), ``"byte"`` (a stray 0xFF) or ``"nul"`` (a NUL byte)
+    in ``damaged_column``: all ``malformed_row``.
+    """
+
+    values: dict[str, str]
+    reason: str | None
+    curated: dict[str, object] | None = None  # the typed row curated/ must hold
+    damage: str | None = None
+    damaged_column: str = ""
+    copies: int = 1
+
+
+@dataclass
+class Layout:
+    """How a dataset's files look on disk (the same records, any of these ways)."""
+
+    columns: list[str]  # file order, maybe with an extra column
+    files: list[str]  # names; records are dealt round-robin
+    crlf: bool
+    bom: bool
+    quote_all: bool
+    final_newline: bool
+
+
+@dataclass
+class World:
+    records: dict[str, list[Record]] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- writing bytes
+
+
+def needs_quotes(text: str) -> bool:
+    return any(c in text for c in ',"\n\r')
+
+
+TAILS = {"latin1": "José".encode("latin-1"), "byte": b"\xff", "nul": b"\x00"}
+
+
+def field_bytes(text: str, quote: bool, tail: bytes = b"") -> bytes:
+    """One field as RFC 4180 writes it (quoted when it must be, or always), ``tail`` inside."""
+    raw = text.encode("utf-8") + tail
+    if quote or needs_quotes(text):
+        return b'"' + raw.replace(b'"', b'""') + b'"'
+    return raw
+
+
+def record_cells(record: Record, layout: Layout) -> list[bytes]:
+    """The record's fields in file order, as bytes (damaged as the record says)."""
+    cells = [
+        field_bytes(
+            record.values.get(name, "extra"),
+            layout.quote_all,
+            TAILS.get(record.damage or "", b"") if name == record.damaged_column else b"",
+        )
+        for name in layout.columns
+    ]
+    if record.damage == "wider":
+        return [*cells, b"more"]
+    if record.damage == "narrower":
+        return cells[:-1]
+    return cells
+
+
+def record_bytes(record: Record, layout: Layout) -> bytes:
+    return b",".join(record_cells(record, layout))
+
+
+def write_dataset(folder: Path, records: list[Record], layout: Layout) -> None:
+    folder.mkdir(parents=True)
+    newline = b"\r\n" if layout.crlf else b"\n"
+    header = b",".join(field_bytes(c, layout.quote_all) for c in layout.columns)
+    lines: list[list[bytes]] = [[] for _ in layout.files]
+    flat = [r for r in records for _ in range(r.copies)]
+    for i, record in enumerate(flat):
+        lines[i % len(layout.files)].append(record_bytes(record, layout))
+    for name, body in zip(layout.files, lines, strict=True):
+        data = (b"\xef\xbb\xbf" if layout.bom else b"") + header + newline
+        data += newline.join(body) + (newline if body and layout.final_newline else b"")
+        (folder / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+
+
+# ---------------------------------------------------------------- what each record must become
+
+
+def text_or_none(text: str) -> str | None:
+    """A raw field as the reader returns it: an empty field is null."""
+    return text if text != "" else None
+
+
+def typed_string(text: str) -> str | None:
+    """Blank is missing (docs/validation.md, 2): only spaces count as blank here, like trim."""
+    return text if text.strip(" ") else None
+
+
+def expected_raw(record: Record, layout: Layout) -> tuple[dict, str | None]:
+    """The raw columns and raw_line of a rejected row, as read back from the file."""
+    if record.damage in ("wider", "narrower"):
+        return {}, record_bytes(record, layout).decode("utf-8")
+    if record.damage in TAILS:
+        texts = [c.decode("utf-8", errors="replace") for c in record_cells(record, layout)]
+        fields = [unquote(t) for t in texts]
+        line = ",".join(quote_if_needed(f) for f in fields)
+        raw = dict(zip(layout.columns, fields, strict=True))
+        return {n: text_or_none(raw[n]) for n in record.values}, line
+    return {n: text_or_none(t) for n, t in record.values.items()}, None
+
+
+def unquote(text: str) -> str:
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return text[1:-1].replace('""', '"')
+    return text
+
+
+def quote_if_needed(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\r\n') else text
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@st.composite
+def unique_texts(draw, n: int, prefix: str) -> list[str]:
+    """``n`` distinct ids that are never blank: a unique prefix, then random text."""
+    return [f"{draw(st.sampled_from(['', ' ']))}{prefix}{i}:{draw(TEXT)}" for i in range(n)]
+
+
+def pick(draw, pool: list[tuple[str, object]]) -> tuple[str, object]:
+    return draw(st.sampled_from(pool))
+
+
+@st.composite
+def dimension_record(draw, dataset: str, key_text: str, key_value: object) -> Record:
+    values, curated = {}, {}
+    for column in RAW_COLUMNS[dataset]:
+        name = column.name
+        if name == DIMENSION_KEYS[dataset]:
+            values[name], curated[name] = key_text, key_value
+        elif column.kind in POOLS:
+            values[name], curated[name] = pick(draw, POOLS[column.kind])
+        elif column.kind == "date":
+            pool = ISO_DATES if column.fmt == "yyyy-MM-dd" else DMY_DATES
+            values[name], curated[name] = pick(draw, pool)
+        elif column.kind == "timestamp":
+            values[name], curated[name] = pick(draw, DMY_STAMPS)
+        else:
+            text = draw(st.one_of(TEXT, st.sampled_from(BLANK)))
+            values[name], curated[name] = text, typed_string(text)
+    return Record(values, None, curated)
+
+
+def damage_bytes(draw, record: Record, columns: list[str]) -> Record:
+    """A byte-level defect: malformed_row whatever the fields say."""
+    kind = draw(st.sampled_from(["wider", "narrower", *TAILS]))
+    column = draw(st.sampled_from(columns))
+    return Record(dict(record.values), MALFORMED, damage=kind, damaged_column=column)
+
+
+@st.composite
+def dimension(draw, dataset: str) -> tuple[list[Record], list[object]]:
+    """Valid rows (whose keys rentals may use) and rejected ones with fresh keys."""
+    n = draw(st.integers(1, 4))
+    key = DIMENSION_KEYS[dataset]
+    if dataset == "locations":
+        ids = list(range(1, n + 1))
+        texts = [draw(st.sampled_from([str(i), f"0{i}", f" {i} "])) for i in ids]
+        keys: list[object] = ids
+    else:
+        texts = draw(unique_texts(n, "K"))
+        keys = list(texts)
+    records = [draw(dimension_record(dataset, t, k)) for t, k in zip(texts, keys, strict=True)]
+    defects = draw(st.lists(st.sampled_from(REASONS[dataset]), max_size=4))
+    marked = next(c.name for c in RAW_COLUMNS[dataset] if c.kind == "string" and c.name != key)
+    for i, defect in enumerate(defects):
+        fresh = str(901 + i) if dataset == "locations" else f"F{i}:{draw(TEXT)}"
+        base = draw(dimension_record(dataset, fresh, None))
+        base.values[marked] += f"#{i}"  # rejected rows never collapse into one another
+        if defect == "missing_key":
+            blank = ["", " ", "1.5", "k"] if dataset == "locations" else BLANK
+            base.values[key] = draw(st.sampled_from(blank))
+            records.append(Record(base.values, "missing_key"))
+        elif defect == MALFORMED:
+            records.append(damage_bytes(draw, base, column_names(dataset)))
+        else:  # two rows of one key with different content
+            other = {**base.values, marked: base.values[marked] + "~"}
+            records += [Record(base.values, defect), Record(other, defect)]
+    return records, keys
+
+
+def stamp(hour: int) -> str:
+    return f"2024-03-01 {hour:02d}:00:00"
+
+
+@st.composite
+def rental(draw, i: int, users: list, vehicles: list, locations: list) -> Record:
+    """A valid rental, or one damaged so that exactly one SPEC §3 reason is its first."""
+    start, hours = draw(st.integers(0, 10)), draw(st.integers(1, 12))
+    amount, amount_value = pick(draw, AMOUNTS)
+    pickup, dropoff = draw(st.sampled_from(locations)), draw(st.sampled_from(locations))
+    values = {
+        "rental_id": f"{draw(st.sampled_from(['', ' ']))}R{i}:{draw(TEXT)}",
+        "user_id": draw(st.sampled_from(users)),
+        "vehicle_id": draw(st.sampled_from(vehicles)),
+        "rental_start_time": stamp(start),
+        "rental_end_time": stamp(start + hours),
+        "pickup_location": draw(st.sampled_from([str(pickup), f" {pickup}", f"0{pickup}"])),
+        "dropoff_location": str(dropoff),
+        "total_amount": amount,
+    }
+    curated = {
+        **values,
+        "rental_start_time": stamp(start),
+        "rental_end_time": f"2024-03-01 {start + hours:02d}:00:00"
+        if start + hours < 24
+        else f"2024-03-02 {start + hours - 24:02d}:00:00",
+        "pickup_location": pickup,
+        "dropoff_location": dropoff,
+        "total_amount": amount_value,
+    }
+    reason = draw(st.sampled_from([None, None, None, *REASONS[TX]]))
+    if reason in (None, "conflicting_rental_id"):
+        return Record(values, None, curated)  # conflicts are made in pairs by ``world``
+    if reason == MALFORMED:
+        return damage_bytes(draw, Record(values, None), column_names(TX))
+    changed = dict(values)
+    if reason == "missing_rental_id":
+        changed["rental_id"] = draw(st.sampled_from(BLANK))
+        changed["vehicle_id"] = f"V{i}"  # two such rows never collapse into one another
+    elif reason in ("unparseable_user_id", "unparseable_vehicle_id"):
+        changed[reason.removeprefix("unparseable_")] = draw(st.sampled_from(BLANK))
+    elif reason in ("unparseable_rental_start_time", "unparseable_rental_end_time"):
+        changed[reason.removeprefix("unparseable_")] = draw(st.sampled_from(BAD_STAMPS))
+    elif reason in ("unparseable_pickup_location", "unparseable_dropoff_location"):
+        changed[reason.removeprefix("unparseable_")] = draw(st.sampled_from(BAD_LOCATIONS))
+    elif reason == "unparseable_total_amount":
+        changed["total_amount"] = draw(st.sampled_from(BAD_AMOUNTS))
+    elif reason == "non_positive_duration":
+        changed["rental_start_time"] = stamp(max(start, 3))
+        changed["rental_end_time"] = stamp(max(start, 3) - draw(st.integers(0, 3)))
+    elif reason == "negative_amount":
+        changed["total_amount"] = "-" + draw(st.sampled_from(["1", "0.5", "20"]))
+    elif reason == "unknown_user":
+        changed["user_id"] = f"nobody{i}"
+    elif reason == "unknown_vehicle":
+        changed["vehicle_id"] = f"no-car{i}"
+    elif reason == "unknown_pickup_location":
+        changed["pickup_location"] = "777"
+    elif reason == "unknown_dropoff_location":
+        changed["dropoff_location"] = "778"
+    return Record(changed, reason)
+
+
+@st.composite
+def layout(draw, dataset: str) -> Layout:
+    columns = draw(st.permutations(column_names(dataset)))
+    if draw(st.booleans()):
+        columns.insert(draw(st.integers(0, len(columns))), "note")
+    suffixes = draw(st.lists(st.sampled_from([".csv", ".CSV", ".csv.gz"]), min_size=1, max_size=2))
+    return Layout(
+        columns=columns,
+        files=[f"part-{i}{suffix}" for i, suffix in enumerate(suffixes)],
+        crlf=draw(st.booleans()),
+        bom=draw(st.booleans()),
+        quote_all=draw(st.booleans()),
+        final_newline=draw(st.booleans()),
+    )
+
+
+@st.composite
+def worlds(draw) -> World:
+    world = World()
+    keys = {}
+    for name in DIMENSION_KEYS:
+        world.records[name], keys[name] = draw(dimension(name))
+    rentals = [
+        draw(rental(i, keys["users"], keys["vehicles"], keys["locations"]))
+        for i in range(draw(st.integers(0, 14)))
+    ]
+    valid = [r for r in rentals if r.reason is None]
+    for r in draw(st.lists(st.sampled_from(valid), max_size=2, unique_by=id)) if valid else []:
+        twin = Record({**r.values, "total_amount": "31"}, "conflicting_rental_id")
+        r.reason, r.curated = "conflicting_rental_id", None
+        rentals.append(twin)
+    world.records[TX] = rentals
+    for records in world.records.values():
+        twice = (
+            st.lists(st.sampled_from(records), max_size=2, unique_by=id) if records else st.just([])
+        )
+        for record in draw(twice):
+            record.copies += 1  # an exact duplicate, written again byte for byte
+    for name in DATASETS:
+        world.layouts[name] = draw(layout(name))
+    return world
+
+
+# ---------------------------------------------------------------- the property
+
+
+def typed_view(df, dataset: str):
+    """Curated rows with timestamps as text (collect() would shift them by the local zone)."""
+    return df.select(
+        *(
+            F.date_format(c.name, "yyyy-MM-dd HH:mm:ss").alias(c.name)
+            if c.kind == "timestamp"
+            else F.col(c.name)
+            for c in RAW_COLUMNS[dataset]
+        )
+    )
+
+
+@given(world=worlds())
+def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World):
+    with tempfile.TemporaryDirectory(prefix="rental_kpis_prop_") as tmp:
+        root = Path(tmp)
+        for name in DATASETS:
+            write_dataset(root / name, world.records[name], world.layouts[name])
+        frames = {name: read_raw(spark, name, str(root / name)) for name in DATASETS}
+        flagged = flag_all(frames)
+        try:
+            for name in DATASETS:
+                check_dataset(name, flagged[name], world.records[name], world.layouts[name])
+        finally:
+            for df in flagged.values():
+                df.unpersist()
+
+
+def check_dataset(name: str, flagged, records: list[Record], layout: Layout) -> None:
+    counts = summarise(flagged, name)
+    rejected = Counter(r.reason for r in records if r.reason)
+    assert counts.as_dict() == {
+        "input_rows": sum(r.copies for r in records),
+        "valid_rows": sum(1 for r in records if r.reason is None),
+        "rejected_rows": sum(rejected.values()),
+        "deduplicated_rows": sum(r.copies - 1 for r in records),
+        "rejected_by_reason": {reason: rejected.get(reason, 0) for reason in REASONS[name]},
+    }, name
+    assert counts.reconciles
+
+    columns = column_names(name)
+    curated = sorted(
+        (tuple(row) for row in typed_view(curated_rows(flagged, name), name).collect()), key=repr
+    )
+    expected = sorted(
+        (tuple(r.curated[c] for c in columns) for r in records if r.reason is None), key=repr
+    )
+    assert curated == expected, name
+
+    malformed: dict[str, list[tuple]] = {}
+    actual = Counter()
+    for row in rejected_rows(flagged, name).collect():
+        raw = tuple(row[c] for c in columns)
+        if row[REJECTION_REASON] == MALFORMED:
+            malformed.setdefault(row[RAW_LINE], []).append(raw)
+            actual[(MALFORMED, row[RAW_LINE])] += 1
+        else:
+            assert row[RAW_LINE] is None
+            actual[(row[REJECTION_REASON], raw)] += 1
+    wanted = Counter()
+    for record in records:
+        if record.reason is None:
+            continue
+        fields, line = expected_raw(record, layout)
+        if record.reason == MALFORMED:
+            wanted[(MALFORMED, line)] += 1
+            if fields:  # a record of the right width keeps its fields, decoded
+                assert tuple(fields[c] for c in columns) in malformed.get(line, []), name
+        else:
+            wanted[(record.reason, tuple(fields[c] for c in columns))] += 1
+    assert actual == wanted, name
