@@ -44,6 +44,20 @@ def it_counts_records_not_lines_and_names_missing_columns():
     assert bad["missing columns"].startswith("last_name, email, phone_number")
 
 
+def it_verifies_every_raw_file_spec_allows_gzip_and_upper_case_included(tmp_path, raw):
+    import gzip
+
+    users = raw / "users"
+    body = (users / "users.csv").read_bytes()
+    (users / "more.CSV").write_bytes(body)
+    (users / "packed.csv.gz").write_bytes(gzip.compress(body))
+    local = backends.open_backend("local", lake=tmp_path / "lake", raw=raw)
+    local.upload_raw()
+    check = local.verify_raw().set_index(["dataset", "file"])
+    assert [check.loc[("users", name), "rows"] for name in ("more.CSV", "packed.csv.gz")] == [2, 2]
+    assert check["schema ok"].all()
+
+
 def it_reports_a_dataset_without_files_as_a_failed_check():
     check = backends.raw_check([("users", "users.csv", (header("users") + "\n").encode())])
     assert check.set_index("dataset").loc["locations", "file"] == "(no CSV file)"

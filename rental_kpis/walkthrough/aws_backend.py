@@ -14,7 +14,7 @@ import pandas as pd
 from rental_kpis.aws import athena, deploy, emr, glue, s3, stepfunctions
 from rental_kpis.aws.sts import deployment_for, resolve_region, session_for
 from rental_kpis.errors import NoRunYet, RunFailed, UsageError
-from rental_kpis.layout import DATASETS, check_run_id
+from rental_kpis.layout import DATASETS, check_run_id, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
@@ -90,7 +90,7 @@ class AwsBackend:
         files = []
         for key in self._keys("raw/"):
             parts = key.split("/", 2)  # raw/<dataset>/<file>
-            if len(parts) == 3 and parts[1] in DATASETS and parts[2].endswith(".csv"):
+            if len(parts) == 3 and parts[1] in DATASETS and is_raw_data_file(parts[2]):
                 body = s3.read_bytes(self.deployment, self.session, key)
                 files.append((parts[1], parts[2], body))
         return raw_check(files)

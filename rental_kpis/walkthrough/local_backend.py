@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rental_kpis.errors import NoRunYet, UnknownName
-from rental_kpis.layout import DATABASE, DATASETS, Lake
+from rental_kpis.layout import DATABASE, DATASETS, Lake, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
@@ -61,7 +61,8 @@ class LocalBackend:
         return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
 
     def upload_raw(self) -> pd.DataFrame:
-        """Copy ``raw/<dataset>/*.csv`` into the lake's raw zone (the local S3 upload)."""
+        """Copy ``raw/<dataset>/*.csv`` (``.CSV``, ``.csv.gz``) into the lake's raw zone (the
+        local S3 upload)."""
         from rental_kpis.local.runner import load_raw
 
         copied = load_raw(self.raw, self.lake)
@@ -73,7 +74,8 @@ class LocalBackend:
         files = [
             (dataset, path.name, path.read_bytes())
             for dataset in DATASETS
-            for path in sorted(Path(self.lake.raw(dataset)).glob("*.csv"))
+            for path in sorted(Path(self.lake.raw(dataset)).iterdir())
+            if is_raw_data_file(path.name)
         ]
         return raw_check(files)
 

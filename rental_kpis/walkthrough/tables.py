@@ -11,6 +11,7 @@ Athena and Step Functions through ``rental_kpis.aws``. Not used on EMR.
 from __future__ import annotations
 
 import csv
+import gzip
 import html
 import io
 import json
@@ -133,6 +134,8 @@ def inspect_csv(dataset: str, name: str, data: bytes) -> dict[str, Any]:
     from rental_kpis.spark.readers import parse_header
     from rental_kpis.spark.schemas import missing_columns
 
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
     text = data.decode("utf-8", errors="replace")
     header = parse_header(text.partition("\n")[0].rstrip("\r"))
     reader = csv.reader(io.StringIO(text, newline=""))
