@@ -1,7 +1,11 @@
-"""The local runner: put raw files in the lake, then spark-submit each step like EMR would.
+"""The local runner: put raw files in the lake, then spark-submit the steps like EMR would.
 
-Steps run as separate ``spark-submit`` processes of ``emr_steps/*.py`` with the library as a
-zip (``--py-files``), never in-process, so a packaging fault shows up here, not on a cluster.
+The Spark steps run in ONE ``spark-submit`` application (``steps.main_app``: the step
+functions in order, one session, one JVM start instead of three) with the library as a zip
+(``--py-files``), never in-process, so a packaging fault shows up here, not on a cluster.
+On EMR the same step functions stay three steps (``emr_steps/*.py``). The application
+prints a progress line around each step; the runner turns them into the same per-stage
+record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes gave.
 """
 
 from __future__ import annotations
@@ -21,9 +25,21 @@ from pathlib import Path
 
 from rental_kpis.errors import LakeBusy, LakeUnusable, StepFailed, os_error_text
 from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
-from rental_kpis.local.submit import spark_submit
-from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
+from rental_kpis.local.submit import start_spark_submit
+from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
 from rental_kpis.stages import SPARK_STAGES
+
+# The script the local run submits: like emr_steps/*.py, argument parsing and one call.
+APP_SCRIPT_NAME = "rental_kpis_app.py"
+APP_SCRIPT = '''"""The Spark steps of a local rental_kpis run, in order, in one session."""
+
+import sys
+
+from rental_kpis.spark.steps import main_app
+
+if __name__ == "__main__":
+    sys.exit(main_app())
+'''
 
 
 def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
@@ -86,32 +102,74 @@ class RunResult:
         return next((s.summary for s in self.steps if s.step == step), {})
 
 
-def run_spark_step(
-    step: str,
+StageEvent = Callable[[str, str, "StepResult | None"], None]
+
+
+def run_spark_steps(
+    steps: Sequence[str],
     lake: Lake,
     run_id: str,
     library_zip: Path,
     master: str = "local[*]",
     driver_memory: str = "2g",
-) -> StepResult:
-    """spark-submit ``emr_steps/<step>.py`` against ``lake``; raise StepFailed with the cause."""
-    log = Path(lake.uri("runs", run_id, f"{step}.log"))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    result = spark_submit(
-        EMR_STEPS_DIR / f"{step}.py",
-        ["--lake-root", lake.root, "--run-id", run_id],
-        py_files=[library_zip],
-        master=master,
-        driver_memory=driver_memory,
-        log_path=log,
-    )
-    seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise StepFailed(step, result.returncode, failure_detail(result.output), str(log))
-    summary_path = Path(lake.run_summary(run_id, step))
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return StepResult(step, seconds, summary)
+    on_step: StageEvent | None = None,
+) -> list[StepResult]:
+    """spark-submit ``steps`` as one application; raise StepFailed naming the failing step.
+
+    Each step gets its own log, ``runs/<run_id>/<step>.log`` (the JVM start goes to the first
+    step's, the shutdown to the last one's), and its wall time from the moment the previous
+    step ended (the first: from the launch; the last: until the process exits), so the
+    step times add up to the application's. ``on_step(step, event, result)`` is called with
+    "start" and "done", as a step begins and ends.
+    """
+    from rental_kpis.spark.steps import parse_stage_mark  # pyspark only when Spark runs
+
+    notify = on_step or (lambda *_: None)
+    runs = Path(lake.uri("runs", run_id))
+    runs.mkdir(parents=True, exist_ok=True)
+    script = library_zip.parent / APP_SCRIPT_NAME
+    script.write_text(APP_SCRIPT)
+    args = ["--lake-root", lake.root, "--run-id", run_id, "--steps", ",".join(steps)]
+    results: list[StepResult] = []
+    logs = {step: (runs / f"{step}.log").open("w") for step in steps}
+    outputs: dict[str, list[str]] = {step: [] for step in steps}
+    current, started = steps[0], time.monotonic()
+    notify(current, "start", None)
+
+    def finish(step: str) -> None:
+        summary_path = Path(lake.run_summary(run_id, step))
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        results.append(StepResult(step, time.monotonic() - started, summary))
+        notify(step, "done", results[-1])
+
+    try:
+        proc = start_spark_submit(
+            script, args, [library_zip], master, None, driver_memory, workdir=runs
+        )
+        assert proc.stdout is not None
+        done: list[str] = []
+        for line in proc.stdout:
+            mark = parse_stage_mark(line.rstrip("\n"))
+            if mark is None:
+                logs[current].write(line)
+                outputs[current].append(line)
+                continue
+            step, event = mark
+            if event == "done" and step != steps[-1]:
+                done.append(step)
+            elif event == "start" and step != current and current in done:
+                finish(current)
+                current, started = step, time.monotonic()
+                notify(current, "start", None)
+        returncode = proc.wait()
+    finally:
+        for handle in logs.values():
+            handle.close()
+    if returncode != 0:
+        detail = failure_detail("".join(outputs[current]))
+        raise StepFailed(current, returncode, detail, str(runs / f"{current}.log"))
+    finish(current)
+    return results
 
 
 def crawl_stage(lake: Lake) -> dict:
@@ -266,30 +324,33 @@ def run_local(
                 load_raw(Path(raw_dir), lake)
             with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:
                 library_zip = build_library_zip(Path(tmp))
-                for step in steps:
-                    notify(step, "start", None)
-                    record["stages"][step] = {
-                        "status": "running",
-                        "started_at": _now("milliseconds"),
-                    }
+
+                def on_stage(step: str, event: str, done: StepResult | None) -> None:
+                    now = _now("milliseconds")
+                    if event == "start":
+                        record["stages"][step] = {"status": "running", "started_at": now}
+                    elif event == "done" and done is not None:
+                        result.steps.append(done)
+                        record["stages"][step].update(
+                            status="succeeded", seconds=round(done.seconds, 3), finished_at=now
+                        )
+                    else:
+                        record["stages"][step].update(status="failed", finished_at=now)
                     write_run_record(lake, record)
+                    notify(step, event, done)
+
+                for group in _stage_groups(steps):
                     try:
-                        step_result = _run_stage(
-                            step, lake, result.run_id, library_zip, master, driver_memory
+                        _run_group(
+                            group, lake, result.run_id, library_zip, master, driver_memory, on_stage
                         )
                     except BaseException:
-                        record["stages"][step].update(
-                            status="failed", finished_at=_now("milliseconds")
-                        )
-                        notify(step, "failed", None)
+                        running = [
+                            s for s, f in record["stages"].items() if f["status"] == "running"
+                        ]
+                        for step in running:
+                            on_stage(step, "failed", None)
                         raise
-                    result.steps.append(step_result)
-                    record["stages"][step].update(
-                        status="succeeded",
-                        seconds=round(step_result.seconds, 3),
-                        finished_at=_now("milliseconds"),
-                    )
-                    notify(step, "done", step_result)
             record["status"] = completed_status(record)
         except BaseException as error:
             record["status"] = "failed"
@@ -301,11 +362,32 @@ def run_local(
     return result
 
 
-def _run_stage(
-    step: str, lake: Lake, run_id: str, library_zip: Path, master: str, driver_memory: str
-) -> StepResult:
-    if step in SPARK_STAGES:
-        return run_spark_step(step, lake, run_id, library_zip, master, driver_memory)
+def _stage_groups(steps: Sequence[str]) -> list[list[str]]:
+    """``steps`` cut into runs of consecutive Spark stages (one application each) and single
+    local stages, in order."""
+    groups: list[list[str]] = []
+    for step in steps:
+        if groups and step in SPARK_STAGES and groups[-1][-1] in SPARK_STAGES:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _run_group(
+    group: list[str],
+    lake: Lake,
+    run_id: str,
+    library_zip: Path,
+    master: str,
+    driver_memory: str,
+    on_stage: StageEvent,
+) -> None:
+    if group[0] in SPARK_STAGES:
+        run_spark_steps(group, lake, run_id, library_zip, master, driver_memory, on_stage)
+        return
+    (step,) = group
+    on_stage(step, "start", None)
     started = time.monotonic()
     if step == "crawl":
         summary = crawl_stage(lake)
@@ -313,4 +395,4 @@ def _run_stage(
         summary = queries_stage(lake, run_id)
     else:
         raise ValueError(f"stage {step!r} does not run locally")
-    return StepResult(step, time.monotonic() - started, summary)
+    on_stage(step, "done", StepResult(step, time.monotonic() - started, summary))

@@ -43,6 +43,37 @@ def spark_submit_command(
     return [*command, str(script), *args]
 
 
+def start_spark_submit(
+    script: Path,
+    args: list[str],
+    py_files: list[Path],
+    master: str = "local[*]",
+    conf: Mapping[str, str] | None = None,
+    driver_memory: str = "2g",
+    workdir: Path | None = None,
+) -> subprocess.Popen:
+    """Start one spark-submit; its stdout and stderr come merged, line by line, as text.
+
+    The step's own Python files come from the zip only: the working directory is a fresh one
+    and PYTHONPATH is dropped, so a module missing from the zip fails here rather than on a
+    cluster.
+    """
+    command = spark_submit_command(script, args, py_files, master, conf, driver_memory)
+    env = local_environment()
+    env.pop("PYTHONPATH", None)
+    workdir = workdir or Path.cwd()
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+
+
 def spark_submit(
     script: Path,
     args: list[str],
@@ -52,20 +83,10 @@ def spark_submit(
     driver_memory: str = "2g",
     log_path: Path | None = None,
 ) -> SubmitResult:
-    """Run one step through spark-submit, as EMR does, and return its exit code and output.
-
-    The step's own Python files come from the zip only: the working directory is a fresh one,
-    so a module missing from the zip fails here rather than on a cluster.
-    """
-    command = spark_submit_command(script, args, py_files, master, conf, driver_memory)
-    env = local_environment()
-    env.pop("PYTHONPATH", None)
-    workdir = log_path.parent if log_path else Path.cwd()
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        command, env=env, cwd=workdir, capture_output=True, text=True, check=False
-    )
-    output = proc.stdout + proc.stderr
+    """Run one step through spark-submit, as EMR does, and return its exit code and output."""
+    workdir = log_path.parent if log_path else None
+    proc = start_spark_submit(script, args, py_files, master, conf, driver_memory, workdir)
+    output, _ = proc.communicate()
     if log_path:
         log_path.write_text(output)
-    return SubmitResult(proc.returncode, output, command)
+    return SubmitResult(proc.returncode, output, list(proc.args))

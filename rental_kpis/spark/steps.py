@@ -179,31 +179,117 @@ def run_step(spark: SparkSession, step: str, lake: Lake, run_id: str) -> dict:
     return write_summary(spark, lake, run_id, step, body)
 
 
+# A line the local runner reads from the application's output to follow it stage by stage.
+STAGE_MARK = "rental_kpis.stage "
+
+
+def stage_mark(step: str, event: str) -> str:
+    """The progress line of ``event`` ("start", "done", "failed") for ``step``."""
+    return STAGE_MARK + json.dumps({"step": step, "event": event})
+
+
+def parse_stage_mark(line: str) -> tuple[str, str] | None:
+    """``(step, event)`` when ``line`` is a progress line of ``stage_mark``, else None."""
+    if not line.startswith(STAGE_MARK):
+        return None
+    try:
+        mark = json.loads(line[len(STAGE_MARK) :])
+        return str(mark["step"]), str(mark["event"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def run_steps(
+    spark: SparkSession,
+    steps: list[str],
+    lake: Lake,
+    run_id: str,
+    announce: Callable[[str], None] = lambda line: None,
+) -> list[dict]:
+    """Run ``steps`` in order in one session; each writes its own summary, as on EMR.
+
+    ``announce`` receives a ``stage_mark`` line before and after each step (and "failed"
+    when one raises), so a caller reading the output can time and log every step on its own.
+    """
+    summaries = []
+    for step in steps:
+        announce(stage_mark(step, "start"))
+        try:
+            summaries.append(run_step(spark, step, lake, run_id))
+        except BaseException:
+            announce(stage_mark(step, "failed"))
+            raise
+        announce(stage_mark(step, "done"))
+    return summaries
+
+
 def main(step: str, argv: list[str] | None = None) -> int:
     """Entry point of ``emr_steps/<step>.py``: parse, run, exit non-zero on failure.
 
     Bad input prints one line (``error: …``) and exits 2; anything else escapes with its
     traceback so that EMR marks the step FAILED with the cause in its log.
     """
+    args = parse_args(step, sys.argv[1:] if argv is None else argv)
+    return _submit_main(f"rental_kpis.{step}", [step], args.lake_root, args.run_id, marks=False)
+
+
+def parse_app_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="rental_kpis_app.py", description="the Spark steps of a local run, one session"
+    )
+    parser.add_argument("--lake-root", required=True, help="s3://bucket or a local lake folder")
+    parser.add_argument("--run-id", default=None, help="groups the summaries of one run")
+    parser.add_argument(
+        "--steps",
+        required=True,
+        help=f"comma-separated, in order, among {','.join(STEP_FUNCTIONS)}",
+    )
+    args = parser.parse_args(argv)
+    args.steps = [s for s in args.steps.split(",") if s]
+    unknown = [s for s in args.steps if s not in STEP_FUNCTIONS]
+    if unknown or not args.steps:
+        parser.error(f"unknown step(s) {', '.join(unknown) or '(none)'}")
+    return args
+
+
+def main_app(argv: list[str] | None = None) -> int:
+    """Entry point of the local run's one Spark application: several steps, one session.
+
+    The local runner submits this (with the same zip) instead of one ``emr_steps/*.py`` per
+    step: one JVM start instead of three. Each step still writes its own run summary, and a
+    progress line (``stage_mark``) before and after it lets the runner time, log and blame
+    each step separately; exit codes are those of ``main``.
+    """
+    args = parse_app_args(sys.argv[1:] if argv is None else argv)
+    return _submit_main("rental_kpis.local_run", args.steps, args.lake_root, args.run_id, True)
+
+
+def _submit_main(
+    app_name: str, steps: list[str], lake_root: str, run_id: str | None, marks: bool
+) -> int:
     from rental_kpis.spark.session import build_session
 
-    args = parse_args(step, sys.argv[1:] if argv is None else argv)
-    spark = build_session(f"rental_kpis.{step}")
+    def announce(line: str) -> None:
+        if marks:
+            print(line, flush=True)
+
+    spark = build_session(app_name)
     try:
-        summary = run_step(spark, step, Lake(args.lake_root), args.run_id or new_run_id())
+        summaries = run_steps(spark, steps, Lake(lake_root), run_id or new_run_id(), announce)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     finally:
         spark.stop()
-    print(
-        json.dumps(
-            {
-                "step": step,
-                "status": summary["status"],
-                "seconds": summary["timings_seconds"]["total"],
-            }
-        ),
-        flush=True,
-    )
+    for summary in summaries:
+        print(
+            json.dumps(
+                {
+                    "step": summary["step"],
+                    "status": summary["status"],
+                    "seconds": summary["timings_seconds"]["total"],
+                }
+            ),
+            flush=True,
+        )
     return 0
