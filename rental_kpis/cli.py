@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rental_kpis.errors import RentalKpisError, UsageError, os_error_text
+from rental_kpis.errors import Interrupted, RentalKpisError, UsageError, os_error_text
 
 DESCRIPTION = (
     "The rental marketplace's KPI pipeline: validate raw CSV, compute the KPI tables with "
@@ -93,7 +93,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no runs recorded in {args.lake}")
         return 0
     print_history(records)
-    return 0 if records[0]["status"] != "failed" else 1
+    return 0 if records[0]["status"] not in ("failed", "interrupted") else 1
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -215,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as error:  # its children are stopped and its run recorded: one line
+        print(f"rental-kpis: {error}", file=sys.stderr)
+        return 128 + error.signum
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run turns it into Interrupted)
+        print("rental-kpis: interrupted by SIGINT", file=sys.stderr)
+        return 130
     except RentalKpisError as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2

@@ -10,12 +10,13 @@ record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,9 +24,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import LakeBusy, LakeUnusable, StepFailed, os_error_text
+from rental_kpis.errors import Interrupted, StepFailed
 from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
-from rental_kpis.local.submit import start_spark_submit
+from rental_kpis.local.lock import (
+    LOCK_FILE,
+    holder_token,
+    is_alive,
+    lake_lock,
+    lock_fd,
+    process_start,
+)
+from rental_kpis.local.submit import start_spark_submit, stop_spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
 from rental_kpis.stages import SPARK_STAGES
 
@@ -142,9 +151,19 @@ def run_spark_steps(
         results.append(StepResult(step, time.monotonic() - started, summary))
         notify(step, "done", results[-1])
 
+    fd = lock_fd(lake)
+    proc = None
     try:
         proc = start_spark_submit(
-            script, args, [library_zip], master, None, driver_memory, workdir=runs
+            script,
+            args,
+            [library_zip],
+            master,
+            None,
+            driver_memory,
+            workdir=runs,
+            token=holder_token(lake),
+            keep_fds=(fd,) if fd is not None else (),
         )
         assert proc.stdout is not None
         done: list[str] = []
@@ -163,6 +182,8 @@ def run_spark_steps(
                 notify(current, "start", None)
         returncode = proc.wait()
     finally:
+        if proc is not None:  # interrupted or not: no process of the application survives
+            stop_spark_submit(proc)
         for handle in logs.values():
             handle.close()
     if returncode != 0:
@@ -199,40 +220,39 @@ def queries_stage(lake: Lake, run_id: str) -> dict:
 
 # ---------------------------------------------------------------- lock and run records
 
-LOCK_FILE = ".rental_kpis.lock"
+__all__ = ["LOCK_FILE", "lake_lock"]  # the lock lives in local/lock.py (crawl takes it too)
+
+INTERRUPTED = "interrupted"
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @contextmanager
-def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
-    """Hold the lake for one run; a second run at the same time is refused, not interleaved.
+def signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM, SIGINT and SIGHUP into ``Interrupted`` raised in the main thread.
 
-    An OS lock (flock) is released by the kernel if the process dies, so a crash never
-    leaves a stale lock behind.
+    Python's default for SIGTERM is to die on the spot: no ``finally`` runs, the Spark child
+    is orphaned and keeps writing, and the run record says "running" forever. Raised as an
+    exception, the signal unwinds the run like any failure: the child is stopped, the record
+    says interrupted, the lock is released last. Only the first signal raises, so that the
+    clean-up it starts is not cut short by a second Ctrl-C.
     """
-    root = Path(lake.root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle = (root / LOCK_FILE).open("a+")
-    except OSError as error:  # read-only, permission denied: the run's first write says so
-        raise LakeUnusable(f"lake {root} cannot be written: {os_error_text(error)}") from error
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another run"
-        handle.close()
-        raise LakeBusy(f"lake {root} is in use by {holder}; wait for it to finish") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"run {run_id} (pid {os.getpid()}, started {_now()})")
-    handle.flush()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
     try:
         yield
     finally:
-        handle.seek(0)
-        handle.truncate()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _now(timespec: str = "seconds") -> str:
@@ -246,13 +266,26 @@ def write_run_record(lake: Lake, record: dict) -> None:
 
 
 def run_history(lake: Lake, limit: int = 10) -> list[dict]:
-    """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say."""
+    """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say.
+
+    A record still "running" whose process is gone (killed with SIGKILL, the machine
+    stopped) is shown as interrupted: nothing is running it any more.
+    """
     records = []
     for path in Path(lake.uri("runs")).glob("*/run.json"):
         try:
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
         except json.JSONDecodeError:
             continue
+        if record.get("status") == "running" and not is_alive(
+            record.get("pid", -1), record.get("pid_start")
+        ):
+            record["status"] = INTERRUPTED
+            record["error"] = record.get("error") or "its process ended without an outcome"
+            for facts in record.get("stages", {}).values():
+                if facts.get("status") == "running":
+                    facts["status"] = INTERRUPTED
+        records.append(record)
     records.sort(key=lambda r: r.get("started_at", ""), reverse=True)
     return records[:limit]
 
@@ -283,7 +316,13 @@ def resumed_record(lake: Lake, run_id: str) -> dict | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    record.update(status="running", finished_at=None, error=None)
+    record.update(
+        status="running",
+        finished_at=None,
+        error=None,
+        pid=os.getpid(),
+        pid_start=process_start(os.getpid()),
+    )
     return record
 
 
@@ -307,7 +346,7 @@ def run_local(
     lake = local_lake(lake_dir)
     result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
-    with lake_lock(lake, result.run_id):
+    with signals_interrupt(), lake_lock(lake, f"run {result.run_id}"):
         record = resumed_record(lake, result.run_id) or {
             "run_id": result.run_id,
             "status": "running",
@@ -317,6 +356,8 @@ def run_local(
             "lake": lake.root,
             "stages": {},
             "error": None,
+            "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
         }
         write_run_record(lake, record)
         try:
@@ -335,7 +376,8 @@ def run_local(
                             status="succeeded", seconds=round(done.seconds, 3), finished_at=now
                         )
                     else:
-                        record["stages"][step].update(status="failed", finished_at=now)
+                        record["stages"][step].update(status=event, finished_at=now)
+                        event = "failed"
                     write_run_record(lake, record)
                     notify(step, event, done)
 
@@ -344,15 +386,24 @@ def run_local(
                         _run_group(
                             group, lake, result.run_id, library_zip, master, driver_memory, on_stage
                         )
-                    except BaseException:
+                    except BaseException as error:
+                        outcome = INTERRUPTED if _is_interruption(error) else "failed"
                         running = [
                             s for s, f in record["stages"].items() if f["status"] == "running"
                         ]
                         for step in running:
-                            on_stage(step, "failed", None)
+                            on_stage(step, outcome, None)
                         raise
             record["status"] = completed_status(record)
         except BaseException as error:
+            if _is_interruption(error):
+                record["status"] = INTERRUPTED
+                signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+                stages = [s for s, f in record["stages"].items() if f["status"] == INTERRUPTED]
+                where = f" during {', '.join(stages)}" if stages else ""
+                error = Interrupted(signum, f"run {result.run_id}{where}")
+                record["error"] = str(error)
+                raise error from None
             record["status"] = "failed"
             record["error"] = str(error) or type(error).__name__
             raise
@@ -360,6 +411,10 @@ def run_local(
             record["finished_at"] = _now()
             write_run_record(lake, record)
     return result
+
+
+def _is_interruption(error: BaseException) -> bool:
+    return isinstance(error, (Interrupted, KeyboardInterrupt))
 
 
 def _stage_groups(steps: Sequence[str]) -> list[list[str]]:
