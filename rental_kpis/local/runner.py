@@ -10,6 +10,7 @@ record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -36,6 +37,8 @@ from rental_kpis.local.lock import (
 )
 from rental_kpis.local.submit import start_spark_submit, stop_spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
+from rental_kpis.spark import switch
+from rental_kpis.spark.switch import STAGING_DIR
 from rental_kpis.stages import SPARK_STAGES
 
 # The script the local run submits: like emr_steps/*.py, argument parsing and one call.
@@ -51,22 +54,100 @@ if __name__ == "__main__":
 '''
 
 
-def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
-    """Replace the lake's raw zone with the CSV files of ``raw_dir/<dataset>/``.
+def check_raw(raw_dir: Path) -> dict[str, list[Path]]:
+    """Every input file of ``raw_dir``, checked as the validation step's reader will check it:
+    every dataset has files, every file starts with a UTF-8 header line holding the dataset's
+    SPEC columns, and the files of one dataset agree. Raises InputError naming the first
+    problem; nothing is read beyond each file's first line."""
+    from rental_kpis.errors import InputError, MissingColumnsError
+    from rental_kpis.spark.readers import parse_header
+    from rental_kpis.spark.schemas import missing_columns
 
-    Returns the number of files per dataset. A dataset with no CSV file is an error naming
-    the folder, before any Spark process starts.
-    """
-    copied: dict[str, int] = {}
-    for dataset, files in raw_input_files(raw_dir).items():
-        target = Path(lake.raw(dataset))
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
+    found = raw_input_files(raw_dir)
+    for dataset, files in found.items():
+        first: list[str] | None = None
         for path in files:
-            shutil.copy2(path, target / path.name)
-        copied[dataset] = len(files)
-    return copied
+            header = parse_header(_header_line(dataset, path))
+            duplicated = sorted({name for name in header if header.count(name) > 1})
+            if duplicated:
+                raise InputError(
+                    f"dataset {dataset!r}: file {path} has the column "
+                    f"{', '.join(duplicated)} more than once in its header"
+                )
+            if first is None:
+                first = header
+                missing = missing_columns(dataset, header)
+                if missing:
+                    raise MissingColumnsError(dataset, str(path), missing, header)
+            elif header != first:
+                raise InputError(
+                    f"dataset {dataset!r}: file {path} has header {','.join(header)} "
+                    f"but {files[0]} has {','.join(first)}; files of one dataset must agree"
+                )
+    return found
+
+
+def _header_line(dataset: str, path: Path) -> str:
+    from rental_kpis.errors import InputError
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            line = handle.readline(1 << 20)
+    except (OSError, EOFError) as error:
+        raise InputError(f"dataset {dataset!r}: cannot read {path}: {error}") from error
+    if line.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\0" in line:
+        raise InputError(f"dataset {dataset!r}: file {path} is not UTF-8 (UTF-16?)")
+    try:
+        return line.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"dataset {dataset!r}: file {path} is not UTF-8 (byte {error.start} of its header)"
+        ) from None
+
+
+def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
+    """Replace the lake's raw zone with the CSV files of ``raw_dir/<dataset>/``, all or nothing.
+
+    Every file is checked first (``check_raw``): a missing dataset or a bad header changes
+    nothing in the lake. The files are copied to ``raw/_staging/`` and the dataset folders
+    switched in together (``switch.switch``: journal, then exchange), so a run killed while
+    loading leaves the previous raw zone or the new one, never a mix.
+    Returns the number of files per dataset.
+    """
+    found = check_raw(raw_dir)
+    root = _local_root(lake)
+    staging_zone = Path(lake.uri("raw", STAGING_DIR))
+    token = os.urandom(4).hex()
+    pairs: list[tuple[str, str]] = []
+    try:
+        for dataset, files in found.items():
+            staging = staging_zone / f"{dataset}.{token}"
+            staging.mkdir(parents=True)
+            for path in files:
+                shutil.copy2(path, staging / path.name)
+            pairs.append((str(staging), lake.raw(dataset)))
+    except BaseException:
+        for staging, _ in pairs:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    switch.switch(pairs, root)
+    return {dataset: len(files) for dataset, files in found.items()}
+
+
+def _local_root(lake: Lake) -> str:
+    root = switch.local_path(lake.root)
+    assert root is not None, f"not a local lake: {lake.root}"
+    return root
+
+
+def recover_lake(lake: Lake) -> list[str]:
+    """Under the lake lock: finish any switch a killed run left half done, and delete the
+    staging folders of writes that never got to switch."""
+    root = _local_root(lake)
+    finished = switch.recover(root)
+    switch.discard_staging(root, ("raw", "curated", "rejected", "processed"))
+    return finished
 
 
 def failure_detail(output: str) -> str:
@@ -361,6 +442,7 @@ def run_local(
         }
         write_run_record(lake, record)
         try:
+            recover_lake(lake)
             if raw_dir is not None:
                 load_raw(Path(raw_dir), lake)
             with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:

@@ -26,11 +26,17 @@ from rental_kpis.spark.readers import read_raw
 from rental_kpis.spark.validation import curated_rows, flag_all, rejected_rows, summarise
 
 
-def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> None:
+def write_parquet(
+    df: DataFrame,
+    uri: str,
+    partition_by: list[str] | None = None,
+    into: fs.Switch | None = None,
+) -> None:
     """Replace the table at ``uri`` whole (Snappy Parquet, ``_SUCCESS`` last).
 
     Spark writes into a staging folder; only a complete write is switched into place, so a
-    failure leaves the previous table complete and queryable.
+    failure leaves the previous table complete and queryable. With ``into`` the switch waits
+    for the step's other tables (``fs.switch_together``).
     """
     spark = df.sparkSession
     staging = fs.staging_uri(uri, secrets.token_hex(4))
@@ -38,14 +44,23 @@ def write_parquet(df: DataFrame, uri: str, partition_by: list[str] | None = None
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.parquet(staging)
-    fs.swap_in(spark, staging, uri)
+    if into is not None:
+        into.add(staging, uri)
+    else:
+        fs.swap_in(spark, staging, uri)
 
 
-def write_counted(df: DataFrame, uri: str, partition_by: list[str] | None = None) -> dict:
+def write_counted(
+    df: DataFrame,
+    uri: str,
+    partition_by: list[str] | None = None,
+    into: fs.Switch | None = None,
+) -> dict:
     """Write a table and count its rows during the same job (an Observation, not a count())."""
     observation = Observation(uri)
     started = time.monotonic()
-    write_parquet(df.observe(observation, F.count(F.lit(1)).alias("rows")), uri, partition_by)
+    observed = df.observe(observation, F.count(F.lit(1)).alias("rows"))
+    write_parquet(observed, uri, partition_by, into)
     return {
         "uri": uri,
         "rows": observation.get["rows"],
@@ -53,9 +68,9 @@ def write_counted(df: DataFrame, uri: str, partition_by: list[str] | None = None
     }
 
 
-def write_table(df: DataFrame, lake: Lake, table: str) -> dict:
+def write_table(df: DataFrame, lake: Lake, table: str, into: fs.Switch | None = None) -> dict:
     """Write KPI table ``table`` to ``processed/<table>/``, partitioned as kpis.PARTITIONS says."""
-    return write_counted(df, lake.processed(table), kpis.PARTITIONS.get(table))
+    return write_counted(df, lake.processed(table), kpis.PARTITIONS.get(table), into)
 
 
 def read_curated(spark: SparkSession, lake: Lake, dataset: str) -> DataFrame:
@@ -71,7 +86,9 @@ def _kpi_step(
     started = time.monotonic()
     rentals = read_curated(spark, lake, "rental_transactions").persist()
     try:
-        tables = {name: write_table(df, lake, name) for name, df in build(rentals).items()}
+        with fs.switch_together(spark, lake.root) as together:  # the step's tables, together
+            built = build(rentals).items()
+            tables = {name: write_table(df, lake, name, together) for name, df in built}
     finally:
         rentals.unpersist()
     return {
@@ -133,13 +150,14 @@ def validate_raw(spark: SparkSession, lake: Lake, run_id: str) -> dict:
     flagged = flag_all(raw)
     datasets: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for name in DATASETS:
-        t0 = time.monotonic()
-        counts = summarise(flagged[name], name)
-        write_parquet(curated_rows(flagged[name], name), lake.curated(name))
-        write_parquet(rejected_rows(flagged[name], name), lake.rejected(name))
-        datasets[name] = counts.as_dict()
-        timings[name] = round(time.monotonic() - t0, 3)
+    with fs.switch_together(spark, lake.root) as together:  # curated + rejected, together
+        for name in DATASETS:
+            t0 = time.monotonic()
+            counts = summarise(flagged[name], name)
+            write_parquet(curated_rows(flagged[name], name), lake.curated(name), into=together)
+            write_parquet(rejected_rows(flagged[name], name), lake.rejected(name), into=together)
+            datasets[name] = counts.as_dict()
+            timings[name] = round(time.monotonic() - t0, 3)
     for df in flagged.values():
         df.unpersist()
     return {
@@ -170,6 +188,7 @@ def parse_args(step: str, argv: list[str]) -> argparse.Namespace:
 
 def run_step(spark: SparkSession, step: str, lake: Lake, run_id: str) -> dict:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    fs.recover_switches(spark, lake.root)  # a switch a killed step left half done
     body = STEP_FUNCTIONS[step](spark, lake, run_id)
     body = {
         "started_at": started_at,
