@@ -119,7 +119,7 @@ def it_stops_every_process_of_a_run_killed_with_sigterm_during_a_spark_step(
         _wait(lambda: len(processes_with_token(token)) >= 2, 60, "the Spark processes")
         time.sleep(1.0)
         run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=60)
+        _, err = run.communicate(timeout=60)
     finally:
         _stop(run)
 
@@ -199,9 +199,9 @@ def it_refuses_a_lock_held_by_a_live_process(tmp_path):
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(LakeBusy, match=f"in use by run alive \\(pid {holder.pid}"):
-            with lake_lock(Lake(str(lake_dir)), "run other"):
-                pass
+        busy = pytest.raises(LakeBusy, match=f"in use by run alive \\(pid {holder.pid}")
+        with busy, lake_lock(Lake(str(lake_dir)), "run other"):
+            pass
         # crawl takes the lock too: refused with one line, exit 2, the catalog untouched
         crawl = subprocess.run(
             [sys.executable, "-m", "rental_kpis.cli", "crawl", "--lake", str(lake_dir)],
@@ -267,9 +267,7 @@ def _broken_raw(raw: Path, tmp_path: Path, how: str) -> Path:
 
 
 @pytest.mark.parametrize("how", ["missing_users", "bad_header", "utf16", "second_file_disagrees"])
-def it_changes_nothing_in_the_lake_when_a_new_raw_folder_is_bad(
-    raw, loaded_lake, tmp_path, how
-):
+def it_changes_nothing_in_the_lake_when_a_new_raw_folder_is_bad(raw, loaded_lake, tmp_path, how):
     broken = _broken_raw(raw, tmp_path, how)
     root = Path(loaded_lake.root)
     before = _tree(root)
