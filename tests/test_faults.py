@@ -384,3 +384,32 @@ def it_never_lets_a_reader_see_a_missing_table_during_switches(tmp_path):
         thread.join(10)
     assert misses == []
     assert (target / "part-0.parquet").read_text() == "table v300"
+
+
+def it_replaces_a_live_table_in_one_step_with_no_moment_without_it(tmp_path, monkeypatch):
+    """Deterministic form of the reader test: after every rename or exchange a switch makes,
+    the live table exists and is complete (a moving-aside switch fails at its first rename)."""
+    names = ["curated_x", "rejected_x"]
+    switch.switch(_folders(tmp_path, names, "old"), str(tmp_path))
+    live = [tmp_path / "zone" / n for n in names]
+    seen: list[list[bool]] = []
+    real_rename, real_exchange = os.rename, switch.exchange
+
+    def check() -> None:
+        seen.append([(p / "_SUCCESS").exists() for p in live])
+
+    def rename(a, b):
+        real_rename(a, b)
+        check()
+
+    def exchange(a, b):
+        done = real_exchange(a, b)
+        check()
+        return done
+
+    monkeypatch.setattr(switch.os, "rename", rename)
+    monkeypatch.setattr(switch, "exchange", exchange)
+    switch.switch(_folders(tmp_path, names, "new"), str(tmp_path))
+    monkeypatch.undo()
+    assert seen and all(all(row) for row in seen), seen
+    assert _contents(tmp_path, names) == ["curated_x new", "rejected_x new"]
