@@ -116,6 +116,13 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     Returns the number of files per dataset.
     """
     found = check_raw(raw_dir)
+    with lake_lock(lake, "raw upload"):  # already held inside a run (re-entrant)
+        recover_lake(lake)
+        _switch_raw(found, lake)
+    return {dataset: len(files) for dataset, files in found.items()}
+
+
+def _switch_raw(found: dict[str, list[Path]], lake: Lake) -> None:
     root = _local_root(lake)
     staging_zone = Path(lake.uri("raw", STAGING_DIR))
     token = os.urandom(4).hex()
@@ -123,16 +130,15 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     try:
         for dataset, files in found.items():
             staging = staging_zone / f"{dataset}.{token}"
+            pairs.append((str(staging), lake.raw(dataset)))
             staging.mkdir(parents=True)
             for path in files:
                 shutil.copy2(path, staging / path.name)
-            pairs.append((str(staging), lake.raw(dataset)))
     except BaseException:
         for staging, _ in pairs:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     switch.switch(pairs, root)
-    return {dataset: len(files) for dataset, files in found.items()}
 
 
 def _local_root(lake: Lake) -> str:
