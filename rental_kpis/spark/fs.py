@@ -151,6 +151,11 @@ class Switch:
     def add(self, staging: str, target: str) -> None:
         self.pairs.append((staging, target))
 
+    def location(self, target: str) -> str:
+        """Where ``target``'s new data is until the switch: its staging folder once written
+        in this switch (a step reading what it wrote must read there), else ``target``."""
+        return next((s for s, t in reversed(self.pairs) if t == target), target)
+
     def commit(self) -> None:
         switch_in(self.spark, self.pairs, self.root)
 
