@@ -413,3 +413,36 @@ def it_replaces_a_live_table_in_one_step_with_no_moment_without_it(tmp_path, mon
     monkeypatch.undo()
     assert seen and all(all(row) for row in seen), seen
     assert _contents(tmp_path, names) == ["curated_x new", "rejected_x new"]
+
+
+def it_takes_over_the_lake_of_a_runner_killed_with_sigkill(good_lake, raw, tmp_path):
+    """No handler runs on SIGKILL: the Spark child dies with its parent (PDEATHSIG), the next
+    run recognises the dead holder, stops what is left of its processes and runs; status
+    shows the killed run as interrupted, not running."""
+    source, before = good_lake
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(source, lake_dir)
+    run = _cli("run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "shot")
+    try:
+        _wait(
+            lambda: _record(lake_dir, "shot")
+            .get("stages", {})
+            .get("validate_raw", {})
+            .get("status")
+            == "running",
+            240,
+            "validate_raw to start",
+        )
+        token = (lake_dir / LOCK_FILE).read_text().split("token ")[1].split()[0]
+        _wait(lambda: len(processes_with_token(token)) >= 2, 60, "the Spark processes")
+        run.kill()
+        run.wait(30)
+    finally:
+        _stop(run)
+    _wait(lambda: _lock_is_free(lake_dir), 30, "the JVM (which holds the lock) to die")
+    (killed,) = [r for r in run_history(Lake(str(lake_dir))) if r["run_id"] == "shot"]
+    assert killed["status"] == "interrupted"
+    result = run_local(None, lake_dir, run_id="after", steps=("crawl", "queries"))
+    assert processes_with_token(token) == []
+    assert [s.step for s in result.steps] == ["crawl", "queries"]
+    assert querying.run_named_query(result.lake, QUERY).rows == before
