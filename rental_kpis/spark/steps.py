@@ -20,10 +20,18 @@ from pyspark.sql import functions as F
 
 from rental_kpis import __version__
 from rental_kpis.errors import InputError
-from rental_kpis.layout import DATASETS, Lake, new_run_id, run_id_argument
+from rental_kpis.layout import DATASETS, DIMENSIONS, Lake, new_run_id, run_id_argument
 from rental_kpis.spark import fs, kpis
 from rental_kpis.spark.readers import read_raw
-from rental_kpis.spark.validation import curated_rows, flag_all, rejected_rows, summarise
+from rental_kpis.spark.validation import (
+    count_columns,
+    counts_from,
+    curated_keys,
+    curated_rows,
+    flag_dimension,
+    flag_transactions,
+    rejected_rows,
+)
 
 
 def write_parquet(
@@ -82,15 +90,17 @@ def _kpi_step(
     lake: Lake,
     build: Callable[[DataFrame], dict[str, DataFrame]],
 ) -> dict:
-    """Read the curated rentals once (kept for every table of the step), build, write."""
+    """Build the step's tables from the curated rentals and write them.
+
+    Each table reads the rentals' Parquet itself (only the columns it needs): measured at 1M
+    rentals, caching them for the step's two tables cost more CPU than the second read saves
+    (29.3 s against 22.9 s for the four tables).
+    """
     started = time.monotonic()
-    rentals = read_curated(spark, lake, "rental_transactions").persist()
-    try:
-        with fs.switch_together(spark, lake.root) as together:  # the step's tables, together
-            built = build(rentals).items()
-            tables = {name: write_table(df, lake, name, together) for name, df in built}
-    finally:
-        rentals.unpersist()
+    rentals = read_curated(spark, lake, "rental_transactions")
+    with fs.switch_together(spark, lake.root) as together:  # the step's tables, together
+        built = build(rentals).items()
+        tables = {name: write_table(df, lake, name, together) for name, df in built}
     return {
         "tables": tables,
         "timings_seconds": {
@@ -143,26 +153,63 @@ def write_summary(spark: SparkSession, lake: Lake, run_id: str, step: str, body:
     return summary
 
 
+def write_flagged(
+    flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None = None
+) -> dict:
+    """Write a flagged dataset's curated and rejected rows; return its row accounting.
+
+    Two jobs, each computing the flagged frame from the raw files: measured cheaper than
+    persisting it (columnar caching cost twice the read-shuffle-sort it saves, and at 10M
+    rentals it does not fit a 2 GB driver). The counts are observed during the curated
+    write, so they cost no job of their own.
+    """
+    observation = Observation(f"{dataset}_counts")
+    counted = flagged.observe(observation, *count_columns(dataset))
+    write_parquet(curated_rows(counted, dataset), lake.curated(dataset), into=into)
+    write_parquet(rejected_rows(flagged, dataset), lake.rejected(dataset), into=into)
+    return counts_from(dataset, observation.get).as_dict()
+
+
 def validate_raw(spark: SparkSession, lake: Lake, run_id: str) -> dict:
-    """SPEC §3: raw CSV → curated typed Parquet + rejected rows + the run summary."""
+    """SPEC §3: raw CSV → curated typed Parquet + rejected rows + the run summary.
+
+    Dimensions first; rentals are then checked against the keys of the curated dimensions
+    as written (a narrow Parquet column, broadcast), not a recomputation of them.
+    """
     started = time.monotonic()
     raw = {name: read_raw(spark, name, lake.raw(name)) for name in DATASETS}
-    flagged = flag_all(raw)
     datasets: dict[str, dict] = {}
     timings: dict[str, float] = {}
+
+    def timed(name: str, flagged: Callable[[], DataFrame], into: fs.Switch) -> None:
+        t0 = time.monotonic()
+        datasets[name] = write_flagged(flagged(), lake, name, into)
+        timings[name] = round(time.monotonic() - t0, 3)
+
     with fs.switch_together(spark, lake.root) as together:  # curated + rejected, together
-        for name in DATASETS:
-            t0 = time.monotonic()
-            counts = summarise(flagged[name], name)
-            write_parquet(curated_rows(flagged[name], name), lake.curated(name), into=together)
-            write_parquet(rejected_rows(flagged[name], name), lake.rejected(name), into=together)
-            datasets[name] = counts.as_dict()
-            timings[name] = round(time.monotonic() - t0, 3)
-    for df in flagged.values():
-        df.unpersist()
+        for name in DIMENSIONS:
+            timed(name, lambda name=name: flag_dimension(raw[name], name), together)
+        # the curated dimensions as this step wrote them: still in staging until the switch
+        keys = {
+            name: curated_keys(spark.read.parquet(together.location(lake.curated(name))), name)
+            for name in DIMENSIONS
+        }
+        timed(
+            "rental_transactions",
+            lambda: flag_transactions(
+                raw["rental_transactions"],
+                user_keys=keys["users"],
+                vehicle_keys=keys["vehicles"],
+                location_keys=keys["locations"],
+            ),
+            together,
+        )
     return {
-        "datasets": datasets,
-        "timings_seconds": {**timings, "total": round(time.monotonic() - started, 3)},
+        "datasets": {name: datasets[name] for name in DATASETS},
+        "timings_seconds": {
+            **{name: timings[name] for name in DATASETS},
+            "total": round(time.monotonic() - started, 3),
+        },
         "outputs": {
             "curated": {name: lake.curated(name) for name in DATASETS},
             "rejected": {name: lake.rejected(name) for name in DATASETS},
