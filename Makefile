@@ -9,7 +9,7 @@ REPORTS ?= reports
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-BENCH_SIZES ?= 1000000,5000000,10000000
+BENCH_SIZES ?= sample,100000,1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
 .PHONY: help install demo run report lab browser screenshot test fuzz check lint format sample bench clean
@@ -68,7 +68,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 sample: $(STAMP) ## regenerate the committed sample under data/raw
 	$(BIN)/rental-kpis generate --out $(RAW) --transactions 20000 --seed 42 --defect-rate 0.0003
 
-bench: $(STAMP) ## Spark pipeline vs DuckDB reference (BENCH_SIZES, BENCH_REPEATS); long
+bench: $(STAMP) ## Spark pipeline vs reference.py and plain DuckDB (BENCH_SIZES, BENCH_REPEATS); long
 	$(BIN)/python benchmarks/run.py --sizes $(BENCH_SIZES) --repeats $(BENCH_REPEATS)
 
 clean: ## remove the lake, reports and caches (keeps .venv)

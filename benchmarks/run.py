@@ -1,12 +1,18 @@
-"""Benchmark: the Spark pipeline against the DuckDB reference, at several sizes.
+"""Benchmark: the Spark pipeline against two DuckDB baselines, at several sizes.
 
-For each size it generates data once (cached in benchmarks/data/), then runs, in turn and each
-in its own process tree: (a) the three Spark steps through spark-submit exactly as
-``rental-kpis run`` does, (b) the DuckDB reference on the same files. It records wall time per
-step and in total, rows per second, and the peak resident memory of the whole process tree
-(JVM and Python workers included), sampled from /proc every 100 ms.
+For each size it generates data once (cached in benchmarks/data/; ``sample`` is the committed
+data/raw), then runs, in turn and each in its own process tree: (a) the three Spark steps
+through spark-submit exactly as ``rental-kpis run`` does (one application), (b) the DuckDB
+reference ``rental_kpis/devtools/reference.py`` (validation with reject bookkeeping, four
+tables), (c) a plain DuckDB SQL of the same validation and tables without the bookkeeping
+(``benchmarks/plain_duckdb.py``). For the sample it also times the whole ``rental-kpis run``
+(every stage) and starting and stopping a bare local SparkSession, in the same sitting. It
+records wall time per step and in total, the CPU seconds of each process tree (contention on
+a shared machine stretches wall time more than CPU time), and the peak resident memory of
+the whole tree (JVM and Python workers included), sampled from /proc every 100 ms; and the
+load average before and after, so that a reader can tell a contended run.
 
-    python benchmarks/run.py --sizes 1000000,5000000,10000000 --repeats 3
+    python benchmarks/run.py --sizes sample,100000,1000000,5000000,10000000 --repeats 3
 
 Writes benchmarks/results/<date>-<host>.json, .md (the table) and .png (time vs rows), and
 copies them to latest.* for the README.
@@ -18,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -30,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+SAMPLE = ROOT / "data" / "raw"  # the committed sample: `make sample`, 20,000 rentals
 SEED = 42
 DEFECT_RATE = 0.0001
 
@@ -66,11 +74,18 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_sampled(command: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
-    """Run ``command``; return its result, wall seconds and the peak RSS of its tree."""
-    started = time.monotonic()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_sampled(command: list[str], env: dict | None = None
+                ) -> tuple[subprocess.CompletedProcess, float, int, float]:
+    """Run ``command``; return its result, wall seconds, the peak RSS of its tree and the CPU
+    seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it)."""
+    started, cpu = time.monotonic(), _children_cpu()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT)
+                               text=True, cwd=ROOT, env=env)
     peak = 0
     done = threading.Event()
 
@@ -86,10 +101,11 @@ def run_sampled(command: list[str]) -> tuple[subprocess.CompletedProcess, float,
     done.set()
     sampler.join()
     wall = time.monotonic() - started
-    return subprocess.CompletedProcess(command, process.returncode, out, err), wall, peak
+    result = subprocess.CompletedProcess(command, process.returncode, out, err)
+    return result, wall, peak, _children_cpu() - cpu
 
 
-# ---------------------------------------------------------------- the two engines
+# ---------------------------------------------------------------- the engines
 
 SPARK_CHILD = """
 import json, sys
@@ -97,9 +113,7 @@ from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
 result = run_local(sys.argv[1], sys.argv[2], run_id="bench", steps=SPARK_STAGES,
                    driver_memory=sys.argv[3])
-print(json.dumps({s.step: {"wall": s.seconds,
-                           "work": s.summary.get("timings_seconds", {}).get("total", 0.0)}
-                  for s in result.steps}))
+print(json.dumps({s.step: s.seconds for s in result.steps}))
 """
 
 REFERENCE_CHILD = """
@@ -108,93 +122,154 @@ from rental_kpis.devtools.reference import run_reference
 print(json.dumps(run_reference(sys.argv[1]).seconds))
 """
 
+# A bare local SparkSession, started and stopped: the floor of any Spark run on this machine.
+BARE_SESSION_CHILD = """
+from pyspark.sql import SparkSession
+SparkSession.builder.master("local[*]").getOrCreate().stop()
+"""
+
+
+def _checked(done: subprocess.CompletedProcess, what: str) -> str:
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
 
 def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
-    done, wall, peak = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
-                                    driver_memory])
-    if done.returncode != 0:
-        raise RuntimeError(f"spark run failed:\n{done.stderr[-3000:]}")
-    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    done, wall, peak, cpu = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
+                                         driver_memory])
+    steps = json.loads(_checked(done, "spark run").strip().splitlines()[-1])
     shutil.rmtree(lake, ignore_errors=True)
-    return {
-        "total": wall,
-        "steps": {name: round(s["wall"], 2) for name, s in steps.items()},
-        "overhead": {name: round(s["wall"] - s["work"], 2) for name, s in steps.items()},
-        "peak_rss_mb": round(peak / 2**20),
-    }
+    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
+            "steps": {name: round(seconds, 2) for name, seconds in steps.items()}}
 
 
-def run_reference(raw: Path) -> dict:
-    done, wall, peak = run_sampled([sys.executable, "-c", REFERENCE_CHILD, str(raw)])
-    if done.returncode != 0:
-        raise RuntimeError(f"reference run failed:\n{done.stderr[-3000:]}")
-    seconds = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"total": wall, "steps": {k: round(v, 2) for k, v in seconds.items()},
-            "peak_rss_mb": round(peak / 2**20)}
+def run_duckdb(child: list[str], raw: Path, what: str) -> dict:
+    done, wall, peak, cpu = run_sampled([sys.executable, *child, str(raw)])
+    seconds = json.loads(_checked(done, what).strip().splitlines()[-1])
+    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
+            "steps": {k: round(v, 2) for k, v in seconds.items()}}
 
 
-def ensure_data(size: int, data_dir: Path) -> Path:
-    raw = data_dir / f"raw_{size}"
+def run_cli_run(raw: Path, lake: Path) -> dict:
+    """The whole ``rental-kpis run`` (raw copy, the Spark application, crawl, queries)."""
+    shutil.rmtree(lake, ignore_errors=True)
+    done, wall, peak, cpu = run_sampled([sys.executable, "-m", "rental_kpis.cli", "run", "--raw",
+                                         str(raw), "--lake", str(lake), "--run-id", "bench"])
+    _checked(done, "rental-kpis run")
+    shutil.rmtree(lake, ignore_errors=True)
+    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20)}
+
+
+def run_bare_session() -> dict:
+    from rental_kpis.spark.session import local_environment
+
+    done, wall, peak, cpu = run_sampled([sys.executable, "-c", BARE_SESSION_CHILD],
+                                        env=local_environment())
+    _checked(done, "bare SparkSession")
+    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20)}
+
+
+def ensure_data(size: str, data_dir: Path) -> tuple[Path, int]:
+    """The raw folder of ``size`` ("sample" or a number of rentals) and its rental count."""
+    if size == "sample":
+        manifest = json.loads((SAMPLE / "generation_manifest.json").read_text())
+        return SAMPLE, manifest["datasets"]["rental_transactions"]["input_rows"]
+    rentals = int(size)
+    raw = data_dir / f"raw_{rentals}"
     if not (raw / "generation_manifest.json").exists():
-        print(f"generating {size:,} rentals into {raw}", flush=True)
+        print(f"generating {rentals:,} rentals into {raw}", flush=True)
         subprocess.run([sys.executable, "-m", "rental_kpis.cli", "generate", "--out", str(raw),
-                        "--transactions", str(size), "--seed", str(SEED), "--defect-rate",
+                        "--transactions", str(rentals), "--seed", str(SEED), "--defect-rate",
                         str(DEFECT_RATE)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return raw
+    return raw, rentals
 
 
 # ---------------------------------------------------------------- reporting
 
 
+def _median(runs: list[dict], key: str = "total") -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def summarise(runs: list[dict]) -> list[dict]:
+    """One row per size: medians over repeats; every ratio from medians of the same sitting."""
     rows = []
     for size in sorted({r["size"] for r in runs}):
-        spark = [r for r in runs if r["size"] == size and r["engine"] == "spark"]
-        ref = [r for r in runs if r["size"] == size and r["engine"] == "duckdb"]
-        spark_t = statistics.median(r["total"] for r in spark)
-        ref_t = statistics.median(r["total"] for r in ref)
-        steps = {name: statistics.median(r["steps"][name] for r in spark)
-                 for name in spark[0]["steps"]}
-        overhead = {name: statistics.median(r["overhead"][name] for r in spark)
-                    for name in spark[0]["overhead"]}
-        rows.append({
-            "size": size, "repeats": len(spark), "spark_seconds": round(spark_t, 1),
+        of = {engine: [r for r in runs if r["size"] == size and r["engine"] == engine]
+              for engine in ("spark", "duckdb", "plain", "run", "bare")}
+        spark_t, ref_t = _median(of["spark"]), _median(of["duckdb"])
+        row = {
+            "size": size, "label": of["spark"][0].get("label", f"{size:,}"),
+            "repeats": len(of["spark"]),
+            "spark_seconds": round(spark_t, 1),
+            "spark_cpu_seconds": round(_median(of["spark"], "cpu"), 1),
+            "spark_steps": {name: round(statistics.median(r["steps"][name] for r in of["spark"]), 1)
+                            for name in of["spark"][0]["steps"]},
             "duckdb_seconds": round(ref_t, 1), "ratio": round(spark_t / ref_t, 2),
             "spark_rows_per_second": round(size / spark_t),
-            "duckdb_rows_per_second": round(size / ref_t),
-            "spark_steps": {k: round(v, 1) for k, v in steps.items()},
-            "spark_overhead": {k: round(v, 1) for k, v in overhead.items()},
-            "spark_peak_rss_mb": max(r["peak_rss_mb"] for r in spark),
-            "duckdb_peak_rss_mb": max(r["peak_rss_mb"] for r in ref),
-        })
+            "spark_peak_rss_mb": max(r["peak_rss_mb"] for r in of["spark"]),
+            "duckdb_peak_rss_mb": max(r["peak_rss_mb"] for r in of["duckdb"]),
+        }
+        if of["plain"]:
+            plain_t = _median(of["plain"])
+            row.update(plain_seconds=round(plain_t, 1), plain_ratio=round(spark_t / plain_t, 2))
+        if of["run"] and of["bare"]:
+            run_t, bare_t = _median(of["run"]), _median(of["bare"])
+            row.update(run_seconds=round(run_t, 1), bare_session_seconds=round(bare_t, 1),
+                       run_ratio=round(run_t / bare_t, 2))
+        rows.append(row)
     return rows
 
 
+def scaling(summary: list[dict], small: int = 1_000_000, large: int = 10_000_000) -> str | None:
+    """The scaling line: time(large) / time(small), or the largest over the smallest size."""
+    by_size = {row["size"]: row for row in summary}
+    if small in by_size and large in by_size:
+        first, last = by_size[small], by_size[large]
+    elif len(summary) > 1:
+        first, last = summary[0], summary[-1]
+    else:
+        return None
+    return (f"Scaling: Spark time({last['size']:,}) / time({first['size']:,}) = "
+            f"{last['spark_seconds'] / first['spark_seconds']:.2f} for "
+            f"{last['size'] / first['size']:.0f}× the rows.")
+
+
 def markdown(summary: list[dict], meta: dict) -> str:
+    load = meta.get("load_average")
     lines = [
         f"Measured {meta['date']} on {meta['host']} ({meta['cpus']} cores, "
         f"{meta['memory_gb']} GB), Spark driver capped at {meta['driver_memory']}; "
-        f"medians of {meta['repeats']} runs.",
+        f"medians of {meta['repeats']} runs"
+        + (f"; load average {load[0]:.1f} before, {load[1]:.1f} after (other work on the "
+           "machine stretches wall times: compare the ratios, measured in the same sitting)"
+           if load else "") + ".",
         "",
         "| rentals | Spark total s | validate / vehicle_location / user_transaction s "
-        "| fixed overhead s (per step) | DuckDB s | Spark ÷ DuckDB | Spark rows/s "
-        "| Spark peak RSS MB | DuckDB peak RSS MB |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        "| Spark CPU s | reference.py s | Spark ÷ reference | plain DuckDB s | Spark ÷ plain "
+        "| Spark peak RSS MB | reference peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summary:
         steps = " / ".join(f"{v:.1f}" for v in row["spark_steps"].values())
-        overhead = " / ".join(f"{v:.1f}" for v in row["spark_overhead"].values())
+        plain = (f"{row['plain_seconds']:.1f} | {row['plain_ratio']:.2f}" if "plain_seconds" in row
+                 else "– | –")
         lines.append(
-            f"| {row['size']:,} | {row['spark_seconds']:.1f} | {steps} | {overhead} "
-            f"| {row['duckdb_seconds']:.1f} | {row['ratio']:.2f} | "
-            f"{row['spark_rows_per_second']:,} | {row['spark_peak_rss_mb']:,} "
-            f"| {row['duckdb_peak_rss_mb']:,} |")
-    if len(summary) > 1:
-        first, last = summary[0], summary[-1]
-        lines += ["", f"Scaling: Spark time({last['size']:,}) / time({first['size']:,}) = "
-                  f"{last['spark_seconds'] / first['spark_seconds']:.2f} for "
-                  f"{last['size'] / first['size']:.0f}× the rows."]
+            f"| {row['label']} | {row['spark_seconds']:.1f} | {steps} "
+            f"| {row['spark_cpu_seconds']:.1f} | {row['duckdb_seconds']:.1f} "
+            f"| {row['ratio']:.2f} | {plain} "
+            f"| {row['spark_peak_rss_mb']:,} | {row['duckdb_peak_rss_mb']:,} |")
+    for row in summary:
+        if "run_ratio" in row:
+            lines += ["", f"{row['label']}: `rental-kpis run` (every stage) "
+                      f"{row['run_seconds']:.1f} s = {row['run_ratio']:.2f}× starting and "
+                      "stopping a bare local SparkSession "
+                      f"({row['bare_session_seconds']:.1f} s), measured in the same sitting."]
+    line = scaling(summary)
+    if line:
+        lines += ["", line]
     return "\n".join(lines) + "\n"
 
 
@@ -208,6 +283,10 @@ def chart(summary: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     ax.plot(sizes, [r["spark_seconds"] for r in summary], "o-", label="Spark pipeline (3 steps)")
     ax.plot(sizes, [r["duckdb_seconds"] for r in summary], "s-", label="DuckDB reference")
+    plain = [r for r in summary if "plain_seconds" in r]
+    if plain:
+        ax.plot([r["size"] / 1e6 for r in plain], [r["plain_seconds"] for r in plain], "^-",
+                label="plain DuckDB SQL")
     ax.set_title("End-to-end time vs input size")
     ax.set_xlabel("rental transactions (millions)")
     ax.set_ylabel("wall time (seconds)")
@@ -218,32 +297,43 @@ def chart(summary: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def measure(size: str, raw: Path, lake: Path, driver_memory: str):
+    """One repeat at one size: every engine in turn, in the same sitting."""
+    yield "spark", run_spark(raw, lake, driver_memory)
+    yield "duckdb", run_duckdb(["-c", REFERENCE_CHILD], raw, "reference")
+    yield "plain", run_duckdb([str(ROOT / "benchmarks" / "plain_duckdb.py")], raw, "plain DuckDB")
+    if size == "sample":
+        yield "run", run_cli_run(raw, lake)
+        yield "bare", run_bare_session()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000,5000000,10000000")
+    parser.add_argument("--sizes", default="sample,100000,1000000,5000000,10000000",
+                        help="comma-separated: 'sample' (data/raw) or numbers of rentals")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
     runs = []
-    for size in sizes:
-        raw = ensure_data(size, args.data_dir)
+    load_before = os.getloadavg()[0]
+    for size in args.sizes.split(","):
+        raw, rentals = ensure_data(size, args.data_dir)
+        label = f"{rentals:,} (sample)" if size == "sample" else f"{rentals:,}"
+        lake = args.data_dir / f"lake_{size}"
         for repeat in range(args.repeats):
-            spark = run_spark(raw, args.data_dir / f"lake_{size}", args.driver_memory)
-            runs.append({"size": size, "engine": "spark", "repeat": repeat, **spark})
-            print(f"{size:>11,} spark  #{repeat + 1}: {spark['total']:7.1f} s "
-                  f"{spark['steps']} peak {spark['peak_rss_mb']} MB", flush=True)
-            ref = run_reference(raw)
-            runs.append({"size": size, "engine": "duckdb", "repeat": repeat, **ref})
-            print(f"{size:>11,} duckdb #{repeat + 1}: {ref['total']:7.1f} s "
-                  f"peak {ref['peak_rss_mb']} MB", flush=True)
+            for engine, result in measure(size, raw, lake, args.driver_memory):
+                runs.append({"size": rentals, "label": label, "engine": engine,
+                             "repeat": repeat, **result})
+                print(f"{label:>20} {engine:<6} #{repeat + 1}: {result['total']:7.1f} s "
+                      f"cpu {result['cpu']:7.1f} s {result.get('steps', '')} "
+                      f"peak {result['peak_rss_mb']} MB", flush=True)
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "host": socket.gethostname(), "cpus": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         "python": platform.python_version(), "driver_memory": args.driver_memory,
-        "repeats": args.repeats,
+        "repeats": args.repeats, "load_average": [load_before, os.getloadavg()[0]],
     }
     summary = summarise(runs)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rental_kpis.errors import RentalKpisError, UsageError, os_error_text
+from rental_kpis.errors import Interrupted, RentalKpisError, UsageError, os_error_text
 
 DESCRIPTION = (
     "The rental marketplace's KPI pipeline: validate raw CSV, compute the KPI tables with "
@@ -93,7 +93,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no runs recorded in {args.lake}")
         return 0
     print_history(records)
-    return 0 if records[0]["status"] != "failed" else 1
+    return 0 if records[0]["status"] not in ("failed", "interrupted") else 1
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -105,22 +105,98 @@ def _report(args: argparse.Namespace) -> int:
     if args.run_id:
         check_run_id(args.run_id)
 
+    signals = _ReportSignals()
+
     def show(notebook: str, seconds: float) -> None:
         print(f"✔ {notebook:<34} {seconds:6.1f} s", flush=True)
+        signals.check()  # a signal while a notebook ran: no next notebook
 
-    result = notebooks.build(
-        lake,
-        args.out,
-        args.raw,
-        run_id=args.run_id,
-        backend=args.backend,
-        bucket=args.bucket,
-        region=args.region,
-        on_notebook=show,
-    )
+    with signals:
+        try:
+            result = notebooks.build(
+                lake,
+                args.out,
+                args.raw,
+                run_id=args.run_id,
+                backend=args.backend,
+                bucket=args.bucket,
+                region=args.region,
+                on_notebook=show,
+            )
+        except RentalKpisError:
+            signals.check()  # the notebook failed because we interrupted it: say so
+            raise
     print(f"executed notebooks: {args.out}/ (run {result.run_id})")
     print(f"report: {result.html.resolve()}")
     return 0
+
+
+class _ReportSignals:
+    """SIGTERM, SIGINT, SIGHUP during ``report``: interrupt the running notebook's kernel.
+
+    The kernel (a child process in a session of its own, so it does not get our terminal's
+    Ctrl-C) runs the pipeline: SIGINT makes ``run_local`` stop its Spark child, record the
+    run as interrupted and release the lake lock; the notebook then fails and the report
+    stops with one line. A kernel that has not stopped within ``KERNEL_GRACE`` seconds is
+    left to papermill's shutdown (SIGKILL to its group; its Spark child dies with it).
+    """
+
+    KERNEL_GRACE = 60
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> _ReportSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                self.previous[signum] = signal.signal(signum, self._handle)
+            self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._give_up)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.alarm(0)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        import contextlib
+        import os
+        import signal
+
+        if self.signum is not None:
+            return
+        self.signum = signum
+        for pid in _child_pids(os.getpid()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+        signal.alarm(self.KERNEL_GRACE)
+
+    def _give_up(self, signum: int, frame: object) -> None:
+        self.check()
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum, "report")
+
+
+def _child_pids(parent: int) -> list[int]:
+    """Our direct children (the notebook kernel), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as error:  # its children are stopped and its run recorded: one line
+        print(f"rental-kpis: {error}", file=sys.stderr)
+        return 128 + error.signum
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run turns it into Interrupted)
+        print("rental-kpis: interrupted by SIGINT", file=sys.stderr)
+        return 130
     except RentalKpisError as error:
         print(f"rental-kpis: error: {error}", file=sys.stderr)
         return 2

@@ -124,3 +124,18 @@ def os_error_text(error: OSError) -> str:
     reason = error.strerror or type(error).__name__
     where = error.filename if error.filename is not None else ""
     return f"{reason}: {where}" if where else reason
+
+
+class Interrupted(RentalKpisError):
+    """A signal (SIGTERM from ``timeout`` or CI, SIGINT from Ctrl-C, SIGHUP) stopped a command
+    after its children were stopped and its run recorded as interrupted."""
+
+    def __init__(self, signum: int, what: str = "") -> None:
+        import signal
+
+        self.signum = signum
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"{what + ' ' if what else ''}interrupted by {name}")

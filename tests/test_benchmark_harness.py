@@ -1,4 +1,5 @@
-"""The benchmark harness's own arithmetic: medians, ratios, the table, process-tree memory."""
+"""The benchmark harness's own arithmetic (medians, ratios, the table, process-tree memory) and
+its plain DuckDB baseline (the same tables as the reference, without the reject bookkeeping)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,43 @@ import importlib.util
 import os
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location(
-    "bench_run", Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
-)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+import pytest
+from tables import assert_same_table
+
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.devtools.reference import run_reference
+from rental_kpis.layout import TABLES
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def spark(size, total, validate):
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load("run")
+
+
+def spark(size, total, validate, cpu=1.0):
     return {
         "size": size,
         "engine": "spark",
         "total": total,
+        "cpu": cpu,
         "peak_rss_mb": 100,
         "steps": {"validate_raw": validate},
-        "overhead": {"validate_raw": 1.0},
     }
 
 
+def engine(name, size, total):
+    return {"size": size, "engine": name, "total": total, "cpu": 1.0, "peak_rss_mb": 50}
+
+
 def duck(size, total):
-    return {"size": size, "engine": "duckdb", "total": total, "peak_rss_mb": 50, "steps": {}}
+    return {**engine("duckdb", size, total), "steps": {}}
 
 
 def it_takes_medians_and_ratios_per_size():
@@ -43,14 +61,70 @@ def it_takes_medians_and_ratios_per_size():
     assert row["spark_rows_per_second"] == 1  # 10 rows in 12 s, rounded
 
 
-def it_writes_a_table_with_the_scaling_line():
-    runs = [spark(10, 10.0, 5.0), duck(10, 5.0), spark(100, 50.0, 20.0), duck(100, 10.0)]
+def it_writes_a_table_with_both_baselines_and_the_scaling_line():
+    runs = [
+        spark(10, 10.0, 5.0),
+        duck(10, 5.0),
+        engine("plain", 10, 2.0),
+        spark(100, 50.0, 20.0, cpu=70.0),
+        duck(100, 10.0),
+        engine("plain", 100, 4.0),
+    ]
     text = bench.markdown(
         bench.summarise(runs),
         {"date": "d", "host": "h", "cpus": 2, "memory_gb": 24, "driver_memory": "2g", "repeats": 1},
     )
-    assert "| 100 | 50.0 | 20.0 | 1.0 | 10.0 | 5.00 |" in text
+    assert "| 100 | 50.0 | 20.0 | 70.0 | 10.0 | 5.00 | 4.0 | 12.50 | 100 | 50 |" in text
     assert "Scaling: Spark time(100) / time(10) = 5.00 for 10× the rows." in text
+
+
+def it_takes_the_scaling_ratio_from_1m_to_10m_when_both_ran():
+    runs = []
+    for size, seconds in ((20_000, 10.0), (1_000_000, 40.0), (10_000_000, 320.0)):
+        runs += [spark(size, seconds, 1.0), duck(size, 1.0)]
+    assert bench.scaling(bench.summarise(runs)) == (
+        "Scaling: Spark time(10,000,000) / time(1,000,000) = 8.00 for 10× the rows."
+    )
+
+
+def it_sets_the_sample_run_against_a_bare_session_of_the_same_sitting():
+    runs = [
+        {**spark(20_012, 12.0, 5.0), "label": "20,012 (sample)"},
+        duck(20_012, 1.0),
+        engine("run", 20_012, 18.0),
+        engine("run", 20_012, 30.0),
+        engine("run", 20_012, 20.0),
+        engine("bare", 20_012, 4.0),
+        engine("bare", 20_012, 5.0),
+        engine("bare", 20_012, 6.0),
+    ]
+    (row,) = bench.summarise(runs)
+    assert (row["run_seconds"], row["bare_session_seconds"], row["run_ratio"]) == (20.0, 5.0, 4.0)
+    text = bench.markdown([row], {"date": "d", "host": "h", "cpus": 2, "memory_gb": 24,
+                                  "driver_memory": "2g", "repeats": 3})  # fmt: skip
+    assert "| 20,012 (sample) | 12.0 |" in text
+    assert "`rental-kpis run` (every stage) 20.0 s = 4.00× starting and stopping" in text
+
+
+def it_counts_the_cpu_seconds_of_a_child_process_tree():
+    code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'sum(range(10**7))'])"
+    done, wall, peak, cpu = bench.run_sampled([bench.sys.executable, "-c", code])
+    assert done.returncode == 0
+    assert 0.05 < cpu <= wall * 2 + 0.5
+    assert peak > 0
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    generate(folder, 3_000, seed=17, defect_rate=0.003)
+    return folder
+
+
+@pytest.mark.parametrize("table", TABLES)
+def it_computes_the_reference_tables_in_the_plain_baseline(raw, table):
+    plain = load("plain_duckdb").run_plain(raw)
+    assert_same_table(table, plain["tables"][table], run_reference(raw).tables[table], rtol=0.0)
 
 
 def it_measures_the_memory_of_a_process_tree():

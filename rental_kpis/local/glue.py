@@ -29,6 +29,8 @@ import pyarrow.dataset as ds
 
 from rental_kpis.errors import CatalogError, LakeUnusable, os_error_text
 from rental_kpis.layout import DATABASE, Lake
+from rental_kpis.local.lock import lake_lock
+from rental_kpis.spark import switch
 
 CATALOG_FILE = "catalog.duckdb"
 
@@ -213,9 +215,21 @@ def _check_lake_for_crawl(lake: Lake) -> None:
 def crawl(lake: Lake) -> CrawlReport:
     """Bring the catalog in line with ``processed/``: add, update, and drop vanished tables.
 
-    A table is updated when its columns, partition keys or location changed.
+    A table is updated when its columns, partition keys or location changed. The crawl holds
+    the lake lock (a run's own crawl already has it): a crawl next to a running step could
+    catalog a table mid-switch, so while a run holds the lake it is refused (LakeBusy). A
+    switch a killed run left half done is finished first, so the catalog never describes
+    tables of two inputs.
     """
     _check_lake_for_crawl(lake)
+    with lake_lock(lake, "crawl"):
+        root = switch.local_path(lake.root)
+        if root is not None:
+            switch.recover(root)
+        return _crawl(lake)
+
+
+def _crawl(lake: Lake) -> CrawlReport:
     processed = Path(lake.uri("processed"))
     report = CrawlReport()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")

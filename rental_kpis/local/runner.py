@@ -1,17 +1,23 @@
-"""The local runner: put raw files in the lake, then spark-submit each step like EMR would.
+"""The local runner: put raw files in the lake, then spark-submit the steps like EMR would.
 
-Steps run as separate ``spark-submit`` processes of ``emr_steps/*.py`` with the library as a
-zip (``--py-files``), never in-process, so a packaging fault shows up here, not on a cluster.
+The Spark steps run in ONE ``spark-submit`` application (``steps.main_app``: the step
+functions in order, one session, one JVM start instead of three) with the library as a zip
+(``--py-files``), never in-process, so a packaging fault shows up here, not on a cluster.
+On EMR the same step functions stay three steps (``emr_steps/*.py``). The application
+prints a progress line around each step; the runner turns them into the same per-stage
+record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes gave.
 """
 
 from __future__ import annotations
 
-import fcntl
+import gzip
 import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,29 +25,135 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_kpis.errors import LakeBusy, LakeUnusable, StepFailed, os_error_text
+from rental_kpis.errors import Interrupted, StepFailed
 from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
-from rental_kpis.local.submit import spark_submit
-from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
+from rental_kpis.local.lock import (
+    LOCK_FILE,
+    holder_token,
+    is_alive,
+    lake_lock,
+    lock_fd,
+    process_start,
+)
+from rental_kpis.local.submit import start_spark_submit, stop_spark_submit
+from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
+from rental_kpis.spark import switch
+from rental_kpis.spark.switch import STAGING_DIR
 from rental_kpis.stages import SPARK_STAGES
+
+# The script the local run submits: like emr_steps/*.py, argument parsing and one call.
+APP_SCRIPT_NAME = "rental_kpis_app.py"
+APP_SCRIPT = '''"""The Spark steps of a local rental_kpis run, in order, in one session."""
+
+import sys
+
+from rental_kpis.spark.steps import main_app
+
+if __name__ == "__main__":
+    sys.exit(main_app())
+'''
+
+
+def check_raw(raw_dir: Path) -> dict[str, list[Path]]:
+    """Every input file of ``raw_dir``, checked as the validation step's reader will check it:
+    every dataset has files, every file starts with a UTF-8 header line holding the dataset's
+    SPEC columns, and the files of one dataset agree. Raises InputError naming the first
+    problem; nothing is read beyond each file's first line."""
+    from rental_kpis.errors import InputError, MissingColumnsError
+    from rental_kpis.spark.readers import parse_header
+    from rental_kpis.spark.schemas import missing_columns
+
+    found = raw_input_files(raw_dir)
+    for dataset, files in found.items():
+        first: list[str] | None = None
+        for path in files:
+            header = parse_header(_header_line(dataset, path))
+            duplicated = sorted({name for name in header if header.count(name) > 1})
+            if duplicated:
+                raise InputError(
+                    f"dataset {dataset!r}: file {path} has the column "
+                    f"{', '.join(duplicated)} more than once in its header"
+                )
+            if first is None:
+                first = header
+                missing = missing_columns(dataset, header)
+                if missing:
+                    raise MissingColumnsError(dataset, str(path), missing, header)
+            elif header != first:
+                raise InputError(
+                    f"dataset {dataset!r}: file {path} has header {','.join(header)} "
+                    f"but {files[0]} has {','.join(first)}; files of one dataset must agree"
+                )
+    return found
+
+
+def _header_line(dataset: str, path: Path) -> str:
+    from rental_kpis.errors import InputError
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            line = handle.readline(1 << 20)
+    except (OSError, EOFError) as error:
+        raise InputError(f"dataset {dataset!r}: cannot read {path}: {error}") from error
+    if line.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\0" in line:
+        raise InputError(f"dataset {dataset!r}: file {path} is not UTF-8 (UTF-16?)")
+    try:
+        return line.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"dataset {dataset!r}: file {path} is not UTF-8 (byte {error.start} of its header)"
+        ) from None
 
 
 def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
-    """Replace the lake's raw zone with the CSV files of ``raw_dir/<dataset>/``.
+    """Replace the lake's raw zone with the CSV files of ``raw_dir/<dataset>/``, all or nothing.
 
-    Returns the number of files per dataset. A dataset with no CSV file is an error naming
-    the folder, before any Spark process starts.
+    Every file is checked first (``check_raw``): a missing dataset or a bad header changes
+    nothing in the lake. The files are copied to ``raw/_staging/`` and the dataset folders
+    switched in together (``switch.switch``: journal, then exchange), so a run killed while
+    loading leaves the previous raw zone or the new one, never a mix.
+    Returns the number of files per dataset.
     """
-    copied: dict[str, int] = {}
-    for dataset, files in raw_input_files(raw_dir).items():
-        target = Path(lake.raw(dataset))
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for path in files:
-            shutil.copy2(path, target / path.name)
-        copied[dataset] = len(files)
-    return copied
+    found = check_raw(raw_dir)
+    with lake_lock(lake, "raw upload"):  # already held inside a run (re-entrant)
+        recover_lake(lake)
+        _switch_raw(found, lake)
+    return {dataset: len(files) for dataset, files in found.items()}
+
+
+def _switch_raw(found: dict[str, list[Path]], lake: Lake) -> None:
+    root = _local_root(lake)
+    staging_zone = Path(lake.uri("raw", STAGING_DIR))
+    token = os.urandom(4).hex()
+    pairs: list[tuple[str, str]] = []
+    try:
+        for dataset, files in found.items():
+            staging = staging_zone / f"{dataset}.{token}"
+            pairs.append((str(staging), lake.raw(dataset)))
+            staging.mkdir(parents=True)
+            for path in files:
+                shutil.copy2(path, staging / path.name)
+    except BaseException:
+        for staging, _ in pairs:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    switch.switch(pairs, root)
+
+
+def _local_root(lake: Lake) -> str:
+    root = switch.local_path(lake.root)
+    assert root is not None, f"not a local lake: {lake.root}"
+    return root
+
+
+def recover_lake(lake: Lake) -> list[str]:
+    """Under the lake lock: finish any switch a killed run left half done, and delete the
+    staging folders of writes that never got to switch."""
+    root = _local_root(lake)
+    finished = switch.recover(root)
+    switch.discard_staging(root, ("raw", "curated", "rejected", "processed"))
+    return finished
 
 
 def failure_detail(output: str) -> str:
@@ -86,32 +198,86 @@ class RunResult:
         return next((s.summary for s in self.steps if s.step == step), {})
 
 
-def run_spark_step(
-    step: str,
+StageEvent = Callable[[str, str, "StepResult | None"], None]
+
+
+def run_spark_steps(
+    steps: Sequence[str],
     lake: Lake,
     run_id: str,
     library_zip: Path,
     master: str = "local[*]",
     driver_memory: str = "2g",
-) -> StepResult:
-    """spark-submit ``emr_steps/<step>.py`` against ``lake``; raise StepFailed with the cause."""
-    log = Path(lake.uri("runs", run_id, f"{step}.log"))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    result = spark_submit(
-        EMR_STEPS_DIR / f"{step}.py",
-        ["--lake-root", lake.root, "--run-id", run_id],
-        py_files=[library_zip],
-        master=master,
-        driver_memory=driver_memory,
-        log_path=log,
-    )
-    seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise StepFailed(step, result.returncode, failure_detail(result.output), str(log))
-    summary_path = Path(lake.run_summary(run_id, step))
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return StepResult(step, seconds, summary)
+    on_step: StageEvent | None = None,
+) -> list[StepResult]:
+    """spark-submit ``steps`` as one application; raise StepFailed naming the failing step.
+
+    Each step gets its own log, ``runs/<run_id>/<step>.log`` (the JVM start goes to the first
+    step's, the shutdown to the last one's), and its wall time from the moment the previous
+    step ended (the first: from the launch; the last: until the process exits), so the
+    step times add up to the application's. ``on_step(step, event, result)`` is called with
+    "start" and "done", as a step begins and ends.
+    """
+    from rental_kpis.spark.steps import parse_stage_mark  # pyspark only when Spark runs
+
+    notify = on_step or (lambda *_: None)
+    runs = Path(lake.uri("runs", run_id))
+    runs.mkdir(parents=True, exist_ok=True)
+    script = library_zip.parent / APP_SCRIPT_NAME
+    script.write_text(APP_SCRIPT)
+    args = ["--lake-root", lake.root, "--run-id", run_id, "--steps", ",".join(steps)]
+    results: list[StepResult] = []
+    logs = {step: (runs / f"{step}.log").open("w") for step in steps}
+    outputs: dict[str, list[str]] = {step: [] for step in steps}
+    current, started = steps[0], time.monotonic()
+    notify(current, "start", None)
+
+    def finish(step: str) -> None:
+        summary_path = Path(lake.run_summary(run_id, step))
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        results.append(StepResult(step, time.monotonic() - started, summary))
+        notify(step, "done", results[-1])
+
+    fd = lock_fd(lake)
+    proc = None
+    try:
+        proc = start_spark_submit(
+            script,
+            args,
+            [library_zip],
+            master,
+            None,
+            driver_memory,
+            workdir=runs,
+            token=holder_token(lake),
+            keep_fds=(fd,) if fd is not None else (),
+        )
+        assert proc.stdout is not None
+        done: list[str] = []
+        for line in proc.stdout:
+            mark = parse_stage_mark(line.rstrip("\n"))
+            if mark is None:
+                logs[current].write(line)
+                outputs[current].append(line)
+                continue
+            step, event = mark
+            if event == "done" and step != steps[-1]:
+                done.append(step)
+            elif event == "start" and step != current and current in done:
+                finish(current)
+                current, started = step, time.monotonic()
+                notify(current, "start", None)
+        returncode = proc.wait()
+    finally:
+        if proc is not None:  # interrupted or not: no process of the application survives
+            stop_spark_submit(proc)
+        for handle in logs.values():
+            handle.close()
+    if returncode != 0:
+        detail = failure_detail("".join(outputs[current]))
+        raise StepFailed(current, returncode, detail, str(runs / f"{current}.log"))
+    finish(current)
+    return results
 
 
 def crawl_stage(lake: Lake) -> dict:
@@ -141,40 +307,39 @@ def queries_stage(lake: Lake, run_id: str) -> dict:
 
 # ---------------------------------------------------------------- lock and run records
 
-LOCK_FILE = ".rental_kpis.lock"
+__all__ = ["LOCK_FILE", "lake_lock"]  # the lock lives in local/lock.py (crawl takes it too)
+
+INTERRUPTED = "interrupted"
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @contextmanager
-def lake_lock(lake: Lake, run_id: str) -> Iterator[None]:
-    """Hold the lake for one run; a second run at the same time is refused, not interleaved.
+def signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM, SIGINT and SIGHUP into ``Interrupted`` raised in the main thread.
 
-    An OS lock (flock) is released by the kernel if the process dies, so a crash never
-    leaves a stale lock behind.
+    Python's default for SIGTERM is to die on the spot: no ``finally`` runs, the Spark child
+    is orphaned and keeps writing, and the run record says "running" forever. Raised as an
+    exception, the signal unwinds the run like any failure: the child is stopped, the record
+    says interrupted, the lock is released last. Only the first signal raises, so that the
+    clean-up it starts is not cut short by a second Ctrl-C.
     """
-    root = Path(lake.root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle = (root / LOCK_FILE).open("a+")
-    except OSError as error:  # read-only, permission denied: the run's first write says so
-        raise LakeUnusable(f"lake {root} cannot be written: {os_error_text(error)}") from error
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another run"
-        handle.close()
-        raise LakeBusy(f"lake {root} is in use by {holder}; wait for it to finish") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"run {run_id} (pid {os.getpid()}, started {_now()})")
-    handle.flush()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
     try:
         yield
     finally:
-        handle.seek(0)
-        handle.truncate()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _now(timespec: str = "seconds") -> str:
@@ -188,13 +353,26 @@ def write_run_record(lake: Lake, record: dict) -> None:
 
 
 def run_history(lake: Lake, limit: int = 10) -> list[dict]:
-    """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say."""
+    """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say.
+
+    A record still "running" whose process is gone (killed with SIGKILL, the machine
+    stopped) is shown as interrupted: nothing is running it any more.
+    """
     records = []
     for path in Path(lake.uri("runs")).glob("*/run.json"):
         try:
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
         except json.JSONDecodeError:
             continue
+        if record.get("status") == "running" and not is_alive(
+            record.get("pid", -1), record.get("pid_start")
+        ):
+            record["status"] = INTERRUPTED
+            record["error"] = record.get("error") or "its process ended without an outcome"
+            for facts in record.get("stages", {}).values():
+                if facts.get("status") == "running":
+                    facts["status"] = INTERRUPTED
+        records.append(record)
     records.sort(key=lambda r: r.get("started_at", ""), reverse=True)
     return records[:limit]
 
@@ -225,7 +403,13 @@ def resumed_record(lake: Lake, run_id: str) -> dict | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    record.update(status="running", finished_at=None, error=None)
+    record.update(
+        status="running",
+        finished_at=None,
+        error=None,
+        pid=os.getpid(),
+        pid_start=process_start(os.getpid()),
+    )
     return record
 
 
@@ -249,7 +433,7 @@ def run_local(
     lake = local_lake(lake_dir)
     result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
-    with lake_lock(lake, result.run_id):
+    with signals_interrupt(), lake_lock(lake, f"run {result.run_id}"):
         record = resumed_record(lake, result.run_id) or {
             "run_id": result.run_id,
             "status": "running",
@@ -259,39 +443,55 @@ def run_local(
             "lake": lake.root,
             "stages": {},
             "error": None,
+            "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
         }
         write_run_record(lake, record)
         try:
+            recover_lake(lake)
             if raw_dir is not None:
                 load_raw(Path(raw_dir), lake)
             with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:
                 library_zip = build_library_zip(Path(tmp))
-                for step in steps:
-                    notify(step, "start", None)
-                    record["stages"][step] = {
-                        "status": "running",
-                        "started_at": _now("milliseconds"),
-                    }
-                    write_run_record(lake, record)
-                    try:
-                        step_result = _run_stage(
-                            step, lake, result.run_id, library_zip, master, driver_memory
-                        )
-                    except BaseException:
+
+                def on_stage(step: str, event: str, done: StepResult | None) -> None:
+                    now = _now("milliseconds")
+                    if event == "start":
+                        record["stages"][step] = {"status": "running", "started_at": now}
+                    elif event == "done" and done is not None:
+                        result.steps.append(done)
                         record["stages"][step].update(
-                            status="failed", finished_at=_now("milliseconds")
+                            status="succeeded", seconds=round(done.seconds, 3), finished_at=now
                         )
-                        notify(step, "failed", None)
+                    else:
+                        record["stages"][step].update(status=event, finished_at=now)
+                        event = "failed"
+                    write_run_record(lake, record)
+                    notify(step, event, done)
+
+                for group in _stage_groups(steps):
+                    try:
+                        _run_group(
+                            group, lake, result.run_id, library_zip, master, driver_memory, on_stage
+                        )
+                    except BaseException as error:
+                        outcome = INTERRUPTED if _is_interruption(error) else "failed"
+                        running = [
+                            s for s, f in record["stages"].items() if f["status"] == "running"
+                        ]
+                        for step in running:
+                            on_stage(step, outcome, None)
                         raise
-                    result.steps.append(step_result)
-                    record["stages"][step].update(
-                        status="succeeded",
-                        seconds=round(step_result.seconds, 3),
-                        finished_at=_now("milliseconds"),
-                    )
-                    notify(step, "done", step_result)
             record["status"] = completed_status(record)
         except BaseException as error:
+            if _is_interruption(error):
+                record["status"] = INTERRUPTED
+                signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+                stages = [s for s, f in record["stages"].items() if f["status"] == INTERRUPTED]
+                where = f" during {', '.join(stages)}" if stages else ""
+                error = Interrupted(signum, f"run {result.run_id}{where}")
+                record["error"] = str(error)
+                raise error from None
             record["status"] = "failed"
             record["error"] = str(error) or type(error).__name__
             raise
@@ -301,11 +501,36 @@ def run_local(
     return result
 
 
-def _run_stage(
-    step: str, lake: Lake, run_id: str, library_zip: Path, master: str, driver_memory: str
-) -> StepResult:
-    if step in SPARK_STAGES:
-        return run_spark_step(step, lake, run_id, library_zip, master, driver_memory)
+def _is_interruption(error: BaseException) -> bool:
+    return isinstance(error, (Interrupted, KeyboardInterrupt))
+
+
+def _stage_groups(steps: Sequence[str]) -> list[list[str]]:
+    """``steps`` cut into runs of consecutive Spark stages (one application each) and single
+    local stages, in order."""
+    groups: list[list[str]] = []
+    for step in steps:
+        if groups and step in SPARK_STAGES and groups[-1][-1] in SPARK_STAGES:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _run_group(
+    group: list[str],
+    lake: Lake,
+    run_id: str,
+    library_zip: Path,
+    master: str,
+    driver_memory: str,
+    on_stage: StageEvent,
+) -> None:
+    if group[0] in SPARK_STAGES:
+        run_spark_steps(group, lake, run_id, library_zip, master, driver_memory, on_stage)
+        return
+    (step,) = group
+    on_stage(step, "start", None)
     started = time.monotonic()
     if step == "crawl":
         summary = crawl_stage(lake)
@@ -313,4 +538,4 @@ def _run_stage(
         summary = queries_stage(lake, run_id)
     else:
         raise ValueError(f"stage {step!r} does not run locally")
-    return StepResult(step, time.monotonic() - started, summary)
+    on_stage(step, "done", StepResult(step, time.monotonic() - started, summary))

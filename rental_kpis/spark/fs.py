@@ -3,7 +3,14 @@ local folder, HDFS and ``s3://`` (EMRFS) without boto3 on the cluster."""
 
 from __future__ import annotations
 
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from pyspark.sql import SparkSession
+
+from rental_kpis.spark import switch
 
 
 def _path(spark: SparkSession, uri: str):
@@ -93,19 +100,107 @@ def staging_uri(target: str, token: str) -> str:
     return f"{parent}/_staging/{name}.{token}"
 
 
-def swap_in(spark: SparkSession, staging: str, target: str) -> None:
-    """Replace ``target`` by the complete folder ``staging``: write to a new place, then switch.
+def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> None:
+    """Replace each ``target`` by its complete ``staging`` folder, all of them or none.
 
-    The old folder is moved aside before the new one is moved in, and deleted last, so a
-    reader sees the old table or the new one; a step that fails before this call leaves the
-    old table untouched.
+    A local lake uses ``switch.switch``: a journal first, then an atomic exchange per
+    folder (no moment without the table), the old folders deleted last. On S3 / HDFS the
+    same journal is written through Hadoop's FileSystem and each folder is moved aside and
+    the new one moved in (a rename on S3 is a copy: there is a gap, and the folder is
+    incomplete while it is copied; Glue and Athena see the table as it is at that moment).
+    A process killed in between leaves the journal; ``recover_switches`` finishes it.
     """
-    fs, new = _path(spark, staging)
-    _, live = _path(spark, target)
+    local_root = switch.local_path(root)
+    local_pairs = [(switch.local_path(a), switch.local_path(b)) for a, b in pairs]
+    if local_root is not None and all(a and b for a, b in local_pairs):
+        switch.switch([(str(a), str(b)) for a, b in local_pairs], local_root)
+        return
+    journal = f"{root.rstrip('/')}/{switch.JOURNAL_DIR}/{secrets.token_hex(6)}.json"
+    write_text(spark, journal, json.dumps([list(p) for p in pairs]))
+    _hadoop_apply(spark, pairs)
+    fs, path = _path(spark, journal)
+    fs.delete(path, False)
+
+
+def recover_switches(spark: SparkSession, root: str) -> list[str]:
+    """Finish the switches a killed step left half done (see ``switch_in``); their targets."""
+    local_root = switch.local_path(root)
+    if local_root is not None:
+        return switch.recover(local_root)
+    fs, folder = _path(spark, f"{root.rstrip('/')}/{switch.JOURNAL_DIR}")
+    if not fs.exists(folder):
+        return []
+    finished: list[str] = []
+    for status in sorted(fs.listStatus(folder), key=lambda st: st.getModificationTime()):
+        uri = status.getPath().toString()
+        if not uri.endswith(".json"):
+            continue
+        pairs = [(a, b) for a, b in json.loads(read_text(spark, uri) or "[]")]
+        _hadoop_apply(spark, pairs)
+        finished += [b for _, b in pairs]
+        fs.delete(status.getPath(), False)
+    return finished
+
+
+def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]]) -> None:
+    """Move each staging folder in (the live one aside first); safe to repeat after a kill:
+    a pair whose staging folder is gone has switched."""
     jvm = spark.sparkContext._jvm
-    old = jvm.org.apache.hadoop.fs.Path(staging + ".old")
-    if fs.exists(live) and not fs.rename(live, old):
-        raise OSError(f"could not move {target} aside to {old.toString()}")
-    if not fs.rename(new, live):
-        raise OSError(f"could not move {staging} to {target}")
-    fs.delete(old, True)
+    for staging, target in pairs:
+        fs, new = _path(spark, staging)
+        _, live = _path(spark, target)
+        old = jvm.org.apache.hadoop.fs.Path(staging + ".old")
+        if not fs.exists(new):
+            continue
+        if fs.exists(live):
+            fs.delete(old, True)
+            if not fs.rename(live, old):
+                raise OSError(f"could not move {target} aside to {old.toString()}")
+        if not fs.rename(new, live):
+            raise OSError(f"could not move {staging} to {target}")
+    for staging, _ in pairs:
+        fs, old = _path(spark, staging + ".old")
+        fs.delete(old, True)
+
+
+class Switch:
+    """The tables of one step, collected as they are written and switched in together."""
+
+    def __init__(self, spark: SparkSession, root: str) -> None:
+        self.spark, self.root = spark, root
+        self.pairs: list[tuple[str, str]] = []
+
+    def add(self, staging: str, target: str) -> None:
+        self.pairs.append((staging, target))
+
+    def location(self, target: str) -> str:
+        """Where ``target``'s new data is until the switch: its staging folder once written
+        in this switch (a step reading what it wrote must read there), else ``target``."""
+        return next((s for s, t in reversed(self.pairs) if t == target), target)
+
+    def commit(self) -> None:
+        switch_in(self.spark, self.pairs, self.root)
+
+    def discard(self) -> None:
+        for staging, _ in self.pairs:
+            fs, path = _path(self.spark, staging)
+            fs.delete(path, True)
+
+
+@contextmanager
+def switch_together(spark: SparkSession, root: str) -> Iterator[Switch]:
+    """Collect a step's tables (``Switch.add``); switch them in together when the block ends
+    without an error, delete the staging folders when it raises (the live tables stay)."""
+    together = Switch(spark, root)
+    try:
+        yield together
+    except BaseException:
+        together.discard()
+        raise
+    together.commit()
+
+
+def swap_in(spark: SparkSession, staging: str, target: str) -> None:
+    """Replace one table: ``switch_in`` with a single pair (the root: the zone's parent)."""
+    root = target.rstrip("/").rsplit("/", 2)[0]
+    switch_in(spark, [(staging, target)], root)

@@ -1,0 +1,210 @@
+"""The lake lock: one writer at a time, and no writer while processes of an earlier one live.
+
+A run (and ``crawl``) holds an OS lock (``flock``) on ``lake/.rental_kpis.lock``. The kernel
+releases it when every descriptor of it is closed, so:
+
+- the Spark child of a run inherits the descriptor (``submit.start_spark_submit``): if the
+  runner itself is killed hard (SIGKILL), the lock stays held while the JVM lives, instead of
+  letting a second run write the same lake next to an orphaned JVM;
+- the lock file names its holder (line 1, shown to a refused run) and the run's *token*
+  (line 2). Every process of a run carries the token in its environment
+  (``RENTAL_KPIS_RUN_TOKEN``), the JVM's Python workers too, which live in process groups of
+  their own (pyspark's daemon calls ``setpgid``). A lock whose holder process is dead is
+  recognised: the processes that still carry its token are killed and the lock taken over.
+
+The lock is re-entrant within one process: a run that crawls takes it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from rental_kpis.errors import LakeBusy, LakeUnusable, os_error_text
+from rental_kpis.layout import Lake
+
+LOCK_FILE = ".rental_kpis.lock"
+RUN_TOKEN_ENV = "RENTAL_KPIS_RUN_TOKEN"
+# How long a taken-over lock waits for the processes of a dead holder to vanish.
+REAP_SECONDS = 15.0
+
+
+@dataclass
+class HeldLock:
+    root: Path
+    handle: IO[str]
+    token: str
+    depth: int = 1
+
+
+_held: dict[str, HeldLock] = {}
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot, /proc/<pid>/stat field 22), or None
+    when no such process lives: with the pid it names one process, even after pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def is_alive(pid: int, started: str | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` still lives (not a zombie)."""
+    now = process_start(pid)
+    if now is None or (started is not None and now != started):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def processes_with_token(token: str) -> list[int]:
+    """Live processes (not zombies) whose environment carries run token ``token``."""
+    needle = f"{RUN_TOKEN_ENV}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if needle in environ.split(b"\0") and is_alive(int(entry.name), None):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_token_processes(token: str, timeout: float = REAP_SECONDS) -> list[int]:
+    """SIGKILL every process of run token ``token`` until none is left or ``timeout`` passed;
+    return the ones still alive (empty when all are gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = processes_with_token(token)
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _holder(text: str) -> tuple[str, int | None, str | None, str | None]:
+    """(first line, pid, process start, token) of a lock file's text."""
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    pid = re.search(r"\(pid (\d+)", first)
+    facts = dict(ln.split(" ", 1) for ln in lines[1:] if " " in ln)
+    return first, int(pid.group(1)) if pid else None, facts.get("start"), facts.get("token")
+
+
+@contextmanager
+def lake_lock(lake: Lake, holder: str) -> Iterator[HeldLock]:
+    """Hold ``lake`` for ``holder`` ("run <id>", "crawl"); a second holder is refused (LakeBusy).
+
+    A lock whose holder process is dead but whose processes live on (a runner killed with
+    SIGKILL: its JVM or Python workers) is taken over after killing them; so is a lock file
+    left by a dead process. Released (after the caller stopped its children) on exit.
+    """
+    root = Path(lake.root)
+    key = str(root.resolve())
+    if key in _held:
+        held = _held[key]
+        held.depth += 1
+        try:
+            yield held
+        finally:
+            held.depth -= 1
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / LOCK_FILE).open("a+")
+    except OSError as error:  # read-only, permission denied: the run's first write says so
+        raise LakeUnusable(f"lake {root} cannot be written: {os_error_text(error)}") from error
+    try:
+        _acquire(handle, root)
+    except BaseException:
+        handle.close()
+        raise
+    token = secrets.token_hex(8)
+    handle.seek(0)
+    handle.truncate()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    handle.write(
+        f"{holder} (pid {os.getpid()}, started {started})\n"
+        f"start {process_start(os.getpid())}\ntoken {token}\n"
+    )
+    handle.flush()
+    held = _held[key] = HeldLock(root, handle, token)
+    try:
+        yield held
+    finally:
+        del _held[key]
+        left = kill_token_processes(token)  # normally none: the caller stopped its children
+        if left:  # keep the lock file's text: the next holder finds and reaps them
+            handle.close()
+        else:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _acquire(handle: IO[str], root: Path) -> None:
+    """flock ``handle``, taking over from a dead holder; LakeBusy if a live one has it."""
+    deadline = time.monotonic() + REAP_SECONDS
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            first, pid, start, token = _holder(handle.read())
+            holder_dead = pid is not None and not is_alive(pid, start)
+            if not holder_dead or token is None or time.monotonic() >= deadline:
+                who = first or "another run"
+                if holder_dead:
+                    who += ", whose processes would not stop"
+                raise LakeBusy(f"lake {root} is in use by {who}; wait for it to finish") from None
+            kill_token_processes(token, max(0.0, deadline - time.monotonic()))
+            time.sleep(0.05)
+            continue
+        # Ours now. A dead holder's processes may still run without the descriptor (the
+        # JVM's Python workers): stop them before anything is written.
+        handle.seek(0)
+        _, _, _, token = _holder(handle.read())
+        if token is not None:
+            left = kill_token_processes(token)
+            if left:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                raise LakeBusy(
+                    f"lake {root}: processes {left} of an interrupted run would not stop"
+                )
+        return
+
+
+def holder_token(lake: Lake) -> str | None:
+    """The token of this process's hold on ``lake`` (None when it holds none)."""
+    held = _held.get(str(Path(lake.root).resolve()))
+    return held.token if held else None
+
+
+def lock_fd(lake: Lake) -> int | None:
+    """The descriptor of this process's hold on ``lake``, for a child to inherit."""
+    held = _held.get(str(Path(lake.root).resolve()))
+    return held.handle.fileno() if held else None

@@ -1,0 +1,106 @@
+"""The three EMR steps, each spark-submitted on its own as EMR runs them, and the local run's
+one application that runs the same step functions in one session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tables import assert_same_table, read_table
+
+from rental_kpis.devtools.datagen import MANIFEST, generate
+from rental_kpis.devtools.reference import run_reference
+from rental_kpis.layout import DATASETS, TABLES, Lake
+from rental_kpis.local.runner import _stage_groups, load_raw
+from rental_kpis.local.submit import spark_submit
+from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
+from rental_kpis.spark.steps import parse_stage_mark, stage_mark
+from rental_kpis.stages import SPARK_STAGES
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    generate(folder, 2_000, seed=5, defect_rate=0.002)
+    return folder
+
+
+def it_spark_submits_each_emr_step_script_on_its_own(raw, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    load_raw(raw, lake)
+    library = build_library_zip(tmp_path / "zip")
+    for step in SPARK_STAGES:
+        done = spark_submit(
+            EMR_STEPS_DIR / f"{step}.py",
+            ["--lake-root", lake.root, "--run-id", "emr"],
+            [library],
+            log_path=tmp_path / "logs" / f"{step}.log",
+        )
+        assert done.returncode == 0, done.output[-3000:]
+        # one status line per step script, and no progress lines: those are the local app's
+        last = json.loads(done.output.strip().splitlines()[-1])
+        assert (last["step"], last["status"]) == (step, "succeeded")
+        assert not [ln for ln in done.output.splitlines() if parse_stage_mark(ln)]
+        summary = json.loads(Path(lake.run_summary("emr", step)).read_text())
+        assert summary["step"] == step
+    manifest = json.loads((raw / MANIFEST).read_text())
+    validated = json.loads(Path(lake.run_summary("emr", "validate_raw")).read_text())
+    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
+    reference = run_reference(raw)
+    for table in TABLES:
+        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+
+
+def it_writes_and_reads_progress_lines():
+    line = stage_mark("validate_raw", "done")
+    assert parse_stage_mark(line) == ("validate_raw", "done")
+    assert parse_stage_mark("rental_kpis.stage {not json") is None
+    assert parse_stage_mark('{"step": "validate_raw"}') is None
+
+
+def it_groups_consecutive_spark_stages_into_one_application():
+    assert _stage_groups(["validate_raw", "vehicle_location_metrics", "crawl", "queries"]) == [
+        ["validate_raw", "vehicle_location_metrics"],
+        ["crawl"],
+        ["queries"],
+    ]
+    assert _stage_groups(["crawl", "user_transaction_metrics"]) == [
+        ["crawl"],
+        ["user_transaction_metrics"],
+    ]
+
+
+def it_rejects_an_unknown_step_in_the_application_arguments():
+    from rental_kpis.spark.steps import parse_app_args
+
+    args = parse_app_args(["--lake-root", "x", "--steps", "validate_raw,user_transaction_metrics"])
+    assert args.steps == ["validate_raw", "user_transaction_metrics"]
+    with pytest.raises(SystemExit):
+        parse_app_args(["--lake-root", "x", "--steps", "validate_raw,crawl"])
+
+
+def it_names_the_failing_step_of_the_application_and_keeps_each_steps_log(raw, tmp_path):
+    from rental_kpis.errors import StepFailed
+    from rental_kpis.local.runner import run_spark_steps
+
+    lake = Lake(str(tmp_path / "lake"))
+    load_raw(raw, lake)
+    shutil.rmtree(lake.raw("users"))  # validate_raw fails on it after the JVM started
+    library = build_library_zip(tmp_path / "zip")
+    events: list[tuple[str, str]] = []
+    with pytest.raises(StepFailed) as failed:
+        run_spark_steps(
+            list(SPARK_STAGES),
+            lake,
+            "app",
+            library,
+            on_step=lambda step, event, _: events.append((step, event)),
+        )
+    assert (failed.value.step, failed.value.returncode) == ("validate_raw", 2)
+    assert failed.value.detail == f"dataset 'users': no input files at {lake.raw('users')}"
+    assert events == [("validate_raw", "start")]
+    log = Path(lake.uri("runs", "app", "validate_raw.log")).read_text()
+    assert "error: dataset 'users'" in log
+    assert Path(lake.uri("runs", "app", "user_transaction_metrics.log")).read_text() == ""
