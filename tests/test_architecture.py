@@ -153,3 +153,18 @@ def it_imports_the_emr_zip_in_an_interpreter_that_has_only_pyspark(tmp_path, onl
     origin, loaded = out.stdout.splitlines()
     assert origin.startswith(str(archive))
     assert loaded == "[]"
+
+
+def it_leaves_no_merge_conflict_marker_in_any_tracked_file():
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, check=True
+    ).stdout.split()
+    marked = []
+    for name in listed:
+        path = PACKAGE_DIR.parent / name
+        if path.suffix in {".png", ".gz", ".zip"} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if line.startswith(("<<<<<<< ", ">>>>>>> ")):
+                marked.append(f"{name}:{number}")
+    assert marked == []
