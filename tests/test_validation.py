@@ -244,3 +244,14 @@ def it_types_the_curated_tables_as_spec_says(spark):
     assert vehicle_row["expiration_date"].isoformat() == "2025-12-31"
     assert vehicle_row["last_update_timestamp"] == datetime(2024, 1, 15, 8, 30)
     assert dict(curated["locations"].dtypes)["latitude"] == "double"
+
+
+def it_refuses_checks_that_differ_from_the_spec_reasons(spark):
+    from rental_kpis.spark.validation import in_reason_order
+
+    checks = {reason: F.lit(False) for reason in TRANSACTION_REASONS}
+    ordered = in_reason_order(checks, "rental_transactions")
+    assert [r for r, _ in ordered] == list(TRANSACTION_REASONS)
+    del checks["negative_amount"]
+    with pytest.raises(ValueError, match="negative_amount"):
+        in_reason_order(checks, "rental_transactions")

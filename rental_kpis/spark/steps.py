@@ -115,7 +115,7 @@ def _kpi_step(
     }
 
 
-def vehicle_location_metrics(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+def vehicle_location_metrics(spark: SparkSession, lake: Lake) -> dict:
     """SPEC §4: location_performance and vehicle_type_performance from curated/."""
     locations = read_curated(spark, lake, "locations")
     vehicles = read_curated(spark, lake, "vehicles")
@@ -129,7 +129,7 @@ def vehicle_location_metrics(spark: SparkSession, lake: Lake, run_id: str) -> di
     )
 
 
-def user_transaction_metrics(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+def user_transaction_metrics(spark: SparkSession, lake: Lake) -> dict:
     """SPEC §4: user_metrics and daily_metrics (partitioned by year, month) from curated/."""
     users = read_curated(spark, lake, "users")
     return _kpi_step(
@@ -175,7 +175,7 @@ def write_flagged(
     return counts_from(dataset, observation.get).as_dict()
 
 
-def validate_raw(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+def validate_raw(spark: SparkSession, lake: Lake) -> dict:
     """SPEC §3: raw CSV → curated typed Parquet + rejected rows + the run summary.
 
     Dimensions first; rentals are then checked against the keys of the curated dimensions
@@ -222,7 +222,7 @@ def validate_raw(spark: SparkSession, lake: Lake, run_id: str) -> dict:
     }
 
 
-StepFunction = Callable[[SparkSession, Lake, str], dict]
+StepFunction = Callable[[SparkSession, Lake], dict]
 
 STEP_FUNCTIONS: dict[str, StepFunction] = {
     "validate_raw": validate_raw,
@@ -241,7 +241,7 @@ def parse_args(step: str, argv: list[str]) -> argparse.Namespace:
 def run_step(spark: SparkSession, step: str, lake: Lake, run_id: str) -> dict:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fs.recover_switches(spark, lake.root)  # a switch a killed step left half done
-    body = STEP_FUNCTIONS[step](spark, lake, run_id)
+    body = STEP_FUNCTIONS[step](spark, lake)
     body = {
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -230,20 +230,30 @@ def flag_transactions(
     rows = _with_known(rows, typed("dropoff_location"), location_keys, "_dropoff_known")
 
     start, end = F.col(typed("rental_start_time")), F.col(typed("rental_end_time"))
-    checks: list[tuple[str, Column]] = [
-        (MALFORMED_ROW, malformed),
-        ("missing_rental_id", F.col(typed("rental_id")).isNull()),
-        *((f"unparseable_{c}", F.col(typed(c)).isNull()) for c in REQUIRED_TRANSACTION_COLUMNS),
-        ("non_positive_duration", end <= start),
-        ("negative_amount", F.col(typed("total_amount")) < 0),
-        ("unknown_user", F.col("_user_known").isNull()),
-        ("unknown_vehicle", F.col("_vehicle_known").isNull()),
-        ("unknown_pickup_location", F.col("_pickup_known").isNull()),
-        ("unknown_dropoff_location", F.col("_dropoff_known").isNull()),
-        ("conflicting_rental_id", F.col(KEY_ROWS) > 1),
-    ]
+    checks: dict[str, Column] = {
+        MALFORMED_ROW: malformed,
+        "missing_rental_id": F.col(typed("rental_id")).isNull(),
+        **{f"unparseable_{c}": F.col(typed(c)).isNull() for c in REQUIRED_TRANSACTION_COLUMNS},
+        "non_positive_duration": end <= start,
+        "negative_amount": F.col(typed("total_amount")) < 0,
+        "unknown_user": F.col("_user_known").isNull(),
+        "unknown_vehicle": F.col("_vehicle_known").isNull(),
+        "unknown_pickup_location": F.col("_pickup_known").isNull(),
+        "unknown_dropoff_location": F.col("_dropoff_known").isNull(),
+        "conflicting_rental_id": F.col(KEY_ROWS) > 1,
+    }
     helpers = [KEY, KEY_ROWS, "_user_known", "_vehicle_known", "_pickup_known", "_dropoff_known"]
-    return rows.withColumn(REJECTION_REASON, first_failing(checks)).drop(*helpers)
+    ordered = in_reason_order(checks, "rental_transactions")
+    return rows.withColumn(REJECTION_REASON, first_failing(ordered)).drop(*helpers)
+
+
+def in_reason_order(checks: dict[str, Column], dataset: str) -> list[tuple[str, Column]]:
+    """The checks in SPEC §3's order, which ``schemas.REASONS`` holds (the one home of it):
+    a reason without a check, or a check without a reason, is a bug caught here."""
+    if set(checks) != set(REASONS[dataset]):
+        unknown = sorted(set(checks) ^ set(REASONS[dataset]))
+        raise ValueError(f"checks and SPEC §3 reasons of {dataset} differ: {unknown}")
+    return [(reason, checks[reason]) for reason in REASONS[dataset]]
 
 
 # ---------------------------------------------------------------- splitting a flagged frame
