@@ -74,6 +74,19 @@ def it_commits_each_notebook_without_outputs_and_with_a_parameters_cell(name):
     assert "**Deliverable:**" in notebook.cells[0].source
 
 
+@pytest.mark.parametrize("name", report.NOTEBOOKS)
+def it_lets_papermill_read_every_name_of_the_parameters_cell(name):
+    """papermill parses the parameters cell line by line; a line it cannot parse (e.g. "=" or
+    parentheses in the comment) makes every injected value "an unknown parameter"."""
+    import papermill
+
+    path = report.NOTEBOOK_DIR / f"{name}.ipynb"
+    cells = nbformat.read(path, as_version=4).cells
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+    assert set(papermill.inspect_notebook(str(path))) == assigned
+
+
 def it_titles_the_notebooks_after_the_course_plan():
     titles = {
         name: nbformat.read(report.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
