@@ -37,6 +37,12 @@ def list_folder(spark: SparkSession, uri: str) -> list[tuple[str, bool]]:
     return sorted(entries)
 
 
+def size(spark: SparkSession, uri: str) -> int:
+    """Bytes of the files under ``uri`` (0 when it does not exist)."""
+    fs, path = _path(spark, uri)
+    return int(fs.getContentSummary(path).getLength()) if fs.exists(path) else 0
+
+
 def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
     """The bytes of a file up to and including its first line feed (at most ``limit``).
 
@@ -177,6 +183,14 @@ class Switch:
         """Where ``target``'s new data is until the switch: its staging folder once written
         in this switch (a step reading what it wrote must read there), else ``target``."""
         return next((s for s, t in reversed(self.pairs) if t == target), target)
+
+    def drop(self, target: str) -> None:
+        """Forget what was written for ``target`` in this switch and delete it (a dataset
+        that is to be written again)."""
+        for staging, _ in [p for p in self.pairs if p[1] == target]:
+            fs, path = _path(self.spark, staging)
+            fs.delete(path, True)
+        self.pairs = [p for p in self.pairs if p[1] != target]
 
     def commit(self) -> None:
         switch_in(self.spark, self.pairs, self.root)

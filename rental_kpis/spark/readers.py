@@ -152,10 +152,23 @@ def as_csv_record(cols: list[Column]) -> Column:
     return F.concat_ws(",", *(field(c) for c in cols))
 
 
-def read_raw(spark: SparkSession, dataset: str, uri: str) -> DataFrame:
+BYTES = "bytes"  # read_raw's exact reading: every byte checked (any input)
+UTF8 = "utf-8"  # read_raw's fast reading: Spark decodes UTF-8 (exact when no row is suspect)
+SUSPECT = "_suspect"
+
+
+def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> DataFrame:
     """All records of a raw dataset as strings, SPEC columns in SPEC order, plus the text of
     any record that is not valid (``_corrupt_record``): a record of the wrong width for its
-    header, or one whose bytes are not UTF-8 or hold a NUL byte."""
+    header, or one whose bytes are not UTF-8 or hold a NUL byte.
+
+    ``text="bytes"`` (the default) reads bytes as ISO-8859-1 and decodes every field here,
+    so it tells invalid UTF-8 from a genuine U+FFFD. ``text="utf-8"`` lets the CSV reader
+    decode (no per-field work: the validation step's first try); an invalid byte then
+    becomes U+FFFD, which a genuine U+FFFD also is, so every record holding U+FFFD is marked
+    in the extra boolean column ``_suspect``, and a dataset with any such record must be read
+    again with ``text="bytes"``. Without one, both readings give the same rows.
+    """
     files, header = read_header(spark, dataset, uri)
     spark.conf.set(_COLUMN_PRUNING, "false")
     positions = [f"_c{i}" for i in range(len(header))]  # extra columns' names play no part
@@ -163,13 +176,35 @@ def read_raw(spark: SparkSession, dataset: str, uri: str) -> DataFrame:
         [T.StructField(name, T.StringType(), True) for name in positions]
         + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
-    df = spark.read.schema(schema).options(**CSV_OPTIONS).csv(files)
+    encoding = _BYTES if text == BYTES else "UTF-8"
+    df = spark.read.schema(schema).options(**{**CSV_OPTIONS, "encoding": encoding}).csv(files)
     every = [F.col(name) for name in positions]
     corrupt = F.col(CORRUPT_RECORD)
-    bad_text = is_bad_text(F.concat_ws(",", *every))
+    names = column_names(dataset)
+    sources = [F.col(positions[header.index(n)]) for n in names]
+    if text == BYTES:
+        bad_text = is_bad_text(F.concat_ws(",", *every))
+        return df.select(
+            *(decode_utf8(source).alias(n) for source, n in zip(sources, names, strict=True)),
+            F.when(corrupt.isNotNull(), decode_utf8(corrupt))
+            .when(bad_text, as_csv_record([decode_utf8(c) for c in every]))
+            .alias(CORRUPT_RECORD),
+        )
+    if text != UTF8:
+        raise ValueError(f"text must be {BYTES!r} or {UTF8!r}, not {text!r}")
     return df.select(
-        *(decode_utf8(F.col(positions[header.index(n)])).alias(n) for n in column_names(dataset)),
-        F.when(corrupt.isNotNull(), decode_utf8(corrupt))
-        .when(bad_text, as_csv_record([decode_utf8(c) for c in every]))
+        *(source.alias(n) for source, n in zip(sources, names, strict=True)),
+        F.when(corrupt.isNotNull(), corrupt)
+        .when(_any_holds(every, "\x00"), as_csv_record(every))
         .alias(CORRUPT_RECORD),
+        _any_holds([*every, corrupt], "\ufffd").alias(SUSPECT),
     )
+
+
+def _any_holds(cols: list[Column], text: str) -> Column:
+    """True when any of ``cols`` contains ``text`` (a byte search each, nothing copied)."""
+    found = [F.coalesce(F.contains(col, F.lit(text)), F.lit(False)) for col in cols]
+    result = found[0]
+    for more in found[1:]:
+        result = result | more
+    return result

@@ -1,0 +1,162 @@
+"""The validation step's faster paths give exactly what the plain ones give (issue 15).
+
+- ``read_raw(text="utf-8")`` (the CSV reader decodes) against ``text="bytes"`` (every byte
+  checked here): the same rows when no record is suspect, and every record that could hide an
+  invalid byte marked as suspect, so that the step reads that dataset again byte by byte.
+- ``collapse_duplicates`` with the shared keys counted first against one shuffle of every row.
+- ``validate_raw`` on a lake, with the shared keys counted first for every dataset and with
+  them counted for none: the same curated and rejected rows and the same accounting.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import raw_frame
+from pyspark.sql import functions as F
+from sample_rows import location, rental, user, vehicle
+
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.layout import DATASETS, Lake
+from rental_kpis.spark import steps
+from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
+from rental_kpis.spark.schemas import REJECTION_REASON
+from rental_kpis.spark.validation import CORRUPT_RECORD, flag_all, shared_keys
+
+TX = "rental_transactions"
+HEADER = (
+    b"rental_id,user_id,vehicle_id,rental_start_time,rental_end_time,"
+    b"pickup_location,dropoff_location,total_amount\n"
+)
+
+
+def _rows(df) -> list[tuple]:
+    return sorted((tuple(r) for r in df.collect()), key=repr)
+
+
+def _write(folder: Path, body: bytes) -> str:
+    folder.mkdir(parents=True)
+    (folder / "part.csv").write_bytes(HEADER + body)
+    return str(folder)
+
+
+def it_reads_utf8_records_like_the_byte_reader_when_none_is_suspect(spark, tmp_path):
+    body = (
+        "R1,U1,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n"
+        'R2,"Jos\xc3\xa9, \xe5\x8c\x97",V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n'
+        '"R3\nspans",U1,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,"1""0"\n'
+        "R4,U1,V1,short\n"
+        "R5,U\x00,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n"
+    ).encode("latin-1")
+    uri = _write(tmp_path / TX, body)
+    fast = read_raw(spark, TX, uri, text=UTF8)
+    assert fast.where(F.col(SUSPECT)).count() == 0
+    assert _rows(fast.drop(SUSPECT)) == _rows(read_raw(spark, TX, uri, text=BYTES))
+    corrupt = {r["rental_id"]: r[CORRUPT_RECORD] for r in fast.collect()}
+    assert corrupt["R4"] == "R4,U1,V1,short"
+    assert corrupt["R5"] is not None and "\x00" in corrupt["R5"]  # a NUL byte: malformed
+
+
+def it_marks_every_record_holding_u_fffd_as_suspect(spark, tmp_path):
+    body = (
+        b"R1,U1,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n"
+        b"R2,Jos\xe9,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n"  # Latin-1, not UTF-8
+        b"R3,U\xef\xbf\xbd,V1,2024-03-01 10:00:00,2024-03-01 12:00:00,1,2,20\n"  # a real U+FFFD
+        b"R4,U1,\xff\n"  # too short, and an invalid byte
+    )
+    uri = _write(tmp_path / TX, body)
+    suspect = {r["rental_id"]: r[SUSPECT] for r in read_raw(spark, TX, uri, text=UTF8).collect()}
+    assert suspect == {"R1": False, "R2": True, "R3": True, "R4": True}
+    exact = {r["rental_id"]: r[CORRUPT_RECORD] for r in read_raw(spark, TX, uri).collect()}
+    assert exact["R2"] is not None and exact["R3"] is None  # only the byte reading can tell
+
+
+def it_rejects_an_unknown_read_mode(spark, tmp_path):
+    uri = _write(tmp_path / TX, b"")
+    with pytest.raises(ValueError, match="text must be"):
+        read_raw(spark, TX, uri, text="latin-1")
+
+
+def _tricky_world(spark) -> dict:
+    good = rental("R1")
+    rentals = [
+        good,
+        good,  # an exact duplicate
+        rental("R2"),
+        rental("R2", amount="30"),  # a conflicting rental_id
+        rental("R3"),
+        rental("R3"),
+        rental("R3", amount="30"),  # duplicate and conflict under one key
+        rental(None),
+        rental(None),  # duplicated rows without a key
+        {**rental("R4"), CORRUPT_RECORD: "R4,U1"},
+        {**rental("R4"), CORRUPT_RECORD: "R4,U1"},  # a duplicated malformed row
+        rental("R4"),  # and a valid row sharing its key: not a conflict
+        {**rental("R5"), CORRUPT_RECORD: "R5,U1"},  # a malformed row alone with its key
+        rental("R6", user_id="U9"),
+        rental(" R7 "),
+    ]
+    dimensions = {
+        "locations": [location("1"), location("2"), location("3"), location("03")],
+        "vehicles": [vehicle("V1"), vehicle("V1"), vehicle("V2")],
+        "users": [user("U1"), user("U2"), user("U2", "Bo", "Kim"), user(None)],
+    }
+    data = {**dimensions, TX: rentals}
+    return {name: raw_frame(spark, name, rows) for name, rows in data.items()}
+
+
+def it_collapses_the_same_with_the_shared_keys_counted_first(spark):
+    raw = _tricky_world(spark)
+    shared = {name: shared_keys(df, name) for name, df in raw.items()}
+    plain, first = flag_all(raw, persist=True), flag_all(raw, persist=True, shared=shared)
+    try:
+        assert sorted(r["_key"] for r in shared[TX].collect()) == ["R1", "R2", "R3", "R4"]
+        for name in ("users", TX):
+            assert plain[name].columns == first[name].columns
+            assert _rows(first[name]) == _rows(plain[name]), name
+        reasons = dict(first[TX].groupBy(REJECTION_REASON).count().collect())
+        assert reasons["conflicting_rental_id"] == 4  # two distinct rows of R2, two of R3
+    finally:
+        for df in [*plain.values(), *first.values()]:
+            df.unpersist()
+
+
+@pytest.fixture(scope="module")
+def small_raw(tmp_path_factory) -> Path:
+    """Generated data with every defect, plus a users file holding one Latin-1 record."""
+    raw = tmp_path_factory.mktemp("paths") / "raw"
+    generate(raw, transactions=2_000, seed=7, defect_rate=0.005)
+    users = raw / "users" / "users.csv"
+    lines = users.read_bytes().splitlines(keepends=True)
+    lines.insert(5, lines[5].replace(b",", b"\xe9,", 1))  # a record whose bytes are not UTF-8
+    users.write_bytes(b"".join(lines))
+    return raw
+
+
+def _validated(spark, raw: Path, lake_dir: Path, threshold: int) -> tuple[dict, dict]:
+    shutil.copytree(raw, lake_dir / "raw")
+    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, str(threshold))
+    try:
+        body = steps.validate_raw(spark, Lake(str(lake_dir)))
+    finally:
+        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+    lake = Lake(str(lake_dir))
+    tables = {
+        (zone, name): _rows(spark.read.parquet(getattr(lake, zone)(name)))
+        for zone in ("curated", "rejected")
+        for name in DATASETS
+    }
+    return body["datasets"], tables
+
+
+def it_validates_a_lake_the_same_whichever_way_it_reads(spark, small_raw, tmp_path):
+    counts_plain, tables_plain = _validated(spark, small_raw, tmp_path / "a", 1 << 62)
+    counts_first, tables_first = _validated(spark, small_raw, tmp_path / "b", 0)
+    assert counts_first == counts_plain
+    assert tables_first == tables_plain
+    users = counts_plain["users"]
+    assert users["rejected_by_reason"]["malformed_row"] >= 1  # the Latin-1 record, read exactly
+    latin = [r for r in tables_plain[("rejected", "users")] if "\ufffd" in repr(r)]
+    assert len(latin) == 1
