@@ -32,7 +32,7 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    session = build_session("rental_kpis-tests", master="local[2]")
+    session = build_session("rental_kpis-tests", master="local[2]", small_input=True)
     session.sparkContext.setLogLevel("ERROR")
     # Tiny hand-made frames: one shuffle partition and no adaptive re-planning keep each
     # Spark job at a fraction of a second.

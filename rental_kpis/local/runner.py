@@ -38,15 +38,12 @@ from rental_kpis.local.lock import (
 from rental_kpis.local.submit import start_spark_submit, stop_spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
 from rental_kpis.spark import switch
-from rental_kpis.spark.session import LOCAL_CONF
+from rental_kpis.spark.session import quick_start_conf
 from rental_kpis.spark.switch import STAGING_DIR
 from rental_kpis.stages import SPARK_STAGES
 
-# Below this much raw input a local run is mostly JIT compilation of Spark's generated code,
-# not work on rows: measured on the 3.4 MB sample, the JVM's optimising compiler (C2) took
-# about half the CPU of the run. With C1 only, the run's CPU halves (45-50 s -> 24-29 s) and
-# the rows cost the same; at 1M rentals (160 MB) C1 code makes the tasks' CPU 1.8x and the
-# totals even out, so larger inputs keep the default tiered compilation.
+# Below this much raw input the local application starts with the JVM's quick compiler only
+# (``session.QUICK_START_JAVA_OPTION``, where the measurements are).
 SMALL_INPUT_BYTES = 64 * 2**20
 
 # The script the local run submits: like emr_steps/*.py, argument parsing and one call.
@@ -220,8 +217,7 @@ def submit_conf(input_bytes: int | None) -> dict[str, str]:
     """Settings of the local Spark application for an input of ``input_bytes``."""
     if input_bytes is None or input_bytes >= SMALL_INPUT_BYTES:
         return {}
-    java_options = LOCAL_CONF["spark.driver.extraJavaOptions"] + " -XX:TieredStopAtLevel=1"
-    return {"spark.driver.extraJavaOptions": java_options}
+    return quick_start_conf()
 
 
 def run_spark_steps(
