@@ -223,6 +223,13 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def merged_runs(earlier: list[dict], now: list[dict]) -> list[dict]:
+    """The runs of ``now`` plus those of ``earlier`` at sizes ``now`` did not measure (``--merge``:
+    a long size measured alone joins the table; each row's ratios still come from one sitting)."""
+    measured = {run["size"] for run in now}
+    return [run for run in earlier if run["size"] not in measured] + now
+
+
 def scaling(summary: list[dict], small: int = 1_000_000, large: int = 10_000_000) -> str | None:
     """The scaling line: time(large) / time(small), or the largest over the smallest size."""
     by_size = {row["size"]: row for row in summary}
@@ -314,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other sizes of results/latest.json in the table")
     args = parser.parse_args(argv)
     runs = []
     load_before = os.getloadavg()[0]
@@ -335,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "driver_memory": args.driver_memory,
         "repeats": args.repeats, "load_average": [load_before, os.getloadavg()[0]],
     }
+    if args.merge and (RESULTS / "latest.json").exists():
+        runs = merged_runs(json.loads((RESULTS / "latest.json").read_text())["runs"], runs)
     summary = summarise(runs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"{meta['date']}-{meta['host']}"

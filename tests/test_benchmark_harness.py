@@ -130,3 +130,14 @@ def it_computes_the_reference_tables_in_the_plain_baseline(raw, table):
 def it_measures_the_memory_of_a_process_tree():
     rss = bench.tree_rss_bytes(os.getpid())
     assert 10 * 2**20 < rss < 8 * 2**30
+
+
+def it_merges_earlier_sizes_into_the_table_and_replaces_the_ones_measured_again():
+    earlier = [spark(20_000, 30.0, 20.0), spark(1_000_000, 120.0, 90.0)]
+    now = [spark(1_000_000, 100.0, 70.0), spark(10_000_000, 900.0, 600.0)]
+    merged = bench.merged_runs(earlier, now)
+    assert sorted((r["size"], r["total"]) for r in merged) == [
+        (20_000, 30.0),
+        (1_000_000, 100.0),
+        (10_000_000, 900.0),
+    ]
