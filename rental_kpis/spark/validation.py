@@ -173,11 +173,10 @@ def shared_keys(raw: DataFrame, dataset: str) -> DataFrame:
     )
 
 
-def collapse_duplicates(
-    raw: DataFrame, key: Column, eligible: Column, shared: DataFrame | None = None
-) -> DataFrame:
+def collapse_duplicates(raw: DataFrame, dataset: str, shared: DataFrame | None = None) -> DataFrame:
     """One row per distinct raw row, with ``_copies`` (identical raw rows collapsed into it)
-    and ``_key_rows`` (distinct rows sharing its ``key`` among the rows where ``eligible``).
+    and ``_key_rows`` (distinct rows sharing its ``parsed_key`` among the well-formed rows
+    that have one). The key is the one ``shared_keys`` groups by: the two must agree.
 
     Without ``shared``: one shuffle of every row by the parsed key (kept as ``_key``), inside
     which the exact de-duplication (a hash aggregate over every column) and the count per
@@ -191,6 +190,8 @@ def collapse_duplicates(
     the step's largest stage.
     """
     columns = list(raw.columns)
+    key = parsed_key(dataset)
+    eligible = F.col(CORRUPT_RECORD).isNull() & key.isNotNull()
     keyed = raw.select("*", key.alias(KEY), eligible.alias(_ELIGIBLE))
     if shared is None:
         return _collapse_exactly(keyed.repartition(KEY), columns)
@@ -230,9 +231,8 @@ def flag_dimension(raw: DataFrame, dataset: str, shared: DataFrame | None = None
     ``shared``: ``shared_keys(raw, dataset)`` computed beforehand, for a large input
     (``collapse_duplicates``); without it, every row is shuffled once.
     """
-    key = parsed_key(dataset)
     malformed = F.col(CORRUPT_RECORD).isNotNull()
-    deduplicated = collapse_duplicates(raw, key, ~malformed & key.isNotNull(), shared)
+    deduplicated = collapse_duplicates(raw, dataset, shared)
     rows = with_typed_columns(deduplicated, dataset)
     reason = first_failing(
         [
@@ -279,9 +279,8 @@ def flag_transactions(
     ``*_keys`` are the VALID keys of each dimension (``valid_keys``): a rental of a
     rejected vehicle is ``unknown_vehicle``. ``shared``: as in ``flag_dimension``.
     """
-    rental_id = parsed_key("rental_transactions")
     malformed = F.col(CORRUPT_RECORD).isNotNull()
-    deduplicated = collapse_duplicates(raw, rental_id, ~malformed & rental_id.isNotNull(), shared)
+    deduplicated = collapse_duplicates(raw, "rental_transactions", shared)
     rows = with_typed_columns(deduplicated, "rental_transactions")
     rows = _with_known(rows, typed("user_id"), user_keys, "_user_known")
     rows = _with_known(rows, typed("vehicle_id"), vehicle_keys, "_vehicle_known")
