@@ -104,3 +104,56 @@ def it_names_the_failing_step_of_the_application_and_keeps_each_steps_log(raw, t
     log = Path(lake.uri("runs", "app", "validate_raw.log")).read_text()
     assert "error: dataset 'users'" in log
     assert Path(lake.uri("runs", "app", "user_transaction_metrics.log")).read_text() == ""
+
+
+def it_runs_the_steps_exactly_in_a_session_the_caller_already_has(raw, tmp_path, spark):
+    """The sprint 2 notebook hands its session over: no second application, the same tables."""
+    from rental_kpis.local.runner import LOCAL_STAGES, run_local
+
+    lake = Lake(str(tmp_path / "lake"))
+    events: list[tuple[str, str]] = []
+    run_local(
+        raw,
+        lake.root,
+        run_id="inside",
+        spark=spark,
+        on_step=lambda step, event, _: events.append((step, event)),
+    )
+    assert events == [(s, e) for s in LOCAL_STAGES for e in ("start", "done")]
+    record = json.loads(Path(lake.uri("runs", "inside", "run.json")).read_text())
+    assert record["status"] == "succeeded"
+    app = spark.sparkContext.applicationId
+    for step in SPARK_STAGES:
+        log = Path(lake.uri("runs", "inside", f"{step}.log")).read_text()
+        assert log.startswith(f"ran in Spark application {app} (rental_kpis-tests)")
+    manifest = json.loads((raw / MANIFEST).read_text())
+    validated = json.loads(Path(lake.run_summary("inside", "validate_raw")).read_text())
+    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
+    reference = run_reference(raw)
+    for table in TABLES:
+        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+
+
+def it_names_the_failing_step_in_the_callers_session_with_the_exit_code_of_bad_input(
+    raw, tmp_path, spark
+):
+    from rental_kpis.errors import StepFailed
+    from rental_kpis.local.runner import run_session_steps
+
+    lake = Lake(str(tmp_path / "lake"))
+    load_raw(raw, lake)
+    shutil.rmtree(lake.raw("users"))
+    events: list[tuple[str, str]] = []
+    with pytest.raises(StepFailed) as failed:
+        run_session_steps(
+            spark,
+            list(SPARK_STAGES),
+            lake,
+            "inside",
+            on_step=lambda step, event, _: events.append((step, event)),
+        )
+    assert (failed.value.step, failed.value.returncode) == ("validate_raw", 2)
+    assert failed.value.detail == f"dataset 'users': no input files at {lake.raw('users')}"
+    assert events == [("validate_raw", "start")]
+    log = Path(lake.uri("runs", "inside", "validate_raw.log")).read_text()
+    assert log.splitlines()[-1] == f"error: {failed.value.detail}"

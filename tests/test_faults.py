@@ -40,10 +40,11 @@ def raw(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def good_lake(raw, tmp_path_factory) -> tuple[Path, list]:
-    """A lake after one whole run, and the answer of a named query on it."""
+def good_lake(raw, tmp_path_factory, spark) -> tuple[Path, list]:
+    """A lake after one whole run (in the tests' session: the faults below hit the runs that
+    follow), and the answer of a named query on it."""
     lake_dir = tmp_path_factory.mktemp("good") / "lake"
-    result = run_local(raw, lake_dir, run_id="good")
+    result = run_local(raw, lake_dir, run_id="good", spark=spark)
     return lake_dir, querying.run_named_query(result.lake, QUERY).rows
 
 

@@ -299,7 +299,7 @@ def it_copies_the_same_files_into_the_lake_that_the_reader_accepts(tmp_path):
 
 
 @pytest.mark.slow
-def it_completes_a_run_with_zero_valid_rows_and_registers_empty_tables(tmp_path):
+def it_completes_a_run_with_zero_valid_rows_and_registers_empty_tables(tmp_path, spark):
     from rental_kpis import queries
     from rental_kpis.local import athena, glue
     from rental_kpis.local.runner import run_local
@@ -313,7 +313,7 @@ def it_completes_a_run_with_zero_valid_rows_and_registers_empty_tables(tmp_path)
             TX: [rental("R1", amount="1e309")],
         },
     )
-    result = run_local(raw, tmp_path / "lake", run_id="empty")
+    result = run_local(raw, tmp_path / "lake", run_id="empty", spark=spark)
     assert [s.step for s in result.steps][-2:] == ["crawl", "queries"]
     counts = result.steps[0].summary["datasets"]
     assert {name: (c["input_rows"], c["valid_rows"]) for name, c in counts.items()} == {

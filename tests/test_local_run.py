@@ -44,9 +44,11 @@ def it_names_local_stages_after_the_state_machine_spine():
     ]
 
 
-def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
+def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path, spark):
+    """The failing run is a spark-submit application; the runs around it use the tests'
+    session (``run_local(spark=...)``), which writes the same tables without a JVM start."""
     lake_dir = tmp_path / "lake"
-    first = run_local(raw, lake_dir, run_id="good")
+    first = run_local(raw, lake_dir, run_id="good", spark=spark)
     lake = first.lake
     before = querying.run_named_query(lake, "top_spending_users").rows
     assert [s.step for s in first.steps] == list(LOCAL_STAGES)
@@ -79,7 +81,7 @@ def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path):
     assert status.returncode == 1
     assert "broken" in status.stdout and "failed" in status.stdout
 
-    fixed = run_local(raw, lake_dir, run_id="fixed")
+    fixed = run_local(raw, lake_dir, run_id="fixed", spark=spark)
     assert [s.step for s in fixed.steps] == list(LOCAL_STAGES)
     assert querying.run_named_query(lake, "top_spending_users").rows == before
     assert [t.name for t in catalog.get_tables(lake)] == [

@@ -22,9 +22,10 @@ def generated(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def validated(generated, tmp_path_factory):
+def validated(generated, tmp_path_factory, spark):
+    """In the tests' session (the runner's spark-submit has tests of its own)."""
     lake = tmp_path_factory.mktemp("lake")
-    result = run_local(generated, lake, run_id="run-1", steps=["validate_raw"])
+    result = run_local(generated, lake, run_id="run-1", steps=["validate_raw"], spark=spark)
     return result
 
 

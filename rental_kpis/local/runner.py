@@ -2,7 +2,9 @@
 
 The Spark steps run in ONE ``spark-submit`` application (``steps.main_app``: the step
 functions in order, one session, one JVM start instead of three) with the library as a zip
-(``--py-files``), never in-process, so a packaging fault shows up here, not on a cluster.
+(``--py-files``), so a packaging fault shows up here, not on a cluster. The one exception is
+a caller that already has a session and passes it (the sprint 2 notebook, on a small raw
+zone): its steps run in that session (``run_session_steps``), so a demo starts Spark once.
 On EMR the same step functions stay three steps (``emr_steps/*.py``). The application
 prints a progress line around each step; the runner turns them into the same per-stage
 record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes gave.
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rental_kpis.errors import Interrupted, StepFailed
 from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
@@ -41,6 +44,9 @@ from rental_kpis.spark import switch
 from rental_kpis.spark.session import quick_start_conf
 from rental_kpis.spark.switch import STAGING_DIR
 from rental_kpis.stages import SPARK_STAGES
+
+if TYPE_CHECKING:  # pyspark is imported only where Spark runs
+    from pyspark.sql import SparkSession
 
 # Below this much raw input the local application starts with the JVM's quick compiler only
 # (``session.QUICK_START_JAVA_OPTION``, where the measurements are).
@@ -300,6 +306,55 @@ def run_spark_steps(
     return results
 
 
+def run_session_steps(
+    spark: SparkSession,
+    steps: Sequence[str],
+    lake: Lake,
+    run_id: str,
+    on_step: StageEvent | None = None,
+) -> list[StepResult]:
+    """Run ``steps`` in ``spark``, a session this process already has; raise StepFailed.
+
+    The same ``steps.run_steps`` that the submitted application calls, timed, logged and
+    blamed step by step like it, without starting a second JVM: the sprint 2 notebook hands
+    over the session it taught with. Bad input fails with exit code 2, as under spark-submit;
+    any other error is chained, so its traceback stays with the StepFailed.
+    """
+    from rental_kpis.errors import InputError
+    from rental_kpis.spark.steps import parse_stage_mark, run_steps
+
+    notify = on_step or (lambda *_: None)
+    runs = Path(lake.uri("runs", run_id))
+    runs.mkdir(parents=True, exist_ok=True)
+    app = f"Spark application {spark.sparkContext.applicationId} ({spark.sparkContext.appName})"
+    results: list[StepResult] = []
+    current = {"step": steps[0], "started": time.monotonic()}
+
+    def announce(line: str) -> None:
+        mark = parse_stage_mark(line)
+        if mark is None:
+            return
+        step, event = mark
+        if event == "start":
+            current.update(step=step, started=time.monotonic())
+            (runs / f"{step}.log").write_text(f"ran in {app} of process {os.getpid()}\n")
+            notify(step, "start", None)
+        elif event == "done":
+            summary = json.loads(Path(lake.run_summary(run_id, step)).read_text())
+            results.append(StepResult(step, time.monotonic() - current["started"], summary))
+            notify(step, "done", results[-1])
+
+    try:
+        run_steps(spark, list(steps), lake, run_id, announce)
+    except Exception as error:
+        step = str(current["step"])
+        code, detail = (2, str(error)) if isinstance(error, InputError) else (1, repr(error))
+        with (runs / f"{step}.log").open("a") as log:
+            log.write(f"error: {detail}\n")
+        raise StepFailed(step, code, detail, str(runs / f"{step}.log")) from error
+    return results
+
+
 def crawl_stage(lake: Lake) -> dict:
     from rental_kpis.local import glue
 
@@ -441,8 +496,12 @@ def run_local(
     master: str = "local[*]",
     driver_memory: str = "2g",
     on_step: StageCallback | None = None,
+    spark: SparkSession | None = None,
 ) -> RunResult:
     """Run ``steps`` in order on a local lake; ``raw_dir`` (if given) replaces the raw zone.
+
+    With ``spark`` the Spark steps run in that session (``run_session_steps``) instead of a
+    spark-submit application of their own.
 
     ``on_step(stage, event, result)`` is called with "start", then "done" or "failed".
     A failing stage stops the run (the error propagates) after its record says so; tables
@@ -492,7 +551,14 @@ def run_local(
                 for group in _stage_groups(steps):
                     try:
                         _run_group(
-                            group, lake, result.run_id, library_zip, master, driver_memory, on_stage
+                            group,
+                            lake,
+                            result.run_id,
+                            library_zip,
+                            master,
+                            driver_memory,
+                            on_stage,
+                            spark,
                         )
                     except BaseException as error:
                         outcome = INTERRUPTED if _is_interruption(error) else "failed"
@@ -545,7 +611,11 @@ def _run_group(
     master: str,
     driver_memory: str,
     on_stage: StageEvent,
+    spark: SparkSession | None = None,
 ) -> None:
+    if group[0] in SPARK_STAGES and spark is not None:
+        run_session_steps(spark, group, lake, run_id, on_stage)
+        return
     if group[0] in SPARK_STAGES:
         run_spark_steps(group, lake, run_id, library_zip, master, driver_memory, on_stage)
         return

@@ -101,6 +101,7 @@ class AwsBackend:
     def run_steps(
         self,
         run_id: str,
+        spark: object = None,
         poll_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> pd.DataFrame:
@@ -108,7 +109,8 @@ class AwsBackend:
         KPI steps side by side; terminate the cluster whatever happens. A step that does not
         complete raises ``EmrStepFailed`` with EMR's reason and the step's log, and nothing
         after it runs (the KPI steps would read missing or stale ``curated/``).
-        Returns the three steps' timeline."""
+        Returns the three steps' timeline. ``spark`` (the notebook's session) is not used:
+        the cluster runs the steps."""
         d, session = self.deployment, self.session
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
         check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps

@@ -79,11 +79,19 @@ class LocalBackend:
         ]
         return raw_check(files)
 
-    def run_steps(self, run_id: str) -> pd.DataFrame:
-        """spark-submit the three step scripts, as EMR steps run; returns their timeline."""
-        from rental_kpis.local.runner import run_local
+    def run_steps(self, run_id: str, spark: Any = None) -> pd.DataFrame:
+        """The three Spark steps, as EMR runs them; returns their timeline.
 
-        run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES)
+        Given ``spark`` (the notebook's session) and a small raw zone, they run in that
+        session: the same step functions the scripts call, and the demo starts Spark once.
+        A larger raw zone gets a spark-submit application of its own, as ``rental-kpis run``
+        does, with the settings sized for it (the notebook's session is tuned for a slice).
+        """
+        from rental_kpis.local.runner import SMALL_INPUT_BYTES, raw_bytes, run_local
+
+        small = (raw_bytes(self.lake) or 0) < SMALL_INPUT_BYTES
+        session = spark if small else None
+        run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES, spark=session)
         return self.run_timeline(run_id)
 
     def run_pipeline(self, run_id: str) -> pd.DataFrame:
