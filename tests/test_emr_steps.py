@@ -133,6 +133,20 @@ def it_runs_the_steps_exactly_in_a_session_the_caller_already_has(raw, tmp_path,
     for table in TABLES:
         assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
 
+    # a genuine failure (a corrupt file, not bad input): exit code 1, the JVM's root cause in
+    # one line, the whole traceback in the step's log
+    from rental_kpis.errors import StepFailed
+    from rental_kpis.local.runner import run_session_steps
+
+    users = next(Path(lake.curated("users")).glob("*.parquet"))
+    users.write_bytes(b"this is not parquet")
+    with pytest.raises(StepFailed) as failed:
+        run_session_steps(spark, ["user_transaction_metrics"], lake, "broken")
+    assert (failed.value.step, failed.value.returncode) == ("user_transaction_metrics", 1)
+    assert f"file:{users}" in failed.value.detail and "\n" not in failed.value.detail
+    log = Path(failed.value.log).read_text()
+    assert "Traceback (most recent call last)" in log and "Caused by: " in log
+
 
 def it_names_the_failing_step_in_the_callers_session_with_the_exit_code_of_bad_input(
     raw, tmp_path, spark

@@ -21,6 +21,7 @@ import signal
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -348,10 +349,13 @@ def run_session_steps(
         run_steps(spark, list(steps), lake, run_id, announce)
     except Exception as error:
         step = str(current["step"])
-        code, detail = (2, str(error)) if isinstance(error, InputError) else (1, repr(error))
+        if isinstance(error, InputError):
+            code, text = 2, f"error: {error}\n"
+        else:  # the whole traceback (a JVM one included) to the log, its root cause to the line
+            code, text = 1, "".join(traceback.format_exception(error))
         with (runs / f"{step}.log").open("a") as log:
-            log.write(f"error: {detail}\n")
-        raise StepFailed(step, code, detail, str(runs / f"{step}.log")) from error
+            log.write(text)
+        raise StepFailed(step, code, failure_detail(text), str(runs / f"{step}.log")) from error
     return results
 
 
