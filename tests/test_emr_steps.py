@@ -27,6 +27,17 @@ def raw(tmp_path_factory) -> Path:
     return folder
 
 
+def assert_matches_generator(raw: Path, lake: Lake, run_id: str) -> None:
+    """Run ``run_id`` accounted for every row as the generator injected them, and wrote the
+    tables the DuckDB reference computes from the same files."""
+    manifest = json.loads((raw / MANIFEST).read_text())
+    validated = json.loads(Path(lake.run_summary(run_id, "validate_raw")).read_text())
+    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
+    reference = run_reference(raw)
+    for table in TABLES:
+        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+
+
 def it_spark_submits_each_emr_step_script_on_its_own(raw, tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     load_raw(raw, lake)
@@ -45,12 +56,7 @@ def it_spark_submits_each_emr_step_script_on_its_own(raw, tmp_path):
         assert not [ln for ln in done.output.splitlines() if parse_stage_mark(ln)]
         summary = json.loads(Path(lake.run_summary("emr", step)).read_text())
         assert summary["step"] == step
-    manifest = json.loads((raw / MANIFEST).read_text())
-    validated = json.loads(Path(lake.run_summary("emr", "validate_raw")).read_text())
-    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
-    reference = run_reference(raw)
-    for table in TABLES:
-        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+    assert_matches_generator(raw, lake, "emr")
 
 
 def it_writes_and_reads_progress_lines():
@@ -126,12 +132,7 @@ def it_runs_the_steps_exactly_in_a_session_the_caller_already_has(raw, tmp_path,
     for step in SPARK_STAGES:
         log = Path(lake.uri("runs", "inside", f"{step}.log")).read_text()
         assert log.startswith(f"ran in Spark application {app} (rental_kpis-tests)")
-    manifest = json.loads((raw / MANIFEST).read_text())
-    validated = json.loads(Path(lake.run_summary("inside", "validate_raw")).read_text())
-    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
-    reference = run_reference(raw)
-    for table in TABLES:
-        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+    assert_matches_generator(raw, lake, "inside")
 
     # a genuine failure (a corrupt file, not bad input): exit code 1, the JVM's root cause in
     # one line, the whole traceback in the step's log
