@@ -172,3 +172,22 @@ def it_names_the_failing_step_in_the_callers_session_with_the_exit_code_of_bad_i
     assert events == [("validate_raw", "start")]
     log = Path(lake.uri("runs", "inside", "validate_raw.log")).read_text()
     assert log.splitlines()[-1] == f"error: {failed.value.detail}"
+
+
+def it_lets_ctrl_c_through_in_the_callers_session_and_leaves_it_usable(raw, tmp_path, spark):
+    """An interruption is not a failed step: it propagates (the run records it as interrupted),
+    the session's jobs are cancelled, and nothing of the interrupted step is switched in."""
+    from rental_kpis.local.runner import run_session_steps
+
+    lake = Lake(str(tmp_path / "lake"))
+    load_raw(raw, lake)
+
+    def interrupt(step: str, event: str, _: object) -> None:
+        if (step, event) == ("vehicle_location_metrics", "start"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_session_steps(spark, list(SPARK_STAGES), lake, "stopped", on_step=interrupt)
+    assert Path(lake.curated("rental_transactions"), "_SUCCESS").exists()
+    assert not Path(lake.processed("location_performance")).exists()
+    assert spark.range(3).count() == 3

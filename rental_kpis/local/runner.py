@@ -347,6 +347,11 @@ def run_session_steps(
 
     try:
         run_steps(spark, list(steps), lake, run_id, announce)
+    except (KeyboardInterrupt, Interrupted):
+        # Ctrl-C or SIGTERM stops Python, not the JVM: without this the step's Spark jobs
+        # would go on writing (into staging only, never switched in) in the caller's session.
+        spark.sparkContext.cancelAllJobs()
+        raise
     except Exception as error:
         step = str(current["step"])
         if isinstance(error, InputError):
@@ -535,7 +540,8 @@ def run_local(
             if raw_dir is not None:
                 load_raw(Path(raw_dir), lake)
             with tempfile.TemporaryDirectory(prefix="rental_kpis_zip_") as tmp:
-                library_zip = build_library_zip(Path(tmp))
+                # the zip is what spark-submit ships; a caller's session needs none
+                library_zip = build_library_zip(Path(tmp)) if spark is None else Path(tmp)
 
                 def on_stage(step: str, event: str, done: StepResult | None) -> None:
                     now = _now("milliseconds")
