@@ -92,21 +92,41 @@ def _average(total: str, count: str) -> Column:
 # ---------------------------------------------------------------- tables
 
 
+def distinct_counts(rentals: DataFrame, by: str, counted: dict[str, str]) -> DataFrame:
+    """Per value of ``by`` (never null here), the number of distinct non-null values of each
+    column in ``counted`` (column -> output name), as ``countDistinct`` would give.
+
+    One small aggregation per column, joined on ``by``: Spark plans several ``countDistinct``
+    in one ``agg`` as an Expand that copies every row once per distinct column and then
+    aggregates the copies. Measured at 10M rentals: location_performance 56.0 s with the
+    Expand, 21.7 s this way; daily_metrics 46.8 s against 16.0 s (benchmarks/README.md).
+    """
+    result = None
+    for column, name in counted.items():
+        pairs = rentals.select(by, column).where(F.col(column).isNotNull()).distinct()
+        counts = pairs.groupBy(by).agg(F.count(F.lit(1)).alias(name))
+        result = counts if result is None else result.join(counts, on=by, how="full")
+    if result is None:
+        raise ValueError("distinct_counts needs at least one column to count")
+    return result
+
+
 def location_performance(transactions: DataFrame, locations: DataFrame) -> DataFrame:
     """One row per valid location, by pickup location; dropoff_count by dropoff location."""
-    rentals = with_rental_seconds(transactions)
-    pickups = rentals.groupBy(F.col("pickup_location").alias("location_id")).agg(
-        *_money_aggregates(),
-        F.countDistinct("vehicle_id").alias("unique_vehicles"),
-        F.countDistinct("user_id").alias("unique_users"),
-        F.sum("_seconds").alias("_seconds"),
+    rentals = with_rental_seconds(transactions).withColumnRenamed("pickup_location", "location_id")
+    pickups = rentals.groupBy("location_id").agg(
+        *_money_aggregates(), F.sum("_seconds").alias("_seconds")
     )
-    dropoffs = rentals.groupBy(F.col("dropoff_location").alias("location_id")).agg(
+    unique = distinct_counts(
+        rentals, "location_id", {"vehicle_id": "unique_vehicles", "user_id": "unique_users"}
+    )
+    dropoffs = transactions.groupBy(F.col("dropoff_location").alias("location_id")).agg(
         F.count(F.lit(1)).alias("dropoff_count")
     )
     joined = (
         locations.select("location_id", "location_name", "city", "state")
         .join(pickups, on="location_id", how="left")
+        .join(unique, on="location_id", how="left")
         .join(dropoffs, on="location_id", how="left")
     )
     return joined.select(
@@ -217,14 +237,18 @@ def user_metrics(transactions: DataFrame, users: DataFrame) -> DataFrame:
 
 def daily_metrics(transactions: DataFrame) -> DataFrame:
     """One row per UTC date of rental_start_time, with ``year`` and ``month`` to partition by."""
+    rentals = with_rental_seconds(transactions).withColumn(
+        "rental_date", F.to_date("rental_start_time")
+    )
     per_day = (
-        with_rental_seconds(transactions)
-        .groupBy(F.to_date("rental_start_time").alias("rental_date"))
-        .agg(
-            *_money_aggregates(),
-            F.countDistinct("user_id").alias("unique_users"),
-            F.countDistinct("vehicle_id").alias("unique_vehicles"),
-            F.sum("_seconds").alias("_seconds"),
+        rentals.groupBy("rental_date")
+        .agg(*_money_aggregates(), F.sum("_seconds").alias("_seconds"))
+        .join(
+            distinct_counts(
+                rentals, "rental_date", {"user_id": "unique_users", "vehicle_id": "unique_vehicles"}
+            ),
+            on="rental_date",
+            how="left",
         )
     )
     return per_day.select(
@@ -234,8 +258,8 @@ def daily_metrics(transactions: DataFrame) -> DataFrame:
         _average("revenue", "count").alias("avg_transaction_amount"),
         F.col("min_amount").alias("min_transaction_amount"),
         F.col("max_amount").alias("max_transaction_amount"),
-        "unique_users",
-        "unique_vehicles",
+        zero_if_null("unique_users"),
+        zero_if_null("unique_vehicles"),
         hours(F.col("_seconds")).alias("total_rental_hours"),
         F.year("rental_date").alias("year"),
         F.month("rental_date").alias("month"),
