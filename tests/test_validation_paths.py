@@ -6,6 +6,8 @@
 - ``collapse_duplicates`` with the shared keys counted first against one shuffle of every row.
 - ``validate_raw`` on a lake with the shared keys counted first for every dataset and one
   dataset read twice: the generator's accounting, exactly.
+- a large dataset's curated and rejected rows split from one stored computation against two
+  computations: the same tables.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pyspark.sql import functions as F
 from sample_rows import location, rental, user, vehicle
 
 from rental_kpis.devtools.datagen import MANIFEST, generate
-from rental_kpis.layout import Lake
+from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.spark import steps
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import REJECTION_REASON
@@ -157,3 +159,28 @@ def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
     rejected = spark.read.parquet(lake.rejected("users")).where(F.col(RAW_LINE).contains("\ufffd"))
     assert rejected.count() == 1  # the Latin-1 record, found by the byte-by-byte reading
     assert spark.read.parquet(lake.curated("users")).count() == users["valid_rows"]
+
+
+def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_would(
+    spark, small_raw, tmp_path
+):
+    """A large dataset's flagged frame is computed once into a work folder and split from it
+    (``steps.write_split``); a small one is computed twice. Both give the same tables, row
+    for row (raw strings and raw lines of rejected rows included), and no work folder is
+    left behind, not even that of users' first reading, which is dropped for suspects."""
+    lakes = {}
+    for name, threshold in (("twice", None), ("once", "0")):
+        shutil.copytree(small_raw, tmp_path / name / "raw")
+        lakes[name] = Lake(str(tmp_path / name))
+        if threshold is not None:
+            spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, threshold)
+        try:
+            steps.validate_raw(spark, lakes[name])
+        finally:
+            spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+    for dataset in DATASETS:
+        for zone in (Lake.curated, Lake.rejected):
+            twice, once = (_rows(spark.read.parquet(zone(lakes[n], dataset))) for n in lakes)
+            assert once == twice, (dataset, zone.__name__)
+    assert _rows(spark.read.parquet(lakes["once"].rejected(TX)).where(F.col(RAW_LINE).isNotNull()))
+    assert not [p for p in (tmp_path / "once").rglob("*") if ".flagged." in p.name]

@@ -78,6 +78,12 @@ def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
     return head[: head.index(b"\n") + 1] if b"\n" in head else head
 
 
+def delete(spark: SparkSession, uri: str) -> None:
+    """Delete ``uri`` and everything under it; nothing to do when it does not exist."""
+    fs, path = _path(spark, uri)
+    fs.delete(path, True)
+
+
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
     fs, path = _path(spark, uri)
     stream = fs.create(path, True)
@@ -188,8 +194,7 @@ class Switch:
         """Forget what was written for ``target`` in this switch and delete it (a dataset
         that is to be written again)."""
         for staging, _ in [p for p in self.pairs if p[1] == target]:
-            fs, path = _path(self.spark, staging)
-            fs.delete(path, True)
+            delete(self.spark, staging)
         self.pairs = [p for p in self.pairs if p[1] != target]
 
     def commit(self) -> None:
@@ -197,8 +202,7 @@ class Switch:
 
     def discard(self) -> None:
         for staging, _ in self.pairs:
-            fs, path = _path(self.spark, staging)
-            fs.delete(path, True)
+            delete(self.spark, staging)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from rental_kpis.spark.validation import (
     curated_rows,
     flag_dimension,
     flag_transactions,
+    narrow_flagged,
     rejected_rows,
     shared_keys,
 )
@@ -160,26 +161,55 @@ def write_summary(spark: SparkSession, lake: Lake, run_id: str, step: str, body:
 
 
 def write_flagged(
-    flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None = None
+    flagged: DataFrame,
+    lake: Lake,
+    dataset: str,
+    into: fs.Switch | None = None,
+    once: bool = False,
 ) -> dict | None:
     """Write a flagged dataset's curated and rejected rows; return its row accounting.
 
-    Two jobs, each computing the flagged frame from the raw files: measured cheaper than
-    persisting it (columnar caching cost twice the read-shuffle-sort it saves, and at 10M
-    rentals it does not fit a 2 GB driver). The counts are observed during the curated
+    Without ``once``, two jobs, each computing the flagged frame from the raw files:
+    cheapest for a small dataset (columnar caching cost twice the read-shuffle-sort it
+    saves). With ``once`` (a large dataset), the flagged frame is computed one time into a
+    Parquet work folder, the raw strings kept only on rejected rows, and curated and
+    rejected are split from it (``write_split``). The counts are observed during the first
     write, so they cost no job of their own. A frame read with ``text="utf-8"`` also counts
-    its suspect records there; with any, the rejected rows are not written and None says
-    that the dataset must be read again byte by byte (``validate_dataset``).
+    its suspect records there; with any, nothing is kept and None says that the dataset
+    must be read again byte by byte (``validate_dataset``).
     """
     observation = Observation(f"{dataset}_counts")
     suspects = [F.count_if(F.col(SUSPECT)).alias("suspects")] if SUSPECT in flagged.columns else []
     counted = flagged.observe(observation, *count_columns(dataset), *suspects)
+    if once:
+        return write_split(counted, observation, lake, dataset, into)
     write_parquet(curated_rows(counted, dataset), lake.curated(dataset), into=into)
     metrics = observation.get
     if metrics.get("suspects"):
         return None
     write_parquet(rejected_rows(flagged, dataset), lake.rejected(dataset), into=into)
     return counts_from(dataset, metrics).as_dict()
+
+
+def write_split(
+    counted: DataFrame, observation: Observation, lake: Lake, dataset: str, into: fs.Switch | None
+) -> dict | None:
+    """``write_flagged`` with ``once``: one computation of the flagged frame, then two
+    Parquet reads of it. The work folder sits under the zone's ``_staging/`` and is deleted
+    whatever happens. Measured in benchmarks/README.md (issue 15)."""
+    spark = counted.sparkSession
+    work = fs.staging_uri(lake.curated(dataset), f"flagged.{secrets.token_hex(4)}")
+    try:
+        narrow_flagged(counted, dataset).write.mode("overwrite").parquet(work)
+        metrics = observation.get
+        if metrics.get("suspects"):
+            return None
+        stored = spark.read.parquet(work)
+        write_parquet(curated_rows(stored, dataset), lake.curated(dataset), into=into)
+        write_parquet(rejected_rows(stored, dataset), lake.rejected(dataset), into=into)
+        return counts_from(dataset, metrics).as_dict()
+    finally:
+        fs.delete(spark, work)
 
 
 def _materialised(df: DataFrame) -> DataFrame:
@@ -218,7 +248,7 @@ def validate_dataset(
         raw = read_raw(spark, dataset, uri, text)
         shared = _materialised(shared_keys(raw, dataset)) if large else None
         try:
-            counts = write_flagged(flag(raw, shared), lake, dataset, into)
+            counts = write_flagged(flag(raw, shared), lake, dataset, into, once=large)
         finally:
             if shared is not None:
                 shared.unpersist()
