@@ -155,9 +155,12 @@ def it_rejects_amounts_the_money_type_cannot_hold_exactly(spark, tmp_path):
     assert sorted(r["total_amount"] for r in curated) == [1e-10, 20.0, 9999999999999.99, 1e27]
 
 
-def it_fails_loudly_when_a_money_sum_would_overflow(spark):
+@pytest.mark.parametrize("second_vehicle", ["V1", "V2"], ids=["one vehicle", "two vehicles"])
+def it_fails_loudly_when_a_money_sum_would_overflow(spark, second_vehicle):
+    """Daily sums overflow in one group; vehicle types sum per vehicle first, so the sum that
+    overflows is a vehicle's (one vehicle) or the type's over two vehicles' partial sums."""
     rentals = spark.createDataFrame(
-        [Row("R1", "U1", "V1", 1, 2, 6e27), Row("R2", "U1", "V1", 1, 2, 6e27)],
+        [Row("R1", "U1", "V1", 1, 2, 6e27), Row("R2", "U1", second_vehicle, 1, 2, 6e27)],
         "rental_id string, user_id string, vehicle_id string, pickup_location int, "
         "dropoff_location int, total_amount double",
     ).selectExpr(
@@ -165,8 +168,16 @@ def it_fails_loudly_when_a_money_sum_would_overflow(spark):
         "timestamp'2024-03-01 10:00:00' AS rental_start_time",
         "timestamp'2024-03-01 12:00:00' AS rental_end_time",
     )
-    with pytest.raises(Exception, match=r"total_amount sums to more than decimal\(38,10\) holds"):
+    vehicles = spark.createDataFrame(
+        [("V1", "SUV"), ("V2", "SUV")], "vehicle_id string, vehicle_type string"
+    )
+    overflow = r"total_amount sums to more than decimal\(38,10\) holds"
+    with pytest.raises(Exception, match=overflow):
         kpis.daily_metrics(rentals).collect()
+    with pytest.raises(Exception, match=overflow):
+        kpis.vehicle_type_performance(rentals, vehicles).collect()
+    within = rentals.where("rental_id = 'R1'")
+    assert kpis.vehicle_type_performance(within, vehicles).first()["total_revenue"] == 6e27
 
 
 # ---------------------------------------------------------------- 4. encodings

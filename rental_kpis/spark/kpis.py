@@ -53,17 +53,29 @@ def with_rental_seconds(transactions: DataFrame) -> DataFrame:
     return transactions.withColumn("_seconds", rental_seconds())
 
 
-def exact_sum(col: str) -> Column:
+def exact_sum(col: str, of_partials: bool = False, name: str | None = None) -> Column:
     """A money sum that does not depend on row order; 0.0 over no rows is left to the caller.
 
     A sum beyond ``MONEY_SUM_TYPE`` fails the job with a message naming the column: Spark
-    would return null for it, and the money would silently drop out of the table.
+    would return null for it, and the money would silently drop out of the table. With
+    ``of_partials``, ``col`` holds ``partial_sum`` values: a null one is a group's sum that
+    overflowed, and fails the job too. ``name`` is the money column the message names.
     """
     amounts = F.col(col).cast(MONEY_SUM_TYPE)
     total = F.sum(amounts)
     overflowed = total.isNull() & (F.count(amounts) > 0)
-    message = f"{col} sums to more than {MONEY_SUM_TYPE} holds; the KPI tables cannot be exact"
+    if of_partials:
+        overflowed = overflowed | (F.count_if(amounts.isNull()) > 0)
+    message = (
+        f"{name or col} sums to more than {MONEY_SUM_TYPE} holds; the KPI tables cannot be exact"
+    )
     return F.when(overflowed, F.raise_error(F.lit(message))).otherwise(total).cast("double")
+
+
+def partial_sum(col: str) -> Column:
+    """The exact sum of a group's amounts, kept in ``MONEY_SUM_TYPE`` (null if it overflows)
+    for a later ``exact_sum(..., of_partials=True)`` over several groups."""
+    return F.sum(F.col(col).cast(MONEY_SUM_TYPE))
 
 
 def hours(seconds: Column) -> Column:
@@ -156,19 +168,37 @@ def period_hours(transactions: DataFrame) -> DataFrame:
 
 
 def vehicle_type_performance(transactions: DataFrame, vehicles: DataFrame) -> DataFrame:
-    """One row per vehicle_type among valid vehicles, with utilization over the whole period."""
+    """One row per vehicle_type among valid vehicles, with utilization over the whole period.
+
+    The rentals are aggregated per vehicle first (a partial aggregation on each core, then a
+    shuffle of one row per vehicle), and only those rows are joined to the vehicles and
+    summed per type: no shuffle of every rental for the join, and ``unique_vehicles_rented``
+    is a count of rows. Exact all the same: money partials stay decimal (``partial_sum``).
+    """
     fleet = vehicles.groupBy("vehicle_type").agg(F.count(F.lit(1)).alias("fleet_size"))
-    rentals = with_rental_seconds(transactions).join(
-        vehicles.select("vehicle_id", F.col("vehicle_type").alias("_type")),
-        on="vehicle_id",
-        how="inner",
+    per_vehicle = (
+        with_rental_seconds(transactions)
+        .groupBy("vehicle_id")
+        .agg(
+            F.count(F.lit(1)).alias("_count"),
+            partial_sum("total_amount").alias("_revenue"),
+            F.sum("_seconds").alias("_seconds"),
+            F.min("_seconds").alias("_min_seconds"),
+            F.max("_seconds").alias("_max_seconds"),
+        )
+        .join(
+            vehicles.select("vehicle_id", F.col("vehicle_type").alias("_type")),
+            on="vehicle_id",
+            how="inner",
+        )
     )
-    by_type = rentals.groupBy("_type").agg(
-        *_money_aggregates(),
+    by_type = per_vehicle.groupBy("_type").agg(
+        F.sum("_count").alias("count"),
+        exact_sum("_revenue", of_partials=True, name="total_amount").alias("revenue"),
         F.sum("_seconds").alias("_seconds"),
-        F.min("_seconds").alias("_min_seconds"),
-        F.max("_seconds").alias("_max_seconds"),
-        F.countDistinct("vehicle_id").alias("unique_vehicles_rented"),
+        F.min("_min_seconds").alias("_min_seconds"),
+        F.max("_max_seconds").alias("_max_seconds"),
+        F.count(F.lit(1)).alias("unique_vehicles_rented"),
     )
     joined = fleet.join(
         by_type, fleet["vehicle_type"].eqNullSafe(by_type["_type"]), how="left"
