@@ -135,11 +135,22 @@ def _checked(done: subprocess.CompletedProcess, what: str) -> str:
     return done.stdout
 
 
+def last_json(stdout: str, what: str) -> dict:
+    """The timings a child prints: the last JSON object in its output.
+
+    DuckDB draws its progress bar on the same stdout (from C, ``\\r`` between frames), and its
+    frames can land before and after the child's line: the timings are the last JSON object."""
+    for line in reversed(stdout.replace("\r", "\n").splitlines()):
+        if "{" in line and line.rstrip().endswith("}"):
+            return json.loads(line[line.index("{") :])
+    raise RuntimeError(f"{what} printed no timings: {stdout[-500:]!r}")
+
+
 def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
     done, wall, peak, cpu = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
                                          driver_memory])
-    steps = json.loads(_checked(done, "spark run").strip().splitlines()[-1])
+    steps = last_json(_checked(done, "spark run"), "spark run")
     shutil.rmtree(lake, ignore_errors=True)
     return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
             "steps": {name: round(seconds, 2) for name, seconds in steps.items()}}
@@ -147,7 +158,7 @@ def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
 
 def run_duckdb(child: list[str], raw: Path, what: str) -> dict:
     done, wall, peak, cpu = run_sampled([sys.executable, *child, str(raw)])
-    seconds = json.loads(_checked(done, what).strip().splitlines()[-1])
+    seconds = last_json(_checked(done, what), what)
     return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
             "steps": {k: round(v, 2) for k, v in seconds.items()}}
 

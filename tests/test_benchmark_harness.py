@@ -106,6 +106,13 @@ def it_sets_the_sample_run_against_a_bare_session_of_the_same_sitting():
     assert "`rental-kpis run` (every stage) 20.0 s = 4.00× starting and stopping" in text
 
 
+def it_reads_the_timings_line_past_a_progress_bar_drawn_after_it():
+    out = '\r 17% ▕███   ▏ {"validate": 1.5, "total": 2.0}\n\r100% ▕██████▏ \r'
+    assert bench.last_json(out, "reference") == {"validate": 1.5, "total": 2.0}
+    with pytest.raises(RuntimeError, match="reference printed no timings"):
+        bench.last_json("\r100% ▕██████▏ \r", "reference")
+
+
 def it_counts_the_cpu_seconds_of_a_child_process_tree():
     code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'sum(range(10**7))'])"
     done, wall, peak, cpu = bench.run_sampled([bench.sys.executable, "-c", code])
