@@ -766,6 +766,21 @@ def instance_role_calls(d: Deployment) -> list[Call]:
     )
     rows += _rows(
         EC2,
+        "validate_raw reads back a large dataset's work folder and the curated keys it wrote",
+        ["s3:GetObject"],
+        [
+            o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet"),
+            o("curated/_staging/users.0a1b2c3d/part-0.parquet"),
+        ],
+    )
+    rows += _rows(
+        EC2,
+        "validate_raw writes and deletes that work folder (steps.write_split)",
+        write,
+        [o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet")],
+    )
+    rows += _rows(
+        EC2,
         "KPI steps read curated/",
         ["s3:GetObject"],
         [o("curated/rental_transactions/part-0.parquet")],
