@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -181,9 +182,11 @@ class Switch:
     def __init__(self, spark: SparkSession, root: str) -> None:
         self.spark, self.root = spark, root
         self.pairs: list[tuple[str, str]] = []
+        self._lock = threading.Lock()  # tables written from parallel tasks (spark.parallel)
 
     def add(self, staging: str, target: str) -> None:
-        self.pairs.append((staging, target))
+        with self._lock:
+            self.pairs.append((staging, target))
 
     def location(self, target: str) -> str:
         """Where ``target``'s new data is until the switch: its staging folder once written
@@ -193,9 +196,11 @@ class Switch:
     def drop(self, target: str) -> None:
         """Forget what was written for ``target`` in this switch and delete it (a dataset
         that is to be written again)."""
-        for staging, _ in [p for p in self.pairs if p[1] == target]:
+        with self._lock:
+            dropped = [p for p in self.pairs if p[1] == target]
+            self.pairs = [p for p in self.pairs if p[1] != target]
+        for staging, _ in dropped:
             delete(self.spark, staging)
-        self.pairs = [p for p in self.pairs if p[1] != target]
 
     def commit(self) -> None:
         switch_in(self.spark, self.pairs, self.root)

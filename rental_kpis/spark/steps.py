@@ -22,6 +22,7 @@ from rental_kpis import __version__
 from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, DIMENSIONS, Lake, new_run_id, run_id_argument
 from rental_kpis.spark import fs, kpis
+from rental_kpis.spark.parallel import run_parallel
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_header, read_raw
 from rental_kpis.spark.validation import (
     count_columns,
@@ -107,7 +108,8 @@ def _kpi_step(
     rentals = read_curated(spark, lake, "rental_transactions")
     with fs.switch_together(spark, lake.root) as together:  # the step's tables, together
         built = build(rentals).items()
-        tables = {name: write_table(df, lake, name, together) for name, df in built}
+        writes = {n: lambda df=df, n=n: write_table(df, lake, n, together) for n, df in built}
+        tables = run_parallel(spark, writes)
     return {
         "tables": tables,
         "timings_seconds": {
@@ -183,12 +185,27 @@ def write_flagged(
     counted = flagged.observe(observation, *count_columns(dataset), *suspects)
     if once:
         return write_split(counted, observation, lake, dataset, into)
-    write_parquet(curated_rows(counted, dataset), lake.curated(dataset), into=into)
+    _write_curated_and_rejected(counted, flagged, lake, dataset, into)
     metrics = observation.get
-    if metrics.get("suspects"):
-        return None
-    write_parquet(rejected_rows(flagged, dataset), lake.rejected(dataset), into=into)
-    return counts_from(dataset, metrics).as_dict()
+    return None if metrics.get("suspects") else counts_from(dataset, metrics).as_dict()
+
+
+def _write_curated_and_rejected(
+    counted: DataFrame, flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
+) -> None:
+    """The two tables of a flagged frame, as two parallel jobs (``spark.parallel``); the
+    counts are observed on ``counted``, the curated one."""
+    run_parallel(
+        flagged.sparkSession,
+        {
+            "curated": lambda: write_parquet(
+                curated_rows(counted, dataset), lake.curated(dataset), into=into
+            ),
+            "rejected": lambda: write_parquet(
+                rejected_rows(flagged, dataset), lake.rejected(dataset), into=into
+            ),
+        },
+    )
 
 
 def write_split(
@@ -205,8 +222,7 @@ def write_split(
         if metrics.get("suspects"):
             return None
         stored = spark.read.parquet(work)
-        write_parquet(curated_rows(stored, dataset), lake.curated(dataset), into=into)
-        write_parquet(rejected_rows(stored, dataset), lake.rejected(dataset), into=into)
+        _write_curated_and_rejected(stored, stored, lake, dataset, into)
         return counts_from(dataset, metrics).as_dict()
     finally:
         fs.delete(spark, work)
@@ -255,6 +271,7 @@ def validate_dataset(
         if counts is not None:
             return counts
         into.drop(lake.curated(dataset))
+        into.drop(lake.rejected(dataset))
     raise AssertionError("a byte-by-byte read has no suspect records")
 
 
@@ -275,9 +292,13 @@ def validate_raw(spark: SparkSession, lake: Lake) -> dict:
         datasets[name] = validate_dataset(spark, lake, name, flag, into)
         timings[name] = round(time.monotonic() - t0, 3)
 
+    def dimension(name: str, into: fs.Switch) -> Callable[[], None]:
+        flag = lambda raw, shared: flag_dimension(raw, name, shared)  # noqa: E731
+        return lambda: timed(name, flag, into)
+
     with fs.switch_together(spark, lake.root) as together:  # curated + rejected, together
-        for name in DIMENSIONS:
-            timed(name, lambda raw, shared, name=name: flag_dimension(raw, name, shared), together)
+        # the dimensions in parallel (spark.parallel), then rentals, checked against them
+        run_parallel(spark, {name: dimension(name, together) for name in DIMENSIONS})
         # the curated dimensions as this step wrote them: still in staging until the switch
         keys = {
             name: curated_keys(spark.read.parquet(together.location(lake.curated(name))), name)
