@@ -59,19 +59,40 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, now."""
-    tree, total, todo = _children(), 0, [pid]
+def _tree(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(tree.get(current, []))
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return found
+
+
+def _proc_field(path: str, field: str) -> int:
+    """A ``field:  N kB`` line of a /proc file, in bytes (0 when the process is gone)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, now (VmRSS summed: pages that
+    processes share, such as forked Python workers', count once per process)."""
+    return sum(_proc_field(f"/proc/{p}/status", "VmRSS:") for p in _tree(pid))
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid`` and its descendants (``/proc/<pid>/smaps_rollup``):
+    a page shared by n processes counts 1/n in each, so the sum is the tree's real share of
+    the machine's memory, which summed VmRSS overstates."""
+    return sum(_proc_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(pid))
+
+
+LAST_PEAK_PSS = [0]  # run_sampled's last peak PSS, in bytes
 
 
 def _children_cpu() -> float:
@@ -82,17 +103,19 @@ def _children_cpu() -> float:
 def run_sampled(command: list[str], env: dict | None = None
                 ) -> tuple[subprocess.CompletedProcess, float, int, float]:
     """Run ``command``; return its result, wall seconds, the peak RSS of its tree and the CPU
-    seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it)."""
+    seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it). The
+    peak PSS of the tree (``tree_pss_bytes``) is kept in ``LAST_PEAK_PSS``."""
     started, cpu = time.monotonic(), _children_cpu()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=ROOT, env=env)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not done.is_set():
             peak = max(peak, tree_rss_bytes(process.pid))
+            peak_pss = max(peak_pss, tree_pss_bytes(process.pid))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -101,6 +124,7 @@ def run_sampled(command: list[str], env: dict | None = None
     done.set()
     sampler.join()
     wall = time.monotonic() - started
+    LAST_PEAK_PSS[0] = peak_pss
     result = subprocess.CompletedProcess(command, process.returncode, out, err)
     return result, wall, peak, _children_cpu() - cpu
 
@@ -153,6 +177,7 @@ def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
     steps = last_json(_checked(done, "spark run"), "spark run")
     shutil.rmtree(lake, ignore_errors=True)
     return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
+            "peak_pss_mb": round(LAST_PEAK_PSS[0] / 2**20),
             "steps": {name: round(seconds, 2) for name, seconds in steps.items()}}
 
 
@@ -204,6 +229,12 @@ def _median(runs: list[dict], key: str = "total") -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def _max_known(values) -> int | None:
+    """The largest of ``values`` that is not None (runs from before a column existed)."""
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per size: medians over repeats; every ratio from medians of the same sitting."""
     rows = []
@@ -221,6 +252,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "duckdb_seconds": round(ref_t, 1), "ratio": round(spark_t / ref_t, 2),
             "spark_rows_per_second": round(size / spark_t),
             "spark_peak_rss_mb": max(r["peak_rss_mb"] for r in of["spark"]),
+            "spark_peak_pss_mb": _max_known(r.get("peak_pss_mb") for r in of["spark"]),
             "duckdb_peak_rss_mb": max(r["peak_rss_mb"] for r in of["duckdb"]),
         }
         if of["plain"]:
@@ -267,8 +299,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "",
         "| rentals | Spark total s | validate / vehicle_location / user_transaction s "
         "| Spark CPU s | reference.py s | Spark ÷ reference | plain DuckDB s | Spark ÷ plain "
-        "| Spark peak RSS MB | reference peak RSS MB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Spark peak RSS MB | Spark peak PSS MB | reference peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summary:
         steps = " / ".join(f"{v:.1f}" for v in row["spark_steps"].values())
@@ -278,7 +310,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
             f"| {row['label']} | {row['spark_seconds']:.1f} | {steps} "
             f"| {row['spark_cpu_seconds']:.1f} | {row['duckdb_seconds']:.1f} "
             f"| {row['ratio']:.2f} | {plain} "
-            f"| {row['spark_peak_rss_mb']:,} | {row['duckdb_peak_rss_mb']:,} |")
+            f"| {row['spark_peak_rss_mb']:,} | {_mb(row.get('spark_peak_pss_mb'))} "
+            f"| {row['duckdb_peak_rss_mb']:,} |")
     for row in summary:
         if "run_ratio" in row:
             lines += ["", f"{row['label']}: `rental-kpis run` (every stage) "
@@ -289,6 +322,10 @@ def markdown(summary: list[dict], meta: dict) -> str:
     if line:
         lines += ["", line]
     return "\n".join(lines) + "\n"
+
+
+def _mb(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
 
 
 def chart(summary: list[dict], path: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,7 +77,7 @@ def it_writes_a_table_with_both_baselines_and_the_scaling_line():
         bench.summarise(runs),
         {"date": "d", "host": "h", "cpus": 2, "memory_gb": 24, "driver_memory": "2g", "repeats": 1},
     )
-    assert "| 100 | 50.0 | 20.0 | 70.0 | 10.0 | 5.00 | 4.0 | 12.50 | 100 | 50 |" in text
+    assert "| 100 | 50.0 | 20.0 | 70.0 | 10.0 | 5.00 | 4.0 | 12.50 | 100 | – | 50 |" in text
     assert "Scaling: Spark time(100) / time(10) = 5.00 for 10× the rows." in text
 
 
@@ -137,6 +140,36 @@ def it_computes_the_reference_tables_in_the_plain_baseline(raw, table):
 def it_measures_the_memory_of_a_process_tree():
     rss = bench.tree_rss_bytes(os.getpid())
     assert 10 * 2**20 < rss < 8 * 2**30
+
+
+def it_counts_pages_that_forked_processes_share_once_in_the_pss_of_a_tree():
+    """A child forked after touching 200 MB shares those pages: summed RSS counts them twice,
+    the tree's PSS about once."""
+    script = (
+        "import os, time\n"
+        "block = bytearray(200 * 2**20)\n"
+        "for i in range(0, len(block), 4096): block[i] = 1\n"
+        "pid = os.fork()\n"
+        "time.sleep(3)\n"
+        "if pid: os.waitpid(pid, 0)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        time.sleep(1.5)
+        rss, pss = bench.tree_rss_bytes(child.pid), bench.tree_pss_bytes(child.pid)
+    finally:
+        child.wait()
+    assert rss > 380 * 2**20
+    assert 190 * 2**20 < pss < 300 * 2**20
+
+
+def it_shows_the_peak_pss_and_a_dash_for_runs_that_did_not_record_it():
+    runs = [spark(10, 10.0, 5.0), duck(10, 5.0)]
+    assert bench.summarise(runs)[0]["spark_peak_pss_mb"] is None
+    runs[0]["peak_pss_mb"] = 1234
+    meta = {"date": "d", "host": "h", "cpus": 2, "memory_gb": 24, "driver_memory": "2g",
+            "repeats": 1}
+    assert "| 100 | 1,234 | 50 |" in bench.markdown(bench.summarise(runs), meta)
 
 
 def it_merges_earlier_sizes_into_the_table_and_replaces_the_ones_measured_again():
