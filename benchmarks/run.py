@@ -79,20 +79,25 @@ def _proc_field(path: str, field: str) -> int:
     return 0
 
 
+def _rss(pids: list[int]) -> int:
+    return sum(_proc_field(f"/proc/{p}/status", "VmRSS:") for p in pids)
+
+
+def _pss(pids: list[int]) -> int:
+    return sum(_proc_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants, now (VmRSS summed: pages that
     processes share, such as forked Python workers', count once per process)."""
-    return sum(_proc_field(f"/proc/{p}/status", "VmRSS:") for p in _tree(pid))
+    return _rss(_tree(pid))
 
 
 def tree_pss_bytes(pid: int) -> int:
     """Proportional set size of ``pid`` and its descendants (``/proc/<pid>/smaps_rollup``):
     a page shared by n processes counts 1/n in each, so the sum is the tree's real share of
     the machine's memory, which summed VmRSS overstates."""
-    return sum(_proc_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(pid))
-
-
-LAST_PEAK_PSS = [0]  # run_sampled's last peak PSS, in bytes
+    return _pss(_tree(pid))
 
 
 def _children_cpu() -> float:
@@ -101,10 +106,10 @@ def _children_cpu() -> float:
 
 
 def run_sampled(command: list[str], env: dict | None = None
-                ) -> tuple[subprocess.CompletedProcess, float, int, float]:
-    """Run ``command``; return its result, wall seconds, the peak RSS of its tree and the CPU
-    seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it). The
-    peak PSS of the tree (``tree_pss_bytes``) is kept in ``LAST_PEAK_PSS``."""
+                ) -> tuple[subprocess.CompletedProcess, float, int, float, int]:
+    """Run ``command``; return its result, wall seconds, the peak RSS of its tree, the CPU
+    seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it) and
+    the peak PSS of the tree (``tree_pss_bytes``)."""
     started, cpu = time.monotonic(), _children_cpu()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=ROOT, env=env)
@@ -114,8 +119,8 @@ def run_sampled(command: list[str], env: dict | None = None
     def sample() -> None:
         nonlocal peak, peak_pss
         while not done.is_set():
-            peak = max(peak, tree_rss_bytes(process.pid))
-            peak_pss = max(peak_pss, tree_pss_bytes(process.pid))
+            pids = _tree(process.pid)  # one walk of /proc for both measures
+            peak, peak_pss = max(peak, _rss(pids)), max(peak_pss, _pss(pids))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -124,9 +129,15 @@ def run_sampled(command: list[str], env: dict | None = None
     done.set()
     sampler.join()
     wall = time.monotonic() - started
-    LAST_PEAK_PSS[0] = peak_pss
     result = subprocess.CompletedProcess(command, process.returncode, out, err)
-    return result, wall, peak, _children_cpu() - cpu
+    return result, wall, peak, _children_cpu() - cpu, peak_pss
+
+
+def _measured(wall: float, peak: int, cpu: float, peak_pss: int, **more) -> dict:
+    """One engine's run as the results record it (memory in MB), from the measures of
+    ``run_sampled`` in its order."""
+    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
+            "peak_pss_mb": round(peak_pss / 2**20), **more}
 
 
 # ---------------------------------------------------------------- the engines
@@ -172,39 +183,37 @@ def last_json(stdout: str, what: str) -> dict:
 
 def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
-    done, wall, peak, cpu = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
-                                         driver_memory])
+    done, *measures = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
+                                   driver_memory])
     steps = last_json(_checked(done, "spark run"), "spark run")
     shutil.rmtree(lake, ignore_errors=True)
-    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
-            "peak_pss_mb": round(LAST_PEAK_PSS[0] / 2**20),
-            "steps": {name: round(seconds, 2) for name, seconds in steps.items()}}
+    return _measured(*measures,
+                     steps={name: round(seconds, 2) for name, seconds in steps.items()})
 
 
 def run_duckdb(child: list[str], raw: Path, what: str) -> dict:
-    done, wall, peak, cpu = run_sampled([sys.executable, *child, str(raw)])
+    done, *measures = run_sampled([sys.executable, *child, str(raw)])
     seconds = last_json(_checked(done, what), what)
-    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
-            "steps": {k: round(v, 2) for k, v in seconds.items()}}
+    return _measured(*measures, steps={k: round(v, 2) for k, v in seconds.items()})
 
 
 def run_cli_run(raw: Path, lake: Path) -> dict:
     """The whole ``rental-kpis run`` (raw copy, the Spark application, crawl, queries)."""
     shutil.rmtree(lake, ignore_errors=True)
-    done, wall, peak, cpu = run_sampled([sys.executable, "-m", "rental_kpis.cli", "run", "--raw",
-                                         str(raw), "--lake", str(lake), "--run-id", "bench"])
+    done, *measures = run_sampled([sys.executable, "-m", "rental_kpis.cli", "run", "--raw",
+                                   str(raw), "--lake", str(lake), "--run-id", "bench"])
     _checked(done, "rental-kpis run")
     shutil.rmtree(lake, ignore_errors=True)
-    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20)}
+    return _measured(*measures)
 
 
 def run_bare_session() -> dict:
     from rental_kpis.spark.session import local_environment
 
-    done, wall, peak, cpu = run_sampled([sys.executable, "-c", BARE_SESSION_CHILD],
-                                        env=local_environment())
+    done, *measures = run_sampled([sys.executable, "-c", BARE_SESSION_CHILD],
+                                  env=local_environment())
     _checked(done, "bare SparkSession")
-    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20)}
+    return _measured(*measures)
 
 
 def ensure_data(size: str, data_dir: Path) -> tuple[Path, int]:

@@ -118,7 +118,7 @@ def it_reads_the_timings_line_past_a_progress_bar_drawn_after_it():
 
 def it_counts_the_cpu_seconds_of_a_child_process_tree():
     code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'sum(range(10**7))'])"
-    done, wall, peak, cpu = bench.run_sampled([bench.sys.executable, "-c", code])
+    done, wall, peak, cpu, _ = bench.run_sampled([bench.sys.executable, "-c", code])
     assert done.returncode == 0
     assert 0.05 < cpu <= wall * 2 + 0.5
     assert peak > 0
@@ -140,6 +140,15 @@ def it_computes_the_reference_tables_in_the_plain_baseline(raw, table):
 def it_measures_the_memory_of_a_process_tree():
     rss = bench.tree_rss_bytes(os.getpid())
     assert 10 * 2**20 < rss < 8 * 2**30
+
+
+def it_records_a_sampled_run_in_seconds_and_megabytes():
+    code = "import time; block = bytearray(60 * 2**20); time.sleep(1)"
+    done, *measures = bench.run_sampled([bench.sys.executable, "-c", code])
+    run = bench._measured(*measures, steps={})
+    assert done.returncode == 0
+    assert 1.0 <= run["total"] < 30 and run["cpu"] < 30
+    assert 60 <= run["peak_rss_mb"] < 1000 and 50 <= run["peak_pss_mb"] < 1000
 
 
 def it_counts_pages_that_forked_processes_share_once_in_the_pss_of_a_tree():
