@@ -16,6 +16,7 @@ from rental_kpis.layout import DATASETS, TABLES, Lake
 from rental_kpis.local.runner import _stage_groups, load_raw
 from rental_kpis.local.submit import spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
+from rental_kpis.spark.session import quick_start_conf
 from rental_kpis.spark.steps import parse_stage_mark, stage_mark
 from rental_kpis.stages import SPARK_STAGES
 
@@ -48,6 +49,7 @@ def it_spark_submits_each_emr_step_script_on_its_own(raw, tmp_path):
             ["--lake-root", lake.root, "--run-id", "emr"],
             [library],
             log_path=tmp_path / "logs" / f"{step}.log",
+            conf=quick_start_conf(),  # the small input's JIT setting, as run_local picks it
         )
         assert done.returncode == 0, done.output[-3000:]
         # one status line per step script, and no progress lines: those are the local app's

@@ -21,6 +21,7 @@ from rental_kpis.layout import DATASETS, TABLES, Lake, raw_input_files
 from rental_kpis.spark import kpis
 from rental_kpis.spark.readers import read_raw
 from rental_kpis.spark.schemas import REJECTION_REASON, column_names
+from rental_kpis.spark.session import quick_start_conf
 from rental_kpis.spark.validation import (
     CORRUPT_RECORD,
     curated_rows,
@@ -240,6 +241,7 @@ def it_exits_2_with_one_line_for_a_duplicated_header_column_under_spark_submit(t
         ["--lake-root", lake.root],
         [build_library_zip(tmp_path / "zip")],
         log_path=tmp_path / "x.log",
+        conf=quick_start_conf(),
     )
     assert result.returncode == 2
     assert (

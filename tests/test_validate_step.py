@@ -12,6 +12,7 @@ from cli_runner import run_cli
 from rental_kpis.devtools.datagen import MANIFEST, generate
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local.runner import run_local
+from rental_kpis.spark.session import quick_start_conf
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,7 @@ def it_exits_2_from_the_step_script_itself_when_the_raw_prefix_is_missing(tmp_pa
         ["--lake-root", str(tmp_path)],
         [build_library_zip(tmp_path / "zip")],
         log_path=tmp_path / "x.log",
+        conf=quick_start_conf(),
     )
     assert result.returncode == 2
     assert (
