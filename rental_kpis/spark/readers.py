@@ -25,7 +25,7 @@ from rental_kpis.errors import InputError, MissingColumnsError, MissingDatasetEr
 from rental_kpis.layout import RAW_FILES_RULE, is_raw_data_file
 from rental_kpis.spark import fs
 from rental_kpis.spark.schemas import column_names, missing_columns
-from rental_kpis.spark.validation import CORRUPT_RECORD
+from rental_kpis.spark.validation import CORRUPT_RECORD, SUSPECT
 
 # Every byte is one character in ISO-8859-1: the reader sees bytes, ``decode_utf8`` decodes.
 _BYTES = "ISO-8859-1"
@@ -154,7 +154,6 @@ def as_csv_record(cols: list[Column]) -> Column:
 
 BYTES = "bytes"  # read_raw's exact reading: every byte checked (any input)
 UTF8 = "utf-8"  # read_raw's fast reading: Spark decodes UTF-8 (exact when no row is suspect)
-SUSPECT = "_suspect"
 
 
 def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> DataFrame:

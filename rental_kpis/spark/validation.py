@@ -46,6 +46,7 @@ from rental_kpis.summaries import DatasetCounts
 
 CORRUPT_RECORD = "_corrupt_record"
 COPIES = "_copies"
+SUSPECT = "_suspect"  # readers.read_raw(text="utf-8"): a record that may hide an invalid byte
 RAW_LINE = "raw_line"
 
 _INT_TEXT = r"^\s*[+-]?\d{1,10}\s*$"
@@ -348,15 +349,18 @@ def rejected_rows(flagged: DataFrame, dataset: str) -> DataFrame:
 
 
 def narrow_flagged(flagged: DataFrame, dataset: str) -> DataFrame:
-    """What ``curated_rows`` and ``rejected_rows`` take from a flagged frame, and no more:
-    the typed values of valid rows, the raw strings (and raw line) of rejected rows, the
-    reason. Stored once as Parquet, the nulls in between cost next to nothing."""
+    """What ``curated_rows``, ``rejected_rows`` and ``count_columns`` take from a flagged
+    frame, and no more: the typed values of valid rows, the raw strings (and raw line) of
+    rejected rows, the reason, the copies (and the reader's suspect flag, when it has one).
+    Stored once as Parquet, the nulls in between cost next to nothing."""
     valid = F.col(REJECTION_REASON).isNull()
+    extra = [c for c in (COPIES, SUSPECT) if c in flagged.columns]
     return flagged.select(
         *(F.when(~valid, F.col(name)).alias(name) for name in column_names(dataset)),
         F.when(~valid, F.col(CORRUPT_RECORD)).alias(CORRUPT_RECORD),
         *(F.when(valid, F.col(typed(n))).alias(typed(n)) for n in column_names(dataset)),
         REJECTION_REASON,
+        *extra,
     )
 
 
