@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from rental_kpis import __version__
@@ -188,7 +188,7 @@ def write_flagged(
     return _counts(dataset, observation.get)
 
 
-def _count_columns(flagged: DataFrame, dataset: str) -> list:
+def _count_columns(flagged: DataFrame, dataset: str) -> list[Column]:
     """``count_columns``, plus the suspect records of a frame read with ``text="utf-8"``."""
     suspects = [F.count_if(F.col(SUSPECT)).alias("suspects")] if SUSPECT in flagged.columns else []
     return [*count_columns(dataset), *suspects]
@@ -202,7 +202,7 @@ def _write_curated_and_rejected(
     counted: DataFrame, flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
 ) -> None:
     """The two tables of a flagged frame, as two parallel jobs (``spark.parallel``); the
-    counts are observed on ``counted``, the curated one."""
+    curated one is taken from ``counted``, which may carry the Observation of the counts."""
     run_parallel(
         flagged.sparkSession,
         {
