@@ -177,8 +177,9 @@ def shared_keys(raw: DataFrame, dataset: str) -> DataFrame:
     the string keys counted in the reading task, 15 s this way.
     """
     return (
-        raw.where(parsed_key(dataset).isNotNull())
-        .select(key_hash(parsed_key(dataset)).alias(KEY_HASH))
+        raw.select(parsed_key(dataset).alias(KEY))
+        .where(F.col(KEY).isNotNull())
+        .select(key_hash(F.col(KEY)).alias(KEY_HASH))
         .repartition(KEY_HASH)
         .groupBy(KEY_HASH)
         .agg(F.count(F.lit(1)).alias("_rows"))
@@ -354,13 +355,14 @@ def narrow_flagged(flagged: DataFrame, dataset: str) -> DataFrame:
     rejected rows, the reason, the copies (and the reader's suspect flag, when it has one).
     Stored once as Parquet, the nulls in between cost next to nothing."""
     valid = F.col(REJECTION_REASON).isNull()
-    extra = [c for c in (COPIES, SUSPECT) if c in flagged.columns]
+    suspect = [SUSPECT] if SUSPECT in flagged.columns else []
     return flagged.select(
         *(F.when(~valid, F.col(name)).alias(name) for name in column_names(dataset)),
         F.when(~valid, F.col(CORRUPT_RECORD)).alias(CORRUPT_RECORD),
         *(F.when(valid, F.col(typed(n))).alias(typed(n)) for n in column_names(dataset)),
         REJECTION_REASON,
-        *extra,
+        COPIES,
+        *suspect,
     )
 
 
