@@ -222,7 +222,9 @@ def write_split(
     """``write_flagged`` with ``once``: one computation of the flagged frame, then Parquet
     reads of it: the counts (one small aggregation of the reason, copies and suspect
     columns), then curated and rejected. The work folder sits under the zone's
-    ``_staging/`` and is deleted whatever happens. Measured in benchmarks/README.md (issue
+    ``_staging/``, which readers and crawlers skip, and is deleted whatever the step does;
+    a killed application leaves it there, and the next local run discards it
+    (``runner.recover_lake``). Measured in benchmarks/README.md (issue
     15): counting from the stored columns instead of an Observation during the write saves
     the per-row evaluation of a score of aggregates inside the largest stage.
     """
