@@ -31,6 +31,10 @@ from rental_kpis.spark.validation import CORRUPT_RECORD, SUSPECT
 _BYTES = "ISO-8859-1"
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# SQL string literals (Spark SQL unescapes ``\\u``): the NUL byte, and U+FFFD, which the
+# UTF-8 reader puts where a byte is invalid.
+_NUL = "'\\u0000'"
+_REPLACEMENT = "'\\uFFFD'"
 # The CSV reader's options: RFC 4180 (escape is the quote itself, not Spark's backslash).
 CSV_OPTIONS: dict[str, str] = {
     "header": "true",
@@ -141,15 +145,32 @@ def is_bad_text(col: Column) -> Column:
     return F.contains(col, F.lit("\x00")) | invalid
 
 
-def as_csv_record(cols: list[Column]) -> Column:
-    """The fields of a record joined back into one CSV line, quoted where RFC 4180 needs it."""
+def as_csv_record(fields: list[str]) -> Column:
+    """The fields of a record joined back into one CSV line, quoted where RFC 4180 needs it.
 
-    def field(col: Column) -> Column:
-        text = F.coalesce(col, F.lit(""))
-        quoted = F.concat(F.lit('"'), F.replace(text, F.lit('"'), F.lit('""')), F.lit('"'))
-        return F.when(text.rlike('[",\r\n]'), quoted).otherwise(text)
+    ``fields`` are SQL expressions, and the record is one SQL expression: built with the
+    Column API it took a score of calls into the JVM per field, and the driver of a run on
+    the sample made thousands of them before its first job (benchmarks/README.md, issue 15).
+    """
 
-    return F.concat_ws(",", *(field(c) for c in cols))
+    def field(sql: str) -> str:
+        text = f"coalesce({sql}, '')"
+        quoted = f"""concat('"', replace({text}, '"', '""'), '"')"""
+        return f"""CASE WHEN {text} RLIKE '[",\\r\\n]' THEN {quoted} ELSE {text} END"""
+
+    return F.expr(f"concat_ws(',', {', '.join(field(sql) for sql in fields)})")
+
+
+def _sql_name(name: str) -> str:
+    """A column of the reader (``_c<i>``, ``_corrupt_record``) in SQL text."""
+    if "`" in name:
+        raise ValueError(f"not a reader column: {name!r}")
+    return f"`{name}`"
+
+
+def _decoded_sql(name: str) -> str:
+    """``decode_utf8`` of a reader column, in SQL text."""
+    return f"decode(encode({_sql_name(name)}, '{_BYTES}'), 'UTF-8')"
 
 
 BYTES = "bytes"  # read_raw's exact reading: every byte checked (any input)
@@ -186,7 +207,7 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
         return df.select(
             *(decode_utf8(source).alias(n) for source, n in zip(sources, names, strict=True)),
             F.when(corrupt.isNotNull(), decode_utf8(corrupt))
-            .when(bad_text, as_csv_record([decode_utf8(c) for c in every]))
+            .when(bad_text, as_csv_record([_decoded_sql(name) for name in positions]))
             .alias(CORRUPT_RECORD),
         )
     if text != UTF8:
@@ -194,16 +215,14 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
     return df.select(
         *(source.alias(n) for source, n in zip(sources, names, strict=True)),
         F.when(corrupt.isNotNull(), corrupt)
-        .when(_any_holds(every, "\x00"), as_csv_record(every))
+        .when(_any_holds(positions, _NUL), as_csv_record([_sql_name(n) for n in positions]))
         .alias(CORRUPT_RECORD),
-        _any_holds([*every, corrupt], "\ufffd").alias(SUSPECT),
+        _any_holds([*positions, CORRUPT_RECORD], _REPLACEMENT).alias(SUSPECT),
     )
 
 
-def _any_holds(cols: list[Column], text: str) -> Column:
-    """True when any of ``cols`` contains ``text`` (a byte search each, nothing copied)."""
-    found = [F.coalesce(F.contains(col, F.lit(text)), F.lit(False)) for col in cols]
-    result = found[0]
-    for more in found[1:]:
-        result = result | more
-    return result
+def _any_holds(names: list[str], literal: str) -> Column:
+    """True when any of the reader's columns ``names`` contains the SQL string ``literal``
+    (a byte search each, nothing copied); one SQL expression, as in ``as_csv_record``."""
+    found = (f"coalesce(contains({_sql_name(name)}, {literal}), false)" for name in names)
+    return F.expr(" OR ".join(found))
