@@ -22,6 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/rental-kpis class-archive
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned requirements and the package

