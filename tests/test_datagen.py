@@ -7,6 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
+from test_security_paths import assert_one_line_error
 
 from rental_kpis.devtools.datagen import PRICE_PER_HOUR, generate
 from rental_kpis.layout import DATASETS
@@ -80,3 +82,25 @@ def it_records_every_injected_defect_in_the_manifest(tmp_path):
         assert counts["rejected_rows"] == sum(counts["rejected_by_reason"].values())
         lines = (tmp_path / manifest["files"][name]).read_text().count("\n") - 1
         assert lines == counts["input_rows"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--transactions", "-5"], ["transactions must be 0 or more, not -5"]),
+        (["--transactions", "100", "--defect-rate", "2"], ["between 0 and 1, not 2.0"]),
+        (
+            ["--transactions", "100", "--defect-rate", "0.02"],
+            ["needs 720 clean locations rows", "make 300", "lower the rate"],
+        ),
+        (
+            ["--transactions", "10", "--defect-rate", "0.1"],
+            ["clean rental_transactions rows", "10 transactions make 10"],
+        ),
+    ],
+)
+def it_refuses_what_it_cannot_generate_in_one_line_and_writes_nothing(tmp_path, args, fragments):
+    out = tmp_path / "raw"
+    done = run_cli("generate", "--out", str(out), *args)
+    assert_one_line_error(done, *fragments)
+    assert not out.exists()

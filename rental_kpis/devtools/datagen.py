@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from rental_kpis.errors import UsageError
 from rental_kpis.layout import DATASETS
 from rental_kpis.spark.schemas import REASONS, column_names
 
@@ -430,6 +431,10 @@ class Written:
     expected: dict
 
 
+# Reasons whose rentals are not made by damaging one clean row's value.
+TRANSACTION_UNDAMAGED = ("malformed_row", "conflicting_rental_id")
+
+
 def add_transaction_defects(
     rng: np.random.Generator,
     table: pa.Table,
@@ -440,7 +445,7 @@ def add_transaction_defects(
     expected = _expected(table.num_rows, dataset)
     if per_reason == 0:
         return Written(table, [], expected)
-    damaged = [r for r in REASONS[dataset] if r not in ("malformed_row", "conflicting_rental_id")]
+    damaged = [r for r in REASONS[dataset] if r not in TRANSACTION_UNDAMAGED]
     groups = len(damaged) + 3  # + malformed, conflict sources, duplicate sources
     picked = rng.choice(table.num_rows, size=per_reason * groups, replace=False)
     chunks = picked.reshape(groups, per_reason)
@@ -490,7 +495,8 @@ def add_dimension_defects(
     expected = _expected(table.num_rows, dataset)
     if per_reason == 0:
         return Written(table, [], expected)
-    sources = table.take(pa.array(rng.choice(table.num_rows, 4 * per_reason, replace=False)))
+    picked = rng.choice(table.num_rows, DIMENSION_ROWS_PER_DEFECT * per_reason, replace=False)
+    sources = table.take(pa.array(picked))
     rows = sources.to_pylist()
     fresh = [
         f"{900000 + i}" if dataset == "locations" else f"X{dataset[0].upper()}{i:08d}"
@@ -540,6 +546,41 @@ def write_dataset(out: Path, dataset: str, written: Written) -> Path:
     return path
 
 
+# Rows each defect of a dimension takes from its clean rows (``add_dimension_defects``):
+# a malformed line, a missing key, two conflicting rows, a duplicate source.
+DIMENSION_ROWS_PER_DEFECT = 4
+
+
+def _check_room(sizes: Sizes, defect_rate: float) -> None:
+    """Every defect is made from a distinct clean row: a rate that needs more rows than a
+    dataset has is an error naming the dataset, not a failure deep inside numpy."""
+    damaged = [r for r in REASONS["rental_transactions"] if r not in TRANSACTION_UNDAMAGED]
+    needs = {
+        "rental_transactions": (
+            sizes.transactions,
+            defects_per_reason(sizes.transactions, defect_rate) * (len(damaged) + 3),
+        ),
+        **{
+            name: (
+                rows,
+                DIMENSION_ROWS_PER_DEFECT * defects_per_reason(rows, defect_rate * boost),
+            )
+            for name, rows, boost in (
+                ("locations", sizes.locations, DIMENSION_DEFECT_BOOST * 3),
+                ("vehicles", sizes.vehicles, DIMENSION_DEFECT_BOOST),
+                ("users", sizes.users, DIMENSION_DEFECT_BOOST),
+            )
+        },
+    }
+    for name, (rows, needed) in needs.items():
+        if needed > rows:
+            raise UsageError(
+                f"a defect rate of {defect_rate} needs {needed:,} clean {name} rows to damage "
+                f"but {sizes.transactions:,} transactions make {rows:,}; lower the rate or "
+                "generate more transactions"
+            )
+
+
 def defects_per_reason(rows: int, defect_rate: float) -> int:
     return 0 if defect_rate <= 0 else max(1, round(rows * defect_rate))
 
@@ -560,8 +601,13 @@ def generate(out: Path | str, transactions: int, seed: int = 42, defect_rate: fl
     the input/valid/rejected/deduplicated counts and rejected rows per reason to expect.
     """
     out = Path(out)
+    if transactions < 0:
+        raise UsageError(f"transactions must be 0 or more, not {transactions}")
+    if not 0.0 <= defect_rate <= 1.0:
+        raise UsageError(f"the defect rate must be between 0 and 1, not {defect_rate}")
     rng = np.random.default_rng(seed)
     sizes = Sizes.for_transactions(transactions)
+    _check_room(sizes, defect_rate)
     locations = make_locations(rng, sizes.locations)
     vehicles, vehicle_types = make_vehicles(rng, sizes.vehicles)
     users = make_users(rng, sizes.users)
