@@ -49,10 +49,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _class_archive(args: argparse.Namespace) -> int:
+    import subprocess
     import tempfile
 
     from rental_kpis.devtools.datagen import generate
-    from rental_kpis.errors import StepFailed
     from rental_kpis.local import class_archive as archive
 
     try:
@@ -62,7 +62,9 @@ def _class_archive(args: argparse.Namespace) -> int:
                 raw, archive.ARCHIVE_RUN_TRANSACTIONS, defect_rate=archive.ARCHIVE_RUN_DEFECT_RATE
             )
             folder, made = archive.build_class_archive(raw)
-    except (archive.ArchiveNotBuilt, StepFailed, OSError) as error:
+    except Interrupted:
+        raise
+    except (archive.ArchiveNotBuilt, RentalKpisError, OSError, subprocess.SubprocessError) as error:
         # only slower without it: say why, and let `make install` go on
         print(f"class archive not built ({error}); local Spark runs start without it")
         return 0

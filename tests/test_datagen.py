@@ -91,11 +91,11 @@ def it_records_every_injected_defect_in_the_manifest(tmp_path):
         (["--transactions", "100", "--defect-rate", "2"], ["between 0 and 1, not 2.0"]),
         (
             ["--transactions", "100", "--defect-rate", "0.02"],
-            ["needs 720 clean locations rows", "make 300", "lower the rate"],
+            ["needs 720 clean locations rows", "make 300; lower the rate"],
         ),
         (
             ["--transactions", "10", "--defect-rate", "0.1"],
-            ["clean rental_transactions rows", "10 transactions make 10"],
+            ["clean rental_transactions rows", "10 transactions make 10; generate more"],
         ),
     ],
 )

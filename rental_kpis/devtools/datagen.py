@@ -551,33 +551,36 @@ def write_dataset(out: Path, dataset: str, written: Written) -> Path:
 DIMENSION_ROWS_PER_DEFECT = 4
 
 
-def _check_room(sizes: Sizes, defect_rate: float) -> None:
+def defects_by_dataset(sizes: Sizes, defect_rate: float) -> dict[str, int]:
+    """Defective rows per rejection reason of each dataset: dimensions get a boosted rate
+    (``DIMENSION_DEFECT_BOOST``, three times more for the 300 locations)."""
+    return {
+        "locations": defects_per_reason(sizes.locations, defect_rate * DIMENSION_DEFECT_BOOST * 3),
+        "vehicles": defects_per_reason(sizes.vehicles, defect_rate * DIMENSION_DEFECT_BOOST),
+        "users": defects_per_reason(sizes.users, defect_rate * DIMENSION_DEFECT_BOOST),
+        "rental_transactions": defects_per_reason(sizes.transactions, defect_rate),
+    }
+
+
+def _check_room(sizes: Sizes, per_reason: dict[str, int], defect_rate: float) -> None:
     """Every defect is made from a distinct clean row: a rate that needs more rows than a
     dataset has is an error naming the dataset, not a failure deep inside numpy."""
     damaged = [r for r in REASONS["rental_transactions"] if r not in TRANSACTION_UNDAMAGED]
-    needs = {
-        "rental_transactions": (
-            sizes.transactions,
-            defects_per_reason(sizes.transactions, defect_rate) * (len(damaged) + 3),
-        ),
-        **{
-            name: (
-                rows,
-                DIMENSION_ROWS_PER_DEFECT * defects_per_reason(rows, defect_rate * boost),
-            )
-            for name, rows, boost in (
-                ("locations", sizes.locations, DIMENSION_DEFECT_BOOST * 3),
-                ("vehicles", sizes.vehicles, DIMENSION_DEFECT_BOOST),
-                ("users", sizes.users, DIMENSION_DEFECT_BOOST),
-            )
-        },
+    rows = {
+        "rental_transactions": sizes.transactions,
+        "locations": sizes.locations,
+        "vehicles": sizes.vehicles,
+        "users": sizes.users,
     }
-    for name, (rows, needed) in needs.items():
-        if needed > rows:
+    for name, available in rows.items():
+        taken = len(damaged) + 3 if name == "rental_transactions" else DIMENSION_ROWS_PER_DEFECT
+        needed = per_reason[name] * taken
+        if needed > available:
+            # one defect per reason is the floor: then only more rows help, else a lower rate
+            remedy = "generate more transactions" if per_reason[name] == 1 else "lower the rate"
             raise UsageError(
                 f"a defect rate of {defect_rate} needs {needed:,} clean {name} rows to damage "
-                f"but {sizes.transactions:,} transactions make {rows:,}; lower the rate or "
-                "generate more transactions"
+                f"but {sizes.transactions:,} transactions make {available:,}; {remedy}"
             )
 
 
@@ -607,7 +610,8 @@ def generate(out: Path | str, transactions: int, seed: int = 42, defect_rate: fl
         raise UsageError(f"the defect rate must be between 0 and 1, not {defect_rate}")
     rng = np.random.default_rng(seed)
     sizes = Sizes.for_transactions(transactions)
-    _check_room(sizes, defect_rate)
+    per_reason = defects_by_dataset(sizes, defect_rate)
+    _check_room(sizes, per_reason, defect_rate)
     locations = make_locations(rng, sizes.locations)
     vehicles, vehicle_types = make_vehicles(rng, sizes.vehicles)
     users = make_users(rng, sizes.users)
@@ -618,24 +622,24 @@ def generate(out: Path | str, transactions: int, seed: int = 42, defect_rate: fl
             "locations",
             locations,
             "location_id",
-            defects_per_reason(sizes.locations, defect_rate * DIMENSION_DEFECT_BOOST * 3),
+            per_reason["locations"],
         ),
         "vehicles": add_dimension_defects(
             rng,
             "vehicles",
             vehicles,
             "vehicle_id",
-            defects_per_reason(sizes.vehicles, defect_rate * DIMENSION_DEFECT_BOOST),
+            per_reason["vehicles"],
         ),
         "users": add_dimension_defects(
             rng,
             "users",
             users,
             "user_id",
-            defects_per_reason(sizes.users, defect_rate * DIMENSION_DEFECT_BOOST),
+            per_reason["users"],
         ),
         "rental_transactions": add_transaction_defects(
-            rng, rentals, defects_per_reason(transactions, defect_rate), sizes.locations
+            rng, rentals, per_reason["rental_transactions"], sizes.locations
         ),
     }
     manifest = {

@@ -17,12 +17,15 @@ writes no archive: ``_top_archive`` checks that the file exists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+from rental_kpis.errors import StepFailed
 from rental_kpis.layout import local_lake
 from rental_kpis.local.runner import load_raw, run_spark_steps
 from rental_kpis.project import build_library_zip
@@ -30,6 +33,7 @@ from rental_kpis.spark.session import (
     CLASS_ARCHIVE_BASE,
     CLASS_ARCHIVE_TOP,
     JAVA_OPTIONS,
+    class_archive_complete,
     class_archive_dir,
     local_environment,
     quick_start_conf,
@@ -42,6 +46,10 @@ ARCHIVE_RUN_TRANSACTIONS = 2_000
 ARCHIVE_RUN_DEFECT_RATE = 0.002
 
 
+WORK_PREFIX = ".building-"
+ABANDONED_AFTER_SECONDS = 3600
+
+
 class ArchiveNotBuilt(Exception):
     """The JVM could not make an archive; runs go on without one, only slower."""
 
@@ -50,16 +58,18 @@ def build_class_archive(raw_dir: Path, root: Path | None = None) -> tuple[Path, 
     """Make the archive for this Java and these Spark jars, unless it exists, from a run of
     the Spark steps on ``raw_dir`` (raw CSV, ``<dataset>/*.csv``).
 
-    Returns its folder and whether it was made now. Everything is made in a temporary
+    Returns its folder and whether this call made it. Everything is made in a temporary
     folder beside it and renamed into place, so a reader never sees half an archive and two
-    builders at once leave one complete folder.
+    builders at once leave one complete folder. A folder left incomplete is replaced, and
+    work folders that a killed build left behind are removed.
     """
     java_home = local_environment()["JAVA_HOME"]
     folder = class_archive_dir(java_home, root)
-    if (folder / CLASS_ARCHIVE_TOP).is_file():
+    if class_archive_complete(folder):
         return folder, False
     folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    _remove_abandoned_work(folder.parent)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=folder.parent))
     work.chmod(0o755)  # mkdtemp makes it private; the archive is read by any user
     try:
         base = _base_archive(Path(java_home), work / CLASS_ARCHIVE_BASE)
@@ -67,14 +77,28 @@ def build_class_archive(raw_dir: Path, root: Path | None = None) -> tuple[Path, 
         for entry in work.iterdir():
             if entry.name not in (CLASS_ARCHIVE_BASE, CLASS_ARCHIVE_TOP):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if class_archive_complete(folder):  # another builder finished first: keep its
+            return folder, False
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder would block the rename
         try:
             os.rename(work, folder)
         except OSError:
-            if not (folder / CLASS_ARCHIVE_TOP).is_file():  # another builder won: keep its
-                raise
+            if class_archive_complete(folder):  # another builder won the rename
+                return folder, False
+            raise
         return folder, True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_abandoned_work(parent: Path) -> None:
+    """Work folders of builds killed on the way (up to 150 MB each); one younger than
+    ``ABANDONED_AFTER_SECONDS`` may belong to a build still running, and stays."""
+    now = time.time()
+    for entry in parent.glob(f"{WORK_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                shutil.rmtree(entry)
 
 
 def _base_archive(java_home: Path, target: Path) -> Path:
@@ -98,8 +122,17 @@ def _top_archive(raw_dir: Path, work: Path, base: Path, target: Path) -> None:
     load_raw(raw_dir, lake)
     options = quick_start_conf()[JAVA_OPTIONS]
     options += f" -XX:SharedArchiveFile={base} -XX:ArchiveClassesAtExit={target}"
-    run_spark_steps(
-        SPARK_STAGES, lake, "class-archive", build_library_zip(work), conf={JAVA_OPTIONS: options}
-    )
+    try:
+        run_spark_steps(
+            SPARK_STAGES,
+            lake,
+            "class-archive",
+            build_library_zip(work),
+            conf={JAVA_OPTIONS: options},
+        )
+    except StepFailed as failed:  # its log is in the work folder, which goes: say the cause
+        raise ArchiveNotBuilt(
+            f"the Spark step {failed.step} exited with {failed.returncode}: {failed.detail}"
+        ) from None
     if not target.is_file():
         raise ArchiveNotBuilt(f"the Spark application exited without writing {target}")

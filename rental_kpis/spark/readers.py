@@ -31,10 +31,10 @@ from rental_kpis.spark.validation import CORRUPT_RECORD, SUSPECT
 _BYTES = "ISO-8859-1"
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-# SQL string literals (Spark SQL unescapes ``\\u``): the NUL byte, and U+FFFD, which the
-# UTF-8 reader puts where a byte is invalid.
-_NUL = "'\\u0000'"
-_REPLACEMENT = "'\\uFFFD'"
+# SQL strings made from their UTF-8 bytes (no escape, so no parser setting changes them):
+# the NUL byte, and U+FFFD, which the UTF-8 reader puts where a byte is invalid.
+_NUL = "decode(X'00', 'UTF-8')"
+_REPLACEMENT = "decode(X'EFBFBD', 'UTF-8')"
 # The CSV reader's options: RFC 4180 (escape is the quote itself, not Spark's backslash).
 CSV_OPTIONS: dict[str, str] = {
     "header": "true",

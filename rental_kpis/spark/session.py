@@ -77,8 +77,11 @@ def class_archive_root() -> Path:
 def class_archive_dir(java_home: str, root: Path | None = None) -> Path:
     """The archive folder for ``java_home`` and the installed Spark jars.
 
-    Named after what a JVM checks before it maps an archive: the Java runtime (its
-    ``lib/modules``) and every jar of the class path (name, size, modification time).
+    Named after most of what a JVM checks before it maps an archive: the Java runtime (its
+    ``lib/modules``) and every jar of the class path (name, size, modification time). What
+    it leaves out (a class path extended by ``SPARK_DIST_CLASSPATH``, a heap of 32 GB or
+    more) makes the JVM skip the archive; ``-Xlog:cds`` in the driver's Java options shows
+    whether it mapped one.
     """
     import pyspark
 
@@ -92,15 +95,22 @@ def class_archive_dir(java_home: str, root: Path | None = None) -> Path:
     return (root or class_archive_root()) / digest
 
 
+def class_archive_complete(folder: Path) -> bool:
+    """Both archives are there (the builder renames them into place together)."""
+    return (folder / CLASS_ARCHIVE_BASE).is_file() and (folder / CLASS_ARCHIVE_TOP).is_file()
+
+
 def class_archive_options(java_home: str, root: Path | None = None) -> str:
     """The JVM options that map this installation's class archive, or "" when it has none.
 
     CDS messages are turned off: an archive that does not fit is skipped with a warning on
-    stdout otherwise, and a run without the archive is only slower."""
+    stdout otherwise, and a run without the archive is only slower. A folder whose path
+    holds a blank or a colon is not used: Spark splits Java options at blanks, and the JVM
+    splits the two archives at the colon, so the JVM would not start or not map them."""
     folder = class_archive_dir(java_home, root)
-    base, top = folder / CLASS_ARCHIVE_BASE, folder / CLASS_ARCHIVE_TOP
-    if not (base.is_file() and top.is_file()):
+    if not class_archive_complete(folder) or re.search(r"[\s:]", str(folder)):
         return ""
+    base, top = folder / CLASS_ARCHIVE_BASE, folder / CLASS_ARCHIVE_TOP
     return f"-XX:SharedArchiveFile={base}:{top} -Xlog:cds*=off"
 
 
