@@ -44,6 +44,37 @@ def it_names_local_stages_after_the_state_machine_spine():
     ]
 
 
+PRELOAD = """
+import sys
+from rental_kpis.local.runner import preload_local_stages
+thread = preload_local_stages(sys.argv[1:])
+if thread:
+    thread.join()
+local = ("rental_kpis.local.glue", "rental_kpis.local.athena")
+print(thread is not None, *sorted(name for name in sys.modules if name in local))
+"""
+
+
+@pytest.mark.parametrize(
+    ("steps", "printed"),
+    [
+        (["crawl", "queries"], "False"),  # no Spark application to hide the imports behind
+        (["validate_raw"], "False"),
+        (["validate_raw", "crawl"], "True rental_kpis.local.glue"),
+        (
+            ["user_transaction_metrics", "crawl", "queries"],
+            "True " + " ".join(["rental_kpis.local.athena", "rental_kpis.local.glue"]),
+        ),
+    ],
+)
+def it_imports_the_local_stages_while_the_spark_application_runs(steps, printed):
+    """In a fresh interpreter, so that only the thread can have imported them."""
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD, *steps], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == printed
+
+
 def it_keeps_the_previous_tables_queryable_when_a_kpi_step_fails(raw, tmp_path, spark):
     """The failing run is a spark-submit application; the runs around it use the tests'
     session (``run_local(spark=...)``), which writes the same tables without a JVM start."""

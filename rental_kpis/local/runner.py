@@ -12,7 +12,9 @@ record, timings and logs (``runs/<run_id>/<step>.log``) that separate processes 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import importlib
 import json
 import os
 import re
@@ -366,6 +368,29 @@ def run_session_steps(
     return results
 
 
+# The modules of the local stages: pandas, pyarrow and DuckDB take about 0.6 s to import.
+LOCAL_STAGE_MODULES = {"crawl": "rental_kpis.local.glue", "queries": "rental_kpis.local.athena"}
+
+
+def preload_local_stages(steps: Sequence[str]) -> threading.Thread | None:
+    """Import the modules of the local stages among ``steps`` in a thread, while the Spark
+    application that runs before them keeps this process waiting on its output; crawl and
+    queries then start at once. An import that fails here fails again, with its message,
+    where the stage imports it."""
+    modules = [LOCAL_STAGE_MODULES[s] for s in steps if s in LOCAL_STAGE_MODULES]
+    if not modules or not any(s in SPARK_STAGES for s in steps):
+        return None
+
+    def load() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="rental_kpis-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def crawl_stage(lake: Lake) -> dict:
     from rental_kpis.local import glue
 
@@ -560,6 +585,8 @@ def run_local(
                     write_run_record(lake, record)
                     notify(step, event, done)
 
+                if spark is None:
+                    preload_local_stages(steps)
                 for group in _stage_groups(steps):
                     try:
                         _run_group(
