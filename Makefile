@@ -51,7 +51,7 @@ screenshot: demo ## a real make demo, then docs/report.png: the report's first s
 # `make test` installs nothing on the system: without Chromium the browser tests skip and say
 # that `make browser` installs it (.ci/run does, so CI always runs them).
 test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if present; no AWS)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## the property-based CSV suite with many fresh random examples (before a release)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_csv_properties.py -n 0 -q $(PYTEST_ARGS)
