@@ -171,17 +171,25 @@ def write_flagged(
 ) -> dict | None:
     """Write a flagged dataset's curated and rejected rows; return its row accounting.
 
-    Without ``once``, two jobs, each computing the flagged frame from the raw files:
-    cheapest for a small dataset (columnar caching cost twice the read-shuffle-sort it
-    saves); the counts are observed during the curated write, so they cost no job of their
-    own. With ``once`` (a large dataset), the flagged frame is computed one time into a
-    Parquet work folder and curated, rejected and the counts are taken from it
-    (``write_split``). A frame read with ``text="utf-8"`` also counts its suspect records;
-    with any, nothing is kept and None says that the dataset must be read again byte by
-    byte (``validate_dataset``).
+    Without ``once`` (a small dataset), the flagged frame is computed once into a local
+    checkpoint (``localCheckpoint``: its rows in the executors' block stores, its lineage
+    cut), and curated and rejected are written from it as two jobs that neither parse the
+    CSV nor plan the validation again; the counts are observed during the curated write, so
+    they cost no job of their own. Measured on the sample (benchmarks/README.md, issue 15):
+    `rental-kpis run` 16.3-16.5 s with two jobs that each computed the frame, 14.8-16.1 s
+    this way; columnar caching had cost more than the recomputation it saved. Local
+    checkpoints do not survive the loss of the executor holding them (Spark's
+    ``Dataset.localCheckpoint`` documentation: "unreliable and may compromise job
+    completion"): the step then fails and is retried, which for a dataset under
+    ``SHARED_KEYS_FROM_BYTES`` costs seconds. With ``once`` (a large dataset), the flagged
+    frame is computed one time into a Parquet work folder and curated, rejected and the
+    counts are taken from it (``write_split``). A frame read with ``text="utf-8"`` also
+    counts its suspect records; with any, nothing is kept and None says that the dataset
+    must be read again byte by byte (``validate_dataset``).
     """
     if once:
         return write_split(flagged, lake, dataset, into)
+    flagged = flagged.localCheckpoint()  # eager: computed here, once
     observation = Observation(f"{dataset}_counts")
     counted = flagged.observe(observation, *_count_columns(flagged, dataset))
     _write_curated_and_rejected(counted, flagged, lake, dataset, into)
