@@ -171,29 +171,35 @@ def write_flagged(
 ) -> dict | None:
     """Write a flagged dataset's curated and rejected rows; return its row accounting.
 
-    Without ``once`` (a small dataset), the flagged frame is computed once into a local
-    checkpoint (``localCheckpoint``: its rows in the executors' block stores, its lineage
-    cut), and curated and rejected are written from it as two jobs that neither parse the
-    CSV nor plan the validation again; the counts are observed during the curated write, so
-    they cost no job of their own. Measured on the sample (benchmarks/README.md, issue 15):
-    `rental-kpis run` 16.3-16.5 s with two jobs that each computed the frame, 14.8-16.1 s
-    this way; columnar caching had cost more than the recomputation it saved. Local
-    checkpoints do not survive the loss of the executor holding them (Spark's
-    ``Dataset.localCheckpoint`` documentation: "unreliable and may compromise job
-    completion"): the step then fails and is retried, which for a dataset under
-    ``SHARED_KEYS_FROM_BYTES`` costs seconds. With ``once`` (a large dataset), the flagged
-    frame is computed one time into a Parquet work folder and curated, rejected and the
-    counts are taken from it (``write_split``). A frame read with ``text="utf-8"`` also
-    counts its suspect records; with any, nothing is kept and None says that the dataset
-    must be read again byte by byte (``validate_dataset``).
+    The flagged frame is computed one time and stored, then counted (one small aggregation
+    of its reason, copies and suspect columns), then split into curated and rejected, two
+    jobs that neither parse the CSV nor plan the validation again. A small dataset is stored
+    in a local checkpoint (``localCheckpoint``: its rows in the executors' block stores, its
+    lineage cut); with ``once`` (a large dataset), in a Parquet work folder
+    (``write_split``). A frame read with ``text="utf-8"`` also counts its suspect records;
+    with any, nothing is written and None says that the dataset must be read again byte by
+    byte (``validate_dataset``).
+
+    Measured on the sample (benchmarks/README.md, issue 15): `rental-kpis run` 16.3-16.5 s
+    with two jobs that each computed the frame, 14.8-16.1 s with the checkpoint; columnar
+    caching had cost more than the recomputation it saved. Local checkpoints do not survive
+    the loss of the executor holding them (Spark's ``Dataset.localCheckpoint``
+    documentation: "unreliable and may compromise job completion"): the step then fails and
+    is retried, which for a dataset under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
     """
     if once:
         return write_split(flagged, lake, dataset, into)
-    flagged = flagged.localCheckpoint()  # eager: computed here, once
-    observation = Observation(f"{dataset}_counts")
-    counted = flagged.observe(observation, *_count_columns(flagged, dataset))
-    _write_curated_and_rejected(counted, flagged, lake, dataset, into)
-    return _counts(dataset, observation.get)
+    return _split_stored(flagged.localCheckpoint(), lake, dataset, into)
+
+
+def _split_stored(
+    stored: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
+) -> dict | None:
+    """Count a stored flagged frame, then write its two tables unless it holds suspects."""
+    counts = _counts(dataset, stored.agg(*_count_columns(stored, dataset)).first().asDict())
+    if counts is not None:
+        _write_curated_and_rejected(stored, lake, dataset, into)
+    return counts
 
 
 def _count_columns(flagged: DataFrame, dataset: str) -> list[Column]:
@@ -207,18 +213,17 @@ def _counts(dataset: str, metrics: dict) -> dict | None:
 
 
 def _write_curated_and_rejected(
-    counted: DataFrame, flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
+    stored: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
 ) -> None:
-    """The two tables of a flagged frame, as two parallel jobs (``spark.parallel``); the
-    curated one is taken from ``counted``, which may carry the Observation of the counts."""
+    """The two tables of a stored flagged frame, as two parallel jobs (``spark.parallel``)."""
     run_parallel(
-        flagged.sparkSession,
+        stored.sparkSession,
         {
             "curated": lambda: write_parquet(
-                curated_rows(counted, dataset), lake.curated(dataset), into=into
+                curated_rows(stored, dataset), lake.curated(dataset), into=into
             ),
             "rejected": lambda: write_parquet(
-                rejected_rows(flagged, dataset), lake.rejected(dataset), into=into
+                rejected_rows(stored, dataset), lake.rejected(dataset), into=into
             ),
         },
     )
@@ -227,24 +232,19 @@ def _write_curated_and_rejected(
 def write_split(
     flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
 ) -> dict | None:
-    """``write_flagged`` with ``once``: one computation of the flagged frame, then Parquet
-    reads of it: the counts (one small aggregation of the reason, copies and suspect
-    columns), then curated and rejected. The work folder sits under the zone's
-    ``_staging/``, which readers and crawlers skip, and is deleted whatever the step does;
-    a killed application leaves it there, and the next local run discards it
-    (``runner.recover_lake``). Measured in benchmarks/README.md (issue
-    15): counting from the stored columns instead of an Observation during the write saves
-    the per-row evaluation of a score of aggregates inside the largest stage.
+    """``write_flagged`` with ``once``: the flagged frame stored in a Parquet work folder
+    (only the columns the split needs, ``narrow_flagged``), then ``_split_stored``. The work
+    folder sits under the zone's ``_staging/``, which readers and crawlers skip, and is
+    deleted whatever the step does; a killed application leaves it there, and the next local
+    run discards it (``runner.recover_lake``). Measured in benchmarks/README.md (issue 15):
+    counting from the stored columns instead of an Observation during the write saves the
+    per-row evaluation of a score of aggregates inside the largest stage.
     """
     spark = flagged.sparkSession
     work = fs.staging_uri(lake.curated(dataset), f"flagged.{secrets.token_hex(4)}")
     try:
         narrow_flagged(flagged, dataset).write.mode("overwrite").parquet(work)
-        stored = spark.read.parquet(work)
-        counts = _counts(dataset, stored.agg(*_count_columns(stored, dataset)).first().asDict())
-        if counts is not None:
-            _write_curated_and_rejected(stored, stored, lake, dataset, into)
-        return counts
+        return _split_stored(spark.read.parquet(work), lake, dataset, into)
     finally:
         fs.delete(spark, work)
 
