@@ -416,7 +416,7 @@ def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World, fas
             name: read_as_the_step_does(spark, name, str(root / name), fast) for name in DATASETS
         }
         shared = {n: shared_keys(df, n) for n, df in frames.items()} if fast else None
-        flagged = flag_all(frames, shared=shared)
+        flagged = flag_all(frames, persist=True, shared=shared)
         try:
             for name in DATASETS:
                 check_dataset(name, flagged[name], world.records[name], world.layouts[name])

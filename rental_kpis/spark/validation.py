@@ -408,15 +408,20 @@ def flag_all(
 ) -> dict[str, DataFrame]:
     """Flag the four datasets; transactions are checked against the dimensions' valid keys.
 
-    For exploring and tests, all in memory. With ``persist`` each flagged frame is kept
-    (memory, then disk) for a caller that takes several things from it. ``shared`` gives
-    each dataset's ``shared_keys`` (``collapse_duplicates``). The validation step does
-    neither: it writes each dimension, then checks rentals against the written keys.
+    For exploring and tests, all in memory. With ``persist`` each flagged frame is computed
+    at once into a local checkpoint (its rows in the executors' block stores, its lineage
+    cut), as the validation step keeps a small dataset's (``steps.write_flagged``), for a
+    caller that takes several things from it: each later count or collect then neither
+    parses the CSV nor plans the validation again, and the rentals are checked against the
+    stored dimensions. Measured on the property suite's six examples: 58.9 s without,
+    37.2 s with ``persist()``, 31.7 s with the checkpoint (issue 15). ``shared`` gives each
+    dataset's ``shared_keys`` (``collapse_duplicates``). The validation step writes each
+    dimension, then checks rentals against the written keys.
     """
     shared = shared or {}
 
     def keep(df: DataFrame) -> DataFrame:
-        return df.persist() if persist else df
+        return df.localCheckpoint() if persist else df
 
     flagged = {
         name: keep(flag_dimension(raw[name], name, shared.get(name))) for name in DIMENSION_KEYS
