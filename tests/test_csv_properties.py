@@ -395,7 +395,7 @@ def typed_view(df, dataset: str):
 
 
 def read_as_the_step_does(spark, dataset: str, uri: str, fast: bool):
-    """``read_raw`` as ``steps.validate_dataset`` uses it: the CSV reader decoding UTF-8
+    """``read_raw`` as ``steps.store_dataset`` uses it: the CSV reader decoding UTF-8
     first, byte by byte when a record is suspect; or byte by byte only."""
     if fast:
         raw = read_raw(spark, dataset, uri, text=UTF8)

@@ -192,10 +192,11 @@ def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
 def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_would(
     spark, small_raw, tmp_path
 ):
-    """A large dataset's flagged frame is computed once into a work folder and split from it
-    (``steps.write_split``); a small one is computed twice. Both give the same tables, row
-    for row (raw strings and raw lines of rejected rows included), and no work folder is
-    left behind, not even that of users' first reading, which is dropped for suspects."""
+    """A large dataset's flagged frame is stored in a Parquet work folder and split from it,
+    a small one's in a local checkpoint (``steps.stored_flagged``). Both give the same
+    tables, row for row (raw strings and raw lines of rejected rows included), and no work
+    folder is left behind, not even that of users' first reading, which is dropped for
+    suspects."""
     lakes = {}
     for name, threshold in (("twice", None), ("once", "0")):
         shutil.copytree(small_raw, tmp_path / name / "raw")

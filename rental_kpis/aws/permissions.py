@@ -775,7 +775,7 @@ def instance_role_calls(d: Deployment) -> list[Call]:
     )
     rows += _rows(
         EC2,
-        "validate_raw writes and deletes that work folder (steps.write_split)",
+        "validate_raw writes and deletes that work folder (steps.stored_flagged)",
         write,
         [o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet")],
     )

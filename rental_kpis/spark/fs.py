@@ -188,20 +188,6 @@ class Switch:
         with self._lock:
             self.pairs.append((staging, target))
 
-    def location(self, target: str) -> str:
-        """Where ``target``'s new data is until the switch: its staging folder once written
-        in this switch (a step reading what it wrote must read there), else ``target``."""
-        return next((s for s, t in reversed(self.pairs) if t == target), target)
-
-    def drop(self, target: str) -> None:
-        """Forget what was written for ``target`` in this switch and delete it (a dataset
-        that is to be written again)."""
-        with self._lock:
-            dropped = [p for p in self.pairs if p[1] == target]
-            self.pairs = [p for p in self.pairs if p[1] != target]
-        for staging, _ in dropped:
-            delete(self.spark, staging)
-
     def commit(self) -> None:
         switch_in(self.spark, self.pairs, self.root)
 

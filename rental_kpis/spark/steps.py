@@ -11,8 +11,11 @@ import json
 import platform
 import secrets
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -27,13 +30,13 @@ from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_header, read_ra
 from rental_kpis.spark.validation import (
     count_columns,
     counts_from,
-    curated_keys,
     curated_rows,
     flag_dimension,
     flag_transactions,
     narrow_flagged,
     rejected_rows,
     shared_keys,
+    valid_keys,
 )
 
 
@@ -162,44 +165,49 @@ def write_summary(spark: SparkSession, lake: Lake, run_id: str, step: str, body:
     return summary
 
 
-def write_flagged(
-    flagged: DataFrame,
-    lake: Lake,
-    dataset: str,
-    into: fs.Switch | None = None,
-    once: bool = False,
-) -> dict | None:
-    """Write a flagged dataset's curated and rejected rows; return its row accounting.
+@dataclass
+class Stored:
+    """A dataset flagged, computed one time and stored (``stored_flagged``), and its row
+    accounting; the frame lives as long as the ``ExitStack`` given to ``store_dataset``."""
 
-    The flagged frame is computed one time and stored, then counted (one small aggregation
-    of its reason, copies and suspect columns), then split into curated and rejected, two
-    jobs that neither parse the CSV nor plan the validation again. A small dataset is stored
-    in a local checkpoint (``localCheckpoint``: its rows in the executors' block stores, its
-    lineage cut); with ``once`` (a large dataset), in a Parquet work folder
-    (``write_split``). A frame read with ``text="utf-8"`` also counts its suspect records;
-    with any, nothing is written and None says that the dataset must be read again byte by
-    byte (``validate_dataset``).
+    frame: DataFrame
+    counts: dict
+    seconds: float
 
-    Measured on the sample (benchmarks/README.md, issue 15): `rental-kpis run` 16.3-16.5 s
-    with two jobs that each computed the frame, 14.8-16.1 s with the checkpoint; columnar
-    caching had cost more than the recomputation it saved. Local checkpoints do not survive
-    the loss of the executor holding them (Spark's ``Dataset.localCheckpoint``
-    documentation: "unreliable and may compromise job completion"): the step then fails and
-    is retried, which for a dataset under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
+
+@contextmanager
+def stored_flagged(
+    flagged: DataFrame, lake: Lake, dataset: str, large: bool
+) -> Iterator[DataFrame]:
+    """The flagged frame computed one time and stored, for its counts, its two tables and
+    (a dimension's) the rentals' key checks to read instead of parsing the CSV and running
+    the validation plan again.
+
+    A small dataset is stored in a local checkpoint (``localCheckpoint``: its rows in the
+    executors' block stores, its lineage cut). A large one in a Parquet work folder, only
+    the columns that are read later (``narrow_flagged``); the folder sits under the zone's
+    ``_staging/``, which readers and crawlers skip, and is deleted when the context ends,
+    whatever the step does; a killed application leaves it there, and the next local run
+    discards it (``runner.recover_lake``).
+
+    Measured (benchmarks/README.md, issue 15): at 10M rentals the work folder made rentals
+    146.4 s -> 112.0 s against a flagged frame computed once per table; on the sample,
+    `rental-kpis run` 16.3-16.5 s -> 14.8-16.1 s with the checkpoint, where columnar caching
+    had cost more than the recomputation it saved. A local checkpoint does not survive the
+    loss of the executor holding it (Spark's ``Dataset.localCheckpoint`` documentation:
+    "unreliable and may compromise job completion"): the step then fails and is retried,
+    which for a dataset under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
     """
-    if once:
-        return write_split(flagged, lake, dataset, into)
-    return _split_stored(flagged.localCheckpoint(), lake, dataset, into)
-
-
-def _split_stored(
-    stored: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
-) -> dict | None:
-    """Count a stored flagged frame, then write its two tables unless it holds suspects."""
-    counts = _counts(dataset, stored.agg(*_count_columns(stored, dataset)).first().asDict())
-    if counts is not None:
-        _write_curated_and_rejected(stored, lake, dataset, into)
-    return counts
+    if not large:
+        yield flagged.localCheckpoint()
+        return
+    spark = flagged.sparkSession
+    work = fs.staging_uri(lake.curated(dataset), f"flagged.{secrets.token_hex(4)}")
+    try:
+        narrow_flagged(flagged, dataset).write.mode("overwrite").parquet(work)
+        yield spark.read.parquet(work)
+    finally:
+        fs.delete(spark, work)
 
 
 def _count_columns(flagged: DataFrame, dataset: str) -> list[Column]:
@@ -208,45 +216,29 @@ def _count_columns(flagged: DataFrame, dataset: str) -> list[Column]:
     return [*count_columns(dataset), *suspects]
 
 
-def _counts(dataset: str, metrics: dict) -> dict | None:
+def _counts(stored: DataFrame, dataset: str) -> dict | None:
+    """The row accounting of a stored flagged frame (one small aggregation of its reason,
+    copies and suspect columns), or None when it holds suspect records."""
+    metrics = stored.agg(*_count_columns(stored, dataset)).first().asDict()
     return None if metrics.get("suspects") else counts_from(dataset, metrics).as_dict()
 
 
-def _write_curated_and_rejected(
-    stored: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
-) -> None:
-    """The two tables of a stored flagged frame, as two parallel jobs (``spark.parallel``)."""
+def write_stored(stored: Stored, lake: Lake, dataset: str, into: fs.Switch | None) -> float:
+    """The two tables of a stored dataset, as two parallel jobs (``spark.parallel``) that
+    neither parse the CSV nor plan the validation again; return the seconds it took."""
+    started = time.monotonic()
     run_parallel(
-        stored.sparkSession,
+        stored.frame.sparkSession,
         {
             "curated": lambda: write_parquet(
-                curated_rows(stored, dataset), lake.curated(dataset), into=into
+                curated_rows(stored.frame, dataset), lake.curated(dataset), into=into
             ),
             "rejected": lambda: write_parquet(
-                rejected_rows(stored, dataset), lake.rejected(dataset), into=into
+                rejected_rows(stored.frame, dataset), lake.rejected(dataset), into=into
             ),
         },
     )
-
-
-def write_split(
-    flagged: DataFrame, lake: Lake, dataset: str, into: fs.Switch | None
-) -> dict | None:
-    """``write_flagged`` with ``once``: the flagged frame stored in a Parquet work folder
-    (only the columns the split needs, ``narrow_flagged``), then ``_split_stored``. The work
-    folder sits under the zone's ``_staging/``, which readers and crawlers skip, and is
-    deleted whatever the step does; a killed application leaves it there, and the next local
-    run discards it (``runner.recover_lake``). Measured in benchmarks/README.md (issue 15):
-    counting from the stored columns instead of an Observation during the write saves the
-    per-row evaluation of a score of aggregates inside the largest stage.
-    """
-    spark = flagged.sparkSession
-    work = fs.staging_uri(lake.curated(dataset), f"flagged.{secrets.token_hex(4)}")
-    try:
-        narrow_flagged(flagged, dataset).write.mode("overwrite").parquet(work)
-        return _split_stored(spark.read.parquet(work), lake, dataset, into)
-    finally:
-        fs.delete(spark, work)
+    return time.monotonic() - started
 
 
 def _materialised(df: DataFrame) -> DataFrame:
@@ -268,16 +260,18 @@ SHARED_KEYS_FROM_BYTES = 16 * 2**20
 FlagFunction = Callable[[DataFrame, "DataFrame | None"], DataFrame]
 
 
-def validate_dataset(
-    spark: SparkSession, lake: Lake, dataset: str, flag: FlagFunction, into: fs.Switch
-) -> dict:
-    """Read, flag and write one dataset; return its row accounting.
+def store_dataset(
+    spark: SparkSession, lake: Lake, dataset: str, flag: FlagFunction, kept: ExitStack
+) -> Stored:
+    """Read, flag, store (``stored_flagged``) and count one dataset; what is stored lives
+    until ``kept`` closes.
 
     First with the CSV reader decoding UTF-8 (measured at 1M rentals: the byte-by-byte
     reading cost 6.7 s a pass against 3.6 s); a dataset in which a record holds U+FFFD,
-    which may stand for an invalid byte, is read again byte by byte and written anew, so
-    the result is always that of ``read_raw(text="bytes")``.
+    which may stand for an invalid byte, is read again byte by byte before anything of it
+    is written, so the result is always that of ``read_raw(text="bytes")``.
     """
+    started = time.monotonic()
     uri = lake.raw(dataset)
     threshold = spark.conf.get(SHARED_KEYS_FROM_BYTES_CONF, str(SHARED_KEYS_FROM_BYTES))
     large = fs.size(spark, uri) >= int(threshold)
@@ -285,59 +279,68 @@ def validate_dataset(
         raw = read_raw(spark, dataset, uri, text)
         shared = _materialised(shared_keys(raw, dataset)) if large else None
         try:
-            counts = write_flagged(flag(raw, shared), lake, dataset, into, once=large)
+            with ExitStack() as attempt:
+                stored = attempt.enter_context(
+                    stored_flagged(flag(raw, shared), lake, dataset, large)
+                )
+                counts = _counts(stored, dataset)
+                if counts is not None:
+                    with _KEPT_LOCK:  # datasets are stored from several threads
+                        kept.enter_context(attempt.pop_all())
+                    return Stored(stored, counts, time.monotonic() - started)
         finally:
             if shared is not None:
                 shared.unpersist()
-        if counts is not None:
-            return counts
-        into.drop(lake.curated(dataset))
-        into.drop(lake.rejected(dataset))
     raise AssertionError("a byte-by-byte read has no suspect records")
+
+
+_KEPT_LOCK = threading.Lock()
+RENTALS = "rental_transactions"
 
 
 def validate_raw(spark: SparkSession, lake: Lake) -> dict:
     """SPEC §3: raw CSV → curated typed Parquet + rejected rows + the run summary.
 
-    Dimensions first; rentals are then checked against the keys of the curated dimensions
-    as written (a narrow Parquet column, broadcast), not a recomputation of them.
+    The three dimensions are stored and counted side by side (``spark.parallel``); then
+    their tables are written while the rentals are validated against their valid keys,
+    read from the stored dimensions (a narrow column, broadcast), not a recomputation of
+    them. Measured on the sample (benchmarks/README.md, issue 15): the rentals no longer
+    wait for the dimensions' six writes.
     """
     started = time.monotonic()
     for name in DATASETS:  # every header first: bad input fails before any Spark job
         read_header(spark, name, lake.raw(name))
-    datasets: dict[str, dict] = {}
-    timings: dict[str, float] = {}
+    with fs.switch_together(spark, lake.root) as together, ExitStack() as kept:
 
-    def timed(name: str, flag: FlagFunction, into: fs.Switch) -> None:
-        t0 = time.monotonic()
-        datasets[name] = validate_dataset(spark, lake, name, flag, into)
-        timings[name] = round(time.monotonic() - t0, 3)
+        def dimension(name: str) -> Callable[[], Stored]:
+            flag = lambda raw, shared: flag_dimension(raw, name, shared)  # noqa: E731
+            return lambda: store_dataset(spark, lake, name, flag, kept)
 
-    def dimension(name: str, into: fs.Switch) -> Callable[[], None]:
-        flag = lambda raw, shared: flag_dimension(raw, name, shared)  # noqa: E731
-        return lambda: timed(name, flag, into)
+        stored = run_parallel(spark, {name: dimension(name) for name in DIMENSIONS})
+        keys = {name: valid_keys(stored[name].frame, name) for name in DIMENSIONS}
 
-    with fs.switch_together(spark, lake.root) as together:  # curated + rejected, together
-        # the dimensions in parallel (spark.parallel), then rentals, checked against them
-        run_parallel(spark, {name: dimension(name, together) for name in DIMENSIONS})
-        # the curated dimensions as this step wrote them: still in staging until the switch
-        keys = {
-            name: curated_keys(spark.read.parquet(together.location(lake.curated(name))), name)
-            for name in DIMENSIONS
-        }
-        timed(
-            "rental_transactions",
-            lambda raw, shared: flag_transactions(
+        def flag_rentals(raw: DataFrame, shared: DataFrame | None) -> DataFrame:
+            return flag_transactions(
                 raw,
                 user_keys=keys["users"],
                 vehicle_keys=keys["vehicles"],
                 location_keys=keys["locations"],
                 shared=shared,
-            ),
-            together,
+            )
+
+        def rentals() -> float:
+            stored[RENTALS] = store_dataset(spark, lake, RENTALS, flag_rentals, kept)
+            return write_stored(stored[RENTALS], lake, RENTALS, together)
+
+        def write(name: str) -> Callable[[], float]:
+            return lambda: write_stored(stored[name], lake, name, together)
+
+        written = run_parallel(
+            spark, {**{name: write(name) for name in DIMENSIONS}, RENTALS: rentals}
         )
+    timings = {name: round(stored[name].seconds + written[name], 3) for name in DATASETS}
     return {
-        "datasets": {name: datasets[name] for name in DATASETS},
+        "datasets": {name: stored[name].counts for name in DATASETS},
         "timings_seconds": {
             **{name: timings[name] for name in DATASETS},
             "total": round(time.monotonic() - started, 3),

@@ -266,12 +266,6 @@ def valid_keys(flagged: DataFrame, dataset: str) -> DataFrame:
     return flagged.where(F.col(REJECTION_REASON).isNull()).select(F.col(key).alias("key"))
 
 
-def curated_keys(curated: DataFrame, dataset: str) -> DataFrame:
-    """The keys of a dimension's curated rows (``curated_rows``), named ``key`` like
-    ``valid_keys``: every curated row is valid and its key unique."""
-    return curated.select(F.col(DIMENSION_KEYS[dataset]).alias("key"))
-
-
 def _with_known(df: DataFrame, on: str, keys: DataFrame, flag: str) -> DataFrame:
     """Add boolean ``flag``: the value of ``on`` is among ``keys`` (a left join, never a filter).
 
@@ -410,13 +404,14 @@ def flag_all(
 
     For exploring and tests, all in memory. With ``persist`` each flagged frame is computed
     at once into a local checkpoint (its rows in the executors' block stores, its lineage
-    cut), as the validation step keeps a small dataset's (``steps.write_flagged``), for a
+    cut), as the validation step keeps a small dataset's (``steps.stored_flagged``), for a
     caller that takes several things from it: each later count or collect then neither
     parses the CSV nor plans the validation again, and the rentals are checked against the
     stored dimensions. Measured on the property suite's six examples: 58.9 s without,
     37.2 s with ``persist()``, 31.7 s with the checkpoint (issue 15). ``shared`` gives each
-    dataset's ``shared_keys`` (``collapse_duplicates``). The validation step writes each
-    dimension, then checks rentals against the written keys.
+    dataset's ``shared_keys`` (``collapse_duplicates``). The validation step does the
+    same with files: each dataset stored once, the rentals checked against the stored
+    dimensions (``steps.validate_raw``).
     """
     shared = shared or {}
 
@@ -442,7 +437,6 @@ __all__ = [
     "DatasetCounts",
     "count_columns",
     "counts_from",
-    "curated_keys",
     "curated_rows",
     "first_failing",
     "flag_all",
