@@ -30,31 +30,34 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
-# The longest test files (`make test PYTEST_ARGS=--durations=0`, 2026-12-03), handed to the
-# two workers first, longest first (`--dist loadfile --no-loadscope-reorder` keeps this
-# order), so that the workers finish together: scheduled by their number of tests instead,
-# the long files with few tests came last and one worker ran them while the other idled.
+# The longest test files (`make test PYTEST_ARGS=--junitxml=…`, times summed per file,
+# 2026-12-03 evening), handed to the two workers first, longest first (`--dist loadfile
+# --no-loadscope-reorder` keeps this order), so that the workers finish together: scheduled
+# by their number of tests instead, the long files with few tests came last and one worker
+# ran them while the other idled.
 LONGEST_FILES_FIRST = [
     "test_notebooks_and_report.py",
-    "test_csv_properties.py",
+    "test_faults.py",
     "test_validation_paths.py",
     "test_emr_steps.py",
-    "test_faults.py",
     "test_local_run.py",
+    "test_kpi_steps.py",
+    "test_csv_properties.py",
+    "test_standalone_cluster.py",
+    "test_hostile_input.py",
     "test_validation.py",
     "test_pipeline_oracle.py",
-    "test_hostile_input.py",
-    "test_kpi_steps.py",
-    "test_standalone_cluster.py",
-    "test_security_paths.py",
     "test_catalog_and_queries.py",
-    "test_aws_cli_e2e.py",
+    "test_security_paths.py",
     "test_user_errors.py",
     "test_aws_hardening.py",
-    "test_validate_step.py",
+    "test_aws_cli_e2e.py",
     "test_report_html.py",
     "test_kpis.py",
     "test_aws_stepfunctions.py",
+    "test_validate_step.py",
+    "test_parallel.py",
+    "test_benchmark_harness.py",
 ]
 
 
