@@ -27,6 +27,7 @@ from rental_kpis.layout import DATASETS, DIMENSIONS, Lake, new_run_id, run_id_ar
 from rental_kpis.spark import fs, kpis
 from rental_kpis.spark.parallel import run_parallel
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_header, read_raw
+from rental_kpis.spark.schemas import curated_schema
 from rental_kpis.spark.validation import (
     count_columns,
     counts_from,
@@ -93,7 +94,10 @@ def write_table(df: DataFrame, lake: Lake, table: str, into: fs.Switch | None = 
 
 
 def read_curated(spark: SparkSession, lake: Lake, dataset: str) -> DataFrame:
-    return spark.read.parquet(lake.curated(dataset))
+    """The curated table as ``validate_raw`` writes it, read with its schema given: Spark
+    would otherwise run a job to read the schema from the files' footers, one per table
+    read (measured on the sample: five such jobs in the two KPI steps, issue 15)."""
+    return spark.read.schema(curated_schema(dataset)).parquet(lake.curated(dataset))
 
 
 def _kpi_step(
