@@ -417,12 +417,8 @@ def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World, fas
         }
         shared = {n: shared_keys(df, n) for n, df in frames.items()} if fast else None
         flagged = flag_all(frames, persist=True, shared=shared)
-        try:
-            for name in DATASETS:
-                check_dataset(name, flagged[name], world.records[name], world.layouts[name])
-        finally:
-            for df in flagged.values():
-                df.unpersist()
+        for name in DATASETS:
+            check_dataset(name, flagged[name], world.records[name], world.layouts[name])
 
 
 def check_dataset(name: str, flagged, records: list[Record], layout: Layout) -> None:

@@ -122,18 +122,14 @@ def it_collapses_the_same_with_the_shared_keys_counted_first(spark):
     raw = _tricky_world(spark)
     shared = {name: shared_keys(df, name) for name, df in raw.items()}
     plain, first = flag_all(raw, persist=True), flag_all(raw, persist=True, shared=shared)
-    try:
-        hashes = spark.createDataFrame([(k,) for k in ("R1", "R2", "R3", "R4")], "key string")
-        wanted = hashes.select(key_hash(F.col("key")).alias(KEY_HASH))
-        assert sorted(shared[TX].collect()) == sorted(wanted.collect())
-        for name in ("users", TX):
-            assert plain[name].columns == first[name].columns
-            assert _rows(first[name]) == _rows(plain[name]), name
-        reasons = dict(first[TX].groupBy(REJECTION_REASON).count().collect())
-        assert reasons["conflicting_rental_id"] == 4  # two distinct rows of R2, two of R3
-    finally:
-        for df in [*plain.values(), *first.values()]:
-            df.unpersist()
+    hashes = spark.createDataFrame([(k,) for k in ("R1", "R2", "R3", "R4")], "key string")
+    wanted = hashes.select(key_hash(F.col("key")).alias(KEY_HASH))
+    assert sorted(shared[TX].collect()) == sorted(wanted.collect())
+    for name in ("users", TX):
+        assert plain[name].columns == first[name].columns
+        assert _rows(first[name]) == _rows(plain[name]), name
+    reasons = dict(first[TX].groupBy(REJECTION_REASON).count().collect())
+    assert reasons["conflicting_rental_id"] == 4  # two distinct rows of R2, two of R3
 
 
 def it_collapses_the_same_when_keys_held_once_share_a_hash_with_others(spark):
@@ -146,12 +142,8 @@ def it_collapses_the_same_when_keys_held_once_share_a_hash_with_others(spark):
         for name, df in raw.items()
     }
     plain, marked = flag_all(raw, persist=True), flag_all(raw, persist=True, shared=every)
-    try:
-        for name in DATASETS:
-            assert _rows(marked[name]) == _rows(plain[name]), name
-    finally:
-        for df in [*plain.values(), *marked.values()]:
-            df.unpersist()
+    for name in DATASETS:
+        assert _rows(marked[name]) == _rows(plain[name]), name
 
 
 @pytest.fixture(scope="module")

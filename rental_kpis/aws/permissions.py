@@ -766,18 +766,22 @@ def instance_role_calls(d: Deployment) -> list[Call]:
     )
     rows += _rows(
         EC2,
-        "validate_raw reads back a large dataset's work folder and the curated keys it wrote",
+        "validate_raw reads back a large dataset's work folder (its tables, and a dimension's "
+        "valid keys for the rentals)",
         ["s3:GetObject"],
         [
             o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet"),
-            o("curated/_staging/users.0a1b2c3d/part-0.parquet"),
+            o("curated/_staging/users.flagged.0a1b2c3d/part-0.parquet"),
         ],
     )
     rows += _rows(
         EC2,
         "validate_raw writes and deletes that work folder (steps.stored_flagged)",
         write,
-        [o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet")],
+        [
+            o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet"),
+            o("curated/_staging/users.flagged.0a1b2c3d/part-0.parquet"),
+        ],
     )
     rows += _rows(
         EC2,

@@ -172,7 +172,7 @@ def write_summary(spark: SparkSession, lake: Lake, run_id: str, step: str, body:
 @dataclass
 class Stored:
     """A dataset flagged, computed one time and stored (``stored_flagged``), and its row
-    accounting; the frame lives as long as the ``ExitStack`` given to ``store_dataset``."""
+    accounting; a work folder lives as long as the ``ExitStack`` given to ``store_dataset``."""
 
     frame: DataFrame
     counts: dict
@@ -192,15 +192,18 @@ def stored_flagged(
     the columns that are read later (``narrow_flagged``); the folder sits under the zone's
     ``_staging/``, which readers and crawlers skip, and is deleted when the context ends,
     whatever the step does; a killed application leaves it there, and the next local run
-    discards it (``runner.recover_lake``).
+    discards it (``runner.recover_lake``). A local checkpoint has no such end: Spark frees
+    its blocks once nothing refers to it (its ContextCleaner), after the step; it holds a
+    dataset under ``SHARED_KEYS_FROM_BYTES`` at most.
 
     Measured (benchmarks/README.md, issue 15): at 10M rentals the work folder made rentals
     146.4 s -> 112.0 s against a flagged frame computed once per table; on the sample,
     `rental-kpis run` 16.3-16.5 s -> 14.8-16.1 s with the checkpoint, where columnar caching
     had cost more than the recomputation it saved. A local checkpoint does not survive the
     loss of the executor holding it (Spark's ``Dataset.localCheckpoint`` documentation:
-    "unreliable and may compromise job completion"): the step then fails and is retried,
-    which for a dataset under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
+    "unreliable and may compromise job completion"): a dimension's is read until the
+    rentals are validated, so the whole step then fails and is retried, which for input
+    under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
     """
     if not large:
         yield flagged.localCheckpoint()

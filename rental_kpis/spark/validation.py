@@ -18,7 +18,9 @@ Cost, as measured (benchmarks/README.md): a small dataset is shuffled once, by i
 key, and de-duplication and the conflicting-key count run inside that partitioning. A large
 one has its shared keys counted first (``shared_keys``), so that only the rows of those keys
 are aggregated. The dimension keys a rental is checked against are broadcast, so rentals
-are never shuffled by user or vehicle, and nothing is cached but the shared keys.
+are never shuffled by user or vehicle. The step stores each flagged dataset once (a local
+checkpoint, or a Parquet work folder when large: ``steps.stored_flagged``) and takes its
+counts, tables and a dimension's valid keys from that; only the shared keys are cached.
 """
 
 from __future__ import annotations
