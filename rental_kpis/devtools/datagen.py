@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rental_kpis.errors import UsageError
-from rental_kpis.layout import DATASETS
+from rental_kpis.layout import DATASETS, DIMENSIONS
 from rental_kpis.spark.schemas import REASONS, column_names
 
 PRICE_PER_HOUR = {"basic": 10.0, "premium": 20.0, "high_end": 50.0}
@@ -198,6 +198,15 @@ class Sizes:
             vehicles=max(30, transactions // 8),
             users=max(30, transactions // 3),
         )
+
+    def of(self, dataset: str) -> int:
+        """The rows of ``dataset`` (one of ``layout.DATASETS``)."""
+        return {
+            "rental_transactions": self.transactions,
+            "locations": self.locations,
+            "vehicles": self.vehicles,
+            "users": self.users,
+        }[dataset]
 
 
 # ---------------------------------------------------------------- vectorised helpers
@@ -554,25 +563,21 @@ DIMENSION_ROWS_PER_DEFECT = 4
 def defects_by_dataset(sizes: Sizes, defect_rate: float) -> dict[str, int]:
     """Defective rows per rejection reason of each dataset: dimensions get a boosted rate
     (``DIMENSION_DEFECT_BOOST``, three times more for the 300 locations)."""
-    return {
-        "locations": defects_per_reason(sizes.locations, defect_rate * DIMENSION_DEFECT_BOOST * 3),
-        "vehicles": defects_per_reason(sizes.vehicles, defect_rate * DIMENSION_DEFECT_BOOST),
-        "users": defects_per_reason(sizes.users, defect_rate * DIMENSION_DEFECT_BOOST),
-        "rental_transactions": defects_per_reason(sizes.transactions, defect_rate),
+    boost = {
+        "locations": DIMENSION_DEFECT_BOOST * 3,
+        "vehicles": DIMENSION_DEFECT_BOOST,
+        "users": DIMENSION_DEFECT_BOOST,
+        "rental_transactions": 1,
     }
+    return {n: defects_per_reason(sizes.of(n), defect_rate * boost[n]) for n in DATASETS}
 
 
 def _check_room(sizes: Sizes, per_reason: dict[str, int], defect_rate: float) -> None:
     """Every defect is made from a distinct clean row: a rate that needs more rows than a
     dataset has is an error naming the dataset, not a failure deep inside numpy."""
     damaged = [r for r in REASONS["rental_transactions"] if r not in TRANSACTION_UNDAMAGED]
-    rows = {
-        "rental_transactions": sizes.transactions,
-        "locations": sizes.locations,
-        "vehicles": sizes.vehicles,
-        "users": sizes.users,
-    }
-    for name, available in rows.items():
+    for name in ("rental_transactions", *DIMENSIONS):  # first the rows the user asked for
+        available = sizes.of(name)
         taken = len(damaged) + 3 if name == "rental_transactions" else DIMENSION_ROWS_PER_DEFECT
         needed = per_reason[name] * taken
         if needed > available:

@@ -267,6 +267,11 @@ SHARED_KEYS_FROM_BYTES = 16 * 2**20
 FlagFunction = Callable[[DataFrame, "DataFrame | None"], DataFrame]
 
 
+RENTALS = "rental_transactions"  # the dataset checked against the three dimensions
+# Datasets are stored from several threads (``spark.parallel``) into one ExitStack.
+_KEPT_LOCK = threading.Lock()
+
+
 def store_dataset(
     spark: SparkSession, lake: Lake, dataset: str, flag: FlagFunction, kept: ExitStack
 ) -> Stored:
@@ -292,17 +297,13 @@ def store_dataset(
                 )
                 counts = _counts(stored, dataset)
                 if counts is not None:
-                    with _KEPT_LOCK:  # datasets are stored from several threads
+                    with _KEPT_LOCK:
                         kept.enter_context(attempt.pop_all())
                     return Stored(stored, counts, time.monotonic() - started)
         finally:
             if shared is not None:
                 shared.unpersist()
     raise AssertionError("a byte-by-byte read has no suspect records")
-
-
-_KEPT_LOCK = threading.Lock()
-RENTALS = "rental_transactions"
 
 
 def validate_raw(spark: SparkSession, lake: Lake) -> dict:
