@@ -27,16 +27,19 @@ from rental_kpis.spark import steps
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import REJECTION_REASON
 from rental_kpis.spark.validation import (
+    COPIES,
     CORRUPT_RECORD,
     KEY_HASH,
     RAW_LINE,
     flag_all,
+    flag_dimension,
     key_hash,
     parsed_key,
     shared_keys,
 )
 
 TX = "rental_transactions"
+LATIN_1 = ("users", TX)  # the datasets of ``small_raw`` holding a Latin-1 record
 HEADER = (
     b"rental_id,user_id,vehicle_id,rental_start_time,rental_end_time,"
     b"pickup_location,dropoff_location,total_amount\n"
@@ -148,21 +151,24 @@ def it_collapses_the_same_when_keys_held_once_share_a_hash_with_others(spark):
 
 @pytest.fixture(scope="module")
 def small_raw(tmp_path_factory) -> Path:
-    """Generated data with every defect, plus a users file holding one Latin-1 record."""
+    """Generated data with every defect, plus one Latin-1 record in users and one in the
+    rentals (a dimension, and the dataset read before the dimensions are stored)."""
     raw = tmp_path_factory.mktemp("paths") / "raw"
     generate(raw, transactions=2_000, seed=7, defect_rate=0.005)
-    users = raw / "users" / "users.csv"
-    lines = users.read_bytes().splitlines(keepends=True)
-    lines.insert(5, lines[5].replace(b",", b"\xe9,", 1))  # a record whose bytes are not UTF-8
-    users.write_bytes(b"".join(lines))
+    for dataset in LATIN_1:
+        path = raw / dataset / f"{dataset}.csv"
+        lines = path.read_bytes().splitlines(keepends=True)
+        lines.insert(5, lines[5].replace(b",", b"\xe9,", 1))  # bytes that are not UTF-8
+        path.write_bytes(b"".join(lines))
     return raw
 
 
 def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
     spark, small_raw, tmp_path
 ):
-    """Every dataset takes the large-input path (threshold 0); users, holding a Latin-1
-    record, is read twice. The accounting is the generator's, plus that one record."""
+    """Every dataset takes the large-input path (threshold 0); users and the rentals, each
+    holding a Latin-1 record, are read twice; the rentals' first reading is made beside
+    the dimensions. The accounting is the generator's, plus those records."""
     shutil.copytree(small_raw, tmp_path / "raw")
     lake = Lake(str(tmp_path))
     spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
@@ -171,14 +177,38 @@ def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
     finally:
         spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
     expected = json.loads((small_raw / MANIFEST).read_text())["datasets"]
-    users = expected["users"]
-    users["input_rows"] += 1
-    users["rejected_rows"] += 1
-    users["rejected_by_reason"]["malformed_row"] += 1
+    for dataset in LATIN_1:
+        expected[dataset]["input_rows"] += 1
+        expected[dataset]["rejected_rows"] += 1
+        expected[dataset]["rejected_by_reason"]["malformed_row"] += 1
     assert counts == expected
-    rejected = spark.read.parquet(lake.rejected("users")).where(F.col(RAW_LINE).contains("\ufffd"))
-    assert rejected.count() == 1  # the Latin-1 record, found by the byte-by-byte reading
-    assert spark.read.parquet(lake.curated("users")).count() == users["valid_rows"]
+    for dataset in LATIN_1:
+        rejected = spark.read.parquet(lake.rejected(dataset))
+        # the Latin-1 record, found by the byte-by-byte reading
+        assert rejected.where(F.col(RAW_LINE).contains("\ufffd")).count() == 1, dataset
+        curated = spark.read.parquet(lake.curated(dataset)).count()
+        assert curated == expected[dataset]["valid_rows"], dataset
+
+
+def it_reads_a_large_datasets_records_once_for_keys_held_once_and_shared_keys(spark, small_raw):
+    """With the shared keys counted first, the rows of keys held once and those of shared
+    keys come from one shuffle of the raw records, which Spark reuses for the second
+    branch instead of reading the CSV again (``collapse_duplicates``, ``_stored_keys``)."""
+    lake = Lake(str(small_raw.parent))
+    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
+    try:
+        reading = steps.read_dataset(spark, lake, "vehicles", UTF8)
+    finally:
+        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+    flagged = flag_dimension(reading.raw, "vehicles", reading.shared)
+    rows = flagged.collect()
+    final_plan = flagged._jdf.queryExecution().executedPlan().toString()
+    final_plan = final_plan.split("== Initial Plan ==")[0]
+    assert final_plan.count("FileScan csv") == 1
+    assert final_plan.count("ReusedExchange") == 1
+    expected = json.loads((small_raw / MANIFEST).read_text())["datasets"]["vehicles"]
+    assert sum(row[COPIES] for row in rows) == expected["input_rows"]
+    assert sum(row[REJECTION_REASON] is None for row in rows) == expected["valid_rows"]
 
 
 def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_would(

@@ -20,7 +20,7 @@ one has its shared keys counted first (``shared_keys``), so that only the rows o
 are aggregated. The dimension keys a rental is checked against are broadcast, so rentals
 are never shuffled by user or vehicle. The step stores each flagged dataset once (a local
 checkpoint, or a Parquet work folder when large: ``steps.stored_flagged``) and takes its
-counts, tables and a dimension's valid keys from that; only the shared keys are cached.
+counts, tables and a dimension's valid keys from that; the shared keys are stored too.
 """
 
 from __future__ import annotations
@@ -150,6 +150,7 @@ KEY_ROWS = "_key_rows"
 KEY_HASH = "_key_hash"
 _ELIGIBLE = "_eligible"
 _SHARED = "_shared"
+_PARTITION = "_partition"
 # The column whose parsed value identifies a row of each dataset: de-duplication and the
 # conflicting-key check group by it.
 ROW_KEYS: dict[str, str] = {**DIMENSION_KEYS, "rental_transactions": "rental_id"}
@@ -215,17 +216,19 @@ def collapse_duplicates(raw: DataFrame, dataset: str, shared: DataFrame | None =
     marks = shared.select(KEY_HASH, F.lit(True).alias(_SHARED))
     marked = keyed.withColumn(KEY_HASH, key_hash(F.col(KEY))).join(marks, KEY_HASH, "left")
     alone = F.col(_SHARED).isNull() & F.col(KEY).isNotNull()
-    single = (
-        marked.where(alone)
-        .select(
-            *columns,
-            KEY,
-            F.lit(1).cast("long").alias(COPIES),
-            F.when(F.col(_ELIGIBLE), 1).otherwise(0).cast("long").alias(KEY_ROWS),
-        )
-        .repartition(KEY)
+    # One shuffle of every row by key, which both branches read: a column Spark cannot
+    # compute twice the same (the partition id is not deterministic for the optimizer) keeps
+    # each branch's filter above the shuffle, where Spark would otherwise push it below and
+    # then read the raw records once per branch.
+    spread = marked.repartition(KEY).withColumn(_PARTITION, F.spark_partition_id())
+    after_shuffle = F.col(_PARTITION) >= 0  # always true, and not known to be: kept
+    single = spread.where(after_shuffle & alone).select(
+        *columns,
+        KEY,
+        F.lit(1).cast("long").alias(COPIES),
+        F.when(F.col(_ELIGIBLE), 1).otherwise(0).cast("long").alias(KEY_ROWS),
     )
-    many = marked.where(~alone).drop(_SHARED, KEY_HASH).repartition(KEY)
+    many = spread.where(after_shuffle & ~alone).drop(_SHARED, KEY_HASH, _PARTITION)
     return single.unionByName(_collapse_exactly(many, columns))
 
 
