@@ -65,6 +65,15 @@ def it_leaves_options_that_choose_or_dump_an_archive_of_their_own(tmp_path):
         assert with_class_archive({JAVA_OPTIONS: own}, SYSTEM_JAVA, tmp_path) == {JAVA_OPTIONS: own}
 
 
+def it_maps_no_archive_for_a_flight_recording(tmp_path):
+    """Java 17 with the archive mapped died at start under Java Flight Recorder."""
+    _fake_archive(tmp_path)
+    profiled = "-Dx=1 -XX:StartFlightRecording=filename=/tmp/run.jfr,settings=profile"
+    assert with_class_archive({JAVA_OPTIONS: profiled}, SYSTEM_JAVA, tmp_path) == {
+        JAVA_OPTIONS: profiled
+    }
+
+
 def it_ignores_an_archive_made_for_another_java(tmp_path):
     _fake_archive(tmp_path, SYSTEM_JAVA)
     other = tmp_path / "another-jdk"
