@@ -8,6 +8,7 @@
   dataset read twice: the generator's accounting, exactly.
 - a large dataset's curated and rejected rows split from one stored computation against two
   computations: the same tables.
+- no local checkpoint's blocks left behind by the step, whether it succeeds or a dimension fails.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ HEADER = (
 
 def _rows(df) -> list[tuple]:
     return sorted((tuple(r) for r in df.collect()), key=repr)
+
+
+def _persistent_rdds(spark) -> set[int]:
+    """The ids of the RDDs whose blocks the application keeps (checkpoints, caches)."""
+    return {int(i) for i in spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray()}
 
 
 def _write(folder: Path, body: bytes) -> str:
@@ -216,19 +222,21 @@ def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_wou
 ):
     """A large dataset's flagged frame is stored in a Parquet work folder and split from it,
     a small one's in a local checkpoint (``steps.stored_flagged``). Both give the same
-    tables, row for row (raw strings and raw lines of rejected rows included), and no work
-    folder is left behind, not even that of users' first reading, which is dropped for
-    suspects."""
+    tables, row for row (raw strings and raw lines of rejected rows included), and neither
+    a work folder nor a checkpoint's blocks (flagged rows, shared keys) are left behind, not
+    even those of users' first reading, which is dropped for suspects."""
     lakes = {}
     for name, threshold in (("twice", None), ("once", "0")):
         shutil.copytree(small_raw, tmp_path / name / "raw")
         lakes[name] = Lake(str(tmp_path / name))
         if threshold is not None:
             spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, threshold)
+        before = _persistent_rdds(spark)
         try:
             steps.validate_raw(spark, lakes[name])
         finally:
             spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+        assert _persistent_rdds(spark) - before == set(), name
     for dataset in DATASETS:
         for zone in (Lake.curated, Lake.rejected):
             twice, once = (spark.read.parquet(zone(lakes[n], dataset)) for n in lakes)
@@ -236,3 +244,25 @@ def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_wou
             assert _rows(once) == _rows(twice), (dataset, zone.__name__)
     assert _rows(spark.read.parquet(lakes["once"].rejected(TX)).where(F.col(RAW_LINE).isNotNull()))
     assert not [p for p in (tmp_path / "once").rglob("*") if ".flagged." in p.name]
+
+
+def it_frees_every_checkpoint_when_a_dimension_fails(spark, small_raw, tmp_path, monkeypatch):
+    """A dimension failing while the others are stored and the rentals' shared keys counted
+    beside them: the step raises that error and keeps no checkpoint's blocks."""
+    shutil.copytree(small_raw, tmp_path / "raw")
+    flag = steps.flag_dimension
+
+    def failing(raw, dataset, shared):
+        if dataset == "locations":
+            raise RuntimeError("locations broke")
+        return flag(raw, dataset, shared)
+
+    monkeypatch.setattr(steps, "flag_dimension", failing)
+    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
+    before = _persistent_rdds(spark)
+    try:
+        with pytest.raises(RuntimeError, match="locations broke"):
+            steps.validate_raw(spark, Lake(str(tmp_path)))
+    finally:
+        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+    assert _persistent_rdds(spark) - before == set()

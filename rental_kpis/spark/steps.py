@@ -179,6 +179,26 @@ class Stored:
     seconds: float
 
 
+def release_checkpoint(checkpoint: DataFrame) -> None:
+    """Free the blocks of a frame made by ``localCheckpoint`` now. ``DataFrame.unpersist``
+    does not reach them: they belong to the RDD that the checkpoint's plan (a ``LogicalRDD``)
+    reads, which Spark's ContextCleaner would free only once the frame is garbage-collected
+    in the driver's JVM, some time after the step (a review found six such RDDs left after
+    one ``validate_raw``, discarded readings' included)."""
+    checkpoint._jdf.queryExecution().logical().rdd().unpersist(False)
+
+
+@contextmanager
+def local_checkpoint(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` computed once into a local checkpoint, whose blocks are freed when the context
+    ends (``release_checkpoint``)."""
+    checkpoint = df.localCheckpoint()
+    try:
+        yield checkpoint
+    finally:
+        release_checkpoint(checkpoint)
+
+
 @contextmanager
 def stored_flagged(
     flagged: DataFrame, lake: Lake, dataset: str, large: bool
@@ -192,9 +212,9 @@ def stored_flagged(
     the columns that are read later (``narrow_flagged``); the folder sits under the zone's
     ``_staging/``, which readers and crawlers skip, and is deleted when the context ends,
     whatever the step does; a killed application leaves it there, and the next local run
-    discards it (``runner.recover_lake``). A local checkpoint has no such end: Spark frees
-    its blocks once nothing refers to it (its ContextCleaner), after the step; it holds a
-    dataset under ``SHARED_KEYS_FROM_BYTES`` at most.
+    discards it (``runner.recover_lake``). A local checkpoint's blocks are freed when the
+    context ends too (``local_checkpoint``); it holds a dataset under
+    ``SHARED_KEYS_FROM_BYTES`` at most.
 
     Measured (benchmarks/README.md, issue 15): at 10M rentals the work folder made rentals
     146.4 s -> 112.0 s against a flagged frame computed once per table; on the sample,
@@ -206,7 +226,8 @@ def stored_flagged(
     under ``SHARED_KEYS_FROM_BYTES`` costs seconds.
     """
     if not large:
-        yield flagged.localCheckpoint()
+        with local_checkpoint(flagged) as stored:
+            yield stored
         return
     spark = flagged.sparkSession
     work = fs.staging_uri(lake.curated(dataset), f"flagged.{secrets.token_hex(4)}")
@@ -253,9 +274,10 @@ def write_stored(stored: Stored, lake: Lake, dataset: str, into: fs.Switch | Non
 BROADCAST_SHARED_KEYS = 2**20
 
 
-def _stored_keys(keys: DataFrame) -> DataFrame:
+def _stored_keys(keys: DataFrame) -> tuple[DataFrame, DataFrame]:
     """The shared keys computed once into a local checkpoint, and hinted for broadcast when
-    there are at most ``BROADCAST_SHARED_KEYS`` of them (shuffled to the rows otherwise).
+    there are at most ``BROADCAST_SHARED_KEYS`` of them (shuffled to the rows otherwise);
+    returned with the checkpoint itself, for ``release_checkpoint``.
 
     Not ``cache()``: Spark 3.5's adaptive execution makes the scan of a cached frame a query
     stage of its own, and then reuses no exchange above it, so the one shuffle of the raw
@@ -264,7 +286,8 @@ def _stored_keys(keys: DataFrame) -> DataFrame:
     the real one, so the broadcast is decided here from the real count.
     """
     stored = keys.localCheckpoint()
-    return F.broadcast(stored) if stored.count() <= BROADCAST_SHARED_KEYS else stored
+    hinted = F.broadcast(stored) if stored.count() <= BROADCAST_SHARED_KEYS else stored
+    return hinted, stored
 
 
 # From this many bytes of raw files a dataset's shared keys are counted first, so that only
@@ -285,11 +308,19 @@ _KEPT_LOCK = threading.Lock()
 @dataclass
 class Reading:
     """A dataset's raw records read one way (``text``: ``readers.read_raw``) and, when it is
-    large, the hashes of its shared keys, counted and stored (``_stored_keys``)."""
+    large, the hashes of its shared keys, counted and stored (``_stored_keys``) until
+    ``release`` (once the flagged frame they mark is stored)."""
 
     raw: DataFrame
     shared: DataFrame | None
     seconds: float
+    checkpoint: DataFrame | None = None  # the shared keys' local checkpoint
+
+    def release(self) -> None:
+        """Free the shared keys' blocks (``release_checkpoint``), if there are any."""
+        if self.checkpoint is not None:
+            release_checkpoint(self.checkpoint)
+            self.checkpoint = None
 
 
 def read_dataset(spark: SparkSession, lake: Lake, dataset: str, text: str) -> Reading:
@@ -299,9 +330,10 @@ def read_dataset(spark: SparkSession, lake: Lake, dataset: str, text: str) -> Re
     uri = lake.raw(dataset)
     threshold = spark.conf.get(SHARED_KEYS_FROM_BYTES_CONF, str(SHARED_KEYS_FROM_BYTES))
     raw = read_raw(spark, dataset, uri, text)
-    large = fs.size(spark, uri) >= int(threshold)
-    shared = _stored_keys(shared_keys(raw, dataset)) if large else None
-    return Reading(raw, shared, time.monotonic() - started)
+    if fs.size(spark, uri) < int(threshold):
+        return Reading(raw, None, time.monotonic() - started)
+    shared, checkpoint = _stored_keys(shared_keys(raw, dataset))
+    return Reading(raw, shared, time.monotonic() - started, checkpoint)
 
 
 def store_dataset(
@@ -329,9 +361,12 @@ def store_dataset(
             reading = read_dataset(spark, lake, dataset, text)
         large = reading.shared is not None
         with ExitStack() as attempt:
-            stored = attempt.enter_context(
-                stored_flagged(flag(reading.raw, reading.shared), lake, dataset, large)
-            )
+            try:
+                stored = attempt.enter_context(
+                    stored_flagged(flag(reading.raw, reading.shared), lake, dataset, large)
+                )
+            finally:  # stored (or failed): nothing reads the shared keys again
+                reading.release()
             counts = _counts(stored, dataset)
             if counts is not None:
                 with _KEPT_LOCK:
@@ -361,7 +396,10 @@ def validate_raw(spark: SparkSession, lake: Lake) -> dict:
             return lambda: store_dataset(spark, lake, name, flag, kept)
 
         def first_reading() -> Reading:
-            return read_dataset(spark, lake, RENTALS, UTF8)
+            reading = read_dataset(spark, lake, RENTALS, UTF8)
+            with _KEPT_LOCK:  # freed when stored; here, for when a dimension fails
+                kept.callback(reading.release)
+            return reading
 
         done = run_parallel(
             spark, {**{name: dimension(name) for name in DIMENSIONS}, RENTALS: first_reading}
