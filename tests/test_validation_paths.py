@@ -8,7 +8,8 @@
   dataset read twice: the generator's accounting, exactly.
 - a large dataset's curated and rejected rows split from one stored computation against two
   computations: the same tables.
-- no local checkpoint's blocks left behind by the step, whether it succeeds or a dimension fails.
+- no local checkpoint's blocks left behind by the step, whether it succeeds, a dimension fails
+  or a checkpoint's own job fails; a failure to free them never hides the step's error.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ def it_reads_a_large_datasets_records_once_for_keys_held_once_and_shared_keys(sp
     finally:
         spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
     flagged = flag_dimension(reading.raw, "vehicles", reading.shared)
-    rows = flagged.collect()
+    try:
+        rows = flagged.collect()
+    finally:
+        reading.release()
     final_plan = flagged._jdf.queryExecution().executedPlan().toString()
     final_plan = final_plan.split("== Initial Plan ==")[0]
     assert final_plan.count("FileScan csv") == 1
@@ -224,18 +228,26 @@ def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_wou
     a small one's in a local checkpoint (``steps.stored_flagged``). Both give the same
     tables, row for row (raw strings and raw lines of rejected rows included), and neither
     a work folder nor a checkpoint's blocks (flagged rows, shared keys) are left behind, not
-    even those of users' first reading, which is dropped for suspects."""
+    even those of users' first reading, which is dropped for suspects. The large path runs
+    with the run's adaptive execution and shuffle partitions (the tests' session has
+    neither), whose re-planning must not read a freed checkpoint."""
     lakes = {}
-    for name, threshold in (("twice", None), ("once", "0")):
+    run_conf = {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "8"}
+    for name, conf in (
+        ("twice", {}),
+        ("once", {steps.SHARED_KEYS_FROM_BYTES_CONF: "0", **run_conf}),
+    ):
         shutil.copytree(small_raw, tmp_path / name / "raw")
         lakes[name] = Lake(str(tmp_path / name))
-        if threshold is not None:
-            spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, threshold)
+        saved = {key: spark.conf.get(key, None) for key in conf}
+        for key, value in conf.items():
+            spark.conf.set(key, value)
         before = _persistent_rdds(spark)
         try:
             steps.validate_raw(spark, lakes[name])
         finally:
-            spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+            for key, value in saved.items():
+                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
         assert _persistent_rdds(spark) - before == set(), name
     for dataset in DATASETS:
         for zone in (Lake.curated, Lake.rejected):
@@ -266,3 +278,38 @@ def it_frees_every_checkpoint_when_a_dimension_fails(spark, small_raw, tmp_path,
     finally:
         spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
     assert _persistent_rdds(spark) - before == set()
+
+
+def it_frees_a_checkpoint_whose_job_fails_and_raises_that_jobs_error(spark):
+    """The job that computes a checkpoint fails after other partitions were stored: the
+    job's error is raised and no block is kept (``steps.checkpointed``)."""
+    broken = F.udf(lambda n: 1 // (n - 7), "int")  # ZeroDivisionError on the row 7 only
+    df = spark.range(0, 8, 1, 8).withColumn("y", broken("id"))
+    before = _persistent_rdds(spark)
+    with pytest.raises(Exception, match="ZeroDivisionError"), steps.local_checkpoint(df):
+        pass
+    assert _persistent_rdds(spark) - before == set()
+
+
+def it_keeps_the_steps_own_error_when_freeing_a_checkpoint_fails(spark, monkeypatch, capsys):
+    """Freeing runs in ``finally`` blocks: when it fails (a stopped context), one warning
+    line, and the error that ended the step is the one raised."""
+
+    class Stopped:
+        def unpersist(self, blocking: bool) -> None:
+            raise RuntimeError(
+                "An error occurred while calling o1.unpersist.\nNullPointerException"
+            )
+
+    with (
+        pytest.raises(ValueError, match="the step's own error"),
+        steps.local_checkpoint(spark.range(3)) as checkpoint,
+    ):
+        monkeypatch.setattr(steps, "_checkpoint_rdd", lambda _: Stopped())
+        raise ValueError("the step's own error")
+    monkeypatch.undo()
+    steps.release_checkpoint(checkpoint)  # freed for real, for the tests that follow
+    assert capsys.readouterr().err == (
+        "warning: a checkpoint's blocks were not freed: "
+        "An error occurred while calling o1.unpersist.\n"
+    )

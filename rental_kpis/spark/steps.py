@@ -179,20 +179,52 @@ class Stored:
     seconds: float
 
 
+def _checkpoint_rdd(checkpoint: DataFrame) -> object:
+    """The RDD whose blocks hold a frame made by ``localCheckpoint``: the one its plan (a
+    ``LogicalRDD``) reads. Classic PySpark's py4j handles, as on EMR; not Spark Connect."""
+    return checkpoint._jdf.queryExecution().logical().rdd()
+
+
 def release_checkpoint(checkpoint: DataFrame) -> None:
     """Free the blocks of a frame made by ``localCheckpoint`` now. ``DataFrame.unpersist``
-    does not reach them: they belong to the RDD that the checkpoint's plan (a ``LogicalRDD``)
-    reads, which Spark's ContextCleaner would free only once the frame is garbage-collected
-    in the driver's JVM, some time after the step (a review found six such RDDs left after
-    one ``validate_raw``, discarded readings' included)."""
-    checkpoint._jdf.queryExecution().logical().rdd().unpersist(False)
+    does not reach them: they belong to the RDD that the checkpoint's plan reads, which
+    Spark's ContextCleaner would free only once the frame is garbage-collected in the
+    driver's JVM, some time after the step (a review found six such RDDs left after one
+    ``validate_raw``, discarded readings' included).
+
+    Best effort, since it runs in ``finally`` blocks: when it fails (an application whose
+    context has stopped, whose blocks are gone anyway), one line says so and the error that
+    ended the step stays the one raised, not a ``NullPointerException`` from ``unpersist``.
+    """
+    try:
+        _checkpoint_rdd(checkpoint).unpersist(False)
+    except Exception as error:  # py4j's errors, and those of a stopped context
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        print(f"warning: a checkpoint's blocks were not freed: {lines[0]}", file=sys.stderr)
+
+
+def checkpointed(df: DataFrame) -> tuple[DataFrame, int]:
+    """``df`` computed into a local checkpoint, and its row count.
+
+    What ``localCheckpoint()`` does eagerly, in two steps, so that the checkpoint is at hand
+    before its job runs: if that job fails or is cancelled, the partitions it has stored
+    are freed (``release_checkpoint``). The count is that job's own (an RDD count), so a
+    caller that needs it (``_stored_keys``) runs no second job over the checkpoint.
+    """
+    checkpoint = df.localCheckpoint(eager=False)
+    try:
+        rows = _checkpoint_rdd(checkpoint).count()
+    except BaseException:
+        release_checkpoint(checkpoint)
+        raise
+    return checkpoint, rows
 
 
 @contextmanager
 def local_checkpoint(df: DataFrame) -> Iterator[DataFrame]:
-    """``df`` computed once into a local checkpoint, whose blocks are freed when the context
-    ends (``release_checkpoint``)."""
-    checkpoint = df.localCheckpoint()
+    """``df`` computed once into a local checkpoint (``checkpointed``), whose blocks are
+    freed when the context ends (``release_checkpoint``)."""
+    checkpoint, _ = checkpointed(df)
     try:
         yield checkpoint
     finally:
@@ -285,8 +317,8 @@ def _stored_keys(keys: DataFrame) -> tuple[DataFrame, DataFrame]:
     and the CSV read, once per branch. A checkpoint keeps the size estimated before it, not
     the real one, so the broadcast is decided here from the real count.
     """
-    stored = keys.localCheckpoint()
-    hinted = F.broadcast(stored) if stored.count() <= BROADCAST_SHARED_KEYS else stored
+    stored, count = checkpointed(keys)
+    hinted = F.broadcast(stored) if count <= BROADCAST_SHARED_KEYS else stored
     return hinted, stored
 
 
