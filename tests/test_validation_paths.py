@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,25 @@ def _rows(df) -> list[tuple]:
 def _persistent_rdds(spark) -> set[int]:
     """The ids of the RDDs whose blocks the application keeps (checkpoints, caches)."""
     return {int(i) for i in spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray()}
+
+
+LARGE = {steps.SHARED_KEYS_FROM_BYTES_CONF: "0"}  # every dataset takes the large-input path
+
+
+@contextmanager
+def _settings(spark, settings: dict[str, str]) -> Iterator[None]:
+    """Spark settings for the block, each restored after it (unset where it was unset)."""
+    saved = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _write(folder: Path, body: bytes) -> str:
@@ -178,11 +199,8 @@ def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
     the dimensions. The accounting is the generator's, plus those records."""
     shutil.copytree(small_raw, tmp_path / "raw")
     lake = Lake(str(tmp_path))
-    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
-    try:
+    with _settings(spark, LARGE):
         counts = steps.validate_raw(spark, lake)["datasets"]
-    finally:
-        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
     expected = json.loads((small_raw / MANIFEST).read_text())["datasets"]
     for dataset in LATIN_1:
         expected[dataset]["input_rows"] += 1
@@ -202,11 +220,8 @@ def it_reads_a_large_datasets_records_once_for_keys_held_once_and_shared_keys(sp
     keys come from one shuffle of the raw records, which Spark reuses for the second
     branch instead of reading the CSV again (``collapse_duplicates``, ``_stored_keys``)."""
     lake = Lake(str(small_raw.parent))
-    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
-    try:
+    with _settings(spark, LARGE):
         reading = steps.read_dataset(spark, lake, "vehicles", UTF8)
-    finally:
-        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
     flagged = flag_dimension(reading.raw, "vehicles", reading.shared)
     try:
         rows = flagged.collect()
@@ -233,21 +248,12 @@ def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_wou
     neither), whose re-planning must not read a freed checkpoint."""
     lakes = {}
     run_conf = {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "8"}
-    for name, conf in (
-        ("twice", {}),
-        ("once", {steps.SHARED_KEYS_FROM_BYTES_CONF: "0", **run_conf}),
-    ):
+    for name, conf in (("twice", {}), ("once", {**LARGE, **run_conf})):
         shutil.copytree(small_raw, tmp_path / name / "raw")
         lakes[name] = Lake(str(tmp_path / name))
-        saved = {key: spark.conf.get(key, None) for key in conf}
-        for key, value in conf.items():
-            spark.conf.set(key, value)
         before = _persistent_rdds(spark)
-        try:
+        with _settings(spark, conf):
             steps.validate_raw(spark, lakes[name])
-        finally:
-            for key, value in saved.items():
-                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
         assert _persistent_rdds(spark) - before == set(), name
     for dataset in DATASETS:
         for zone in (Lake.curated, Lake.rejected):
@@ -270,13 +276,9 @@ def it_frees_every_checkpoint_when_a_dimension_fails(spark, small_raw, tmp_path,
         return flag(raw, dataset, shared)
 
     monkeypatch.setattr(steps, "flag_dimension", failing)
-    spark.conf.set(steps.SHARED_KEYS_FROM_BYTES_CONF, "0")
     before = _persistent_rdds(spark)
-    try:
-        with pytest.raises(RuntimeError, match="locations broke"):
-            steps.validate_raw(spark, Lake(str(tmp_path)))
-    finally:
-        spark.conf.unset(steps.SHARED_KEYS_FROM_BYTES_CONF)
+    with _settings(spark, LARGE), pytest.raises(RuntimeError, match="locations broke"):
+        steps.validate_raw(spark, Lake(str(tmp_path)))
     assert _persistent_rdds(spark) - before == set()
 
 
