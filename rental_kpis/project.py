@@ -40,3 +40,7 @@ def build_library_zip(dest_dir: Path) -> Path:
         for path in shipped_files():
             archive.write(path, Path("rental_kpis") / path.relative_to(PACKAGE_DIR))
     return target
+
+
+if __name__ == "__main__":  # `make lint` checks these files against the cluster's Python
+    print("\n".join(str(p) for p in shipped_files() if p.suffix == ".py"))

@@ -201,11 +201,11 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
     every = [F.col(name) for name in positions]
     corrupt = F.col(CORRUPT_RECORD)
     names = column_names(dataset)
-    sources = [F.col(positions[header.index(n)]) for n in names]
+    sources = {n: F.col(positions[header.index(n)]) for n in names}
     if text == BYTES:
         bad_text = is_bad_text(F.concat_ws(",", *every))
         return df.select(
-            *(decode_utf8(source).alias(n) for source, n in zip(sources, names, strict=True)),
+            *(decode_utf8(source).alias(n) for n, source in sources.items()),
             F.when(corrupt.isNotNull(), decode_utf8(corrupt))
             .when(bad_text, as_csv_record([_decoded_sql(name) for name in positions]))
             .alias(CORRUPT_RECORD),
@@ -213,7 +213,7 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
     if text != UTF8:
         raise ValueError(f"text must be {BYTES!r} or {UTF8!r}, not {text!r}")
     return df.select(
-        *(source.alias(n) for source, n in zip(sources, names, strict=True)),
+        *(source.alias(n) for n, source in sources.items()),
         F.when(corrupt.isNotNull(), corrupt)
         .when(_any_holds(positions, _NUL), as_csv_record([_sql_name(n) for n in positions]))
         .alias(CORRUPT_RECORD),
