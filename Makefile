@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BENCH_SIZES ?= sample,100000,1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install demo run report lab browser screenshot test fuzz check lint format sample bench clean
+.PHONY: help install demo run report lab browser tracer screenshot test fuzz check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -45,11 +45,18 @@ browser: ## Chromium + ChromeDriver for the browser tests and the screenshot (ap
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    chromium chromium-driver; }
 
+tracer: ## strace, for the test that records the steps' file operations on the lake (apt)
+	@command -v strace >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends strace; }
+
 screenshot: demo ## a real make demo, then docs/report.png: the report's first screen (README)
 	$(BIN)/python -m rental_kpis.report.notebooks $(REPORTS)/rental_kpis_report.html docs/report.png
 
 # `make test` installs nothing on the system: without Chromium the browser tests skip and say
-# that `make browser` installs it (.ci/run does, so CI always runs them).
+# that `make browser` installs it; without a Python 3.9 or strace, the run of the steps as the
+# cluster runs them skips and says why (.ci/run installs both tools and requires that run).
 test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if present; no AWS)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 

@@ -40,6 +40,7 @@ LONGEST_FILES_FIRST = [
     "test_faults.py",
     "test_validation_paths.py",
     "test_emr_steps.py",
+    "test_cluster_run.py",
     "test_local_run.py",
     "test_kpi_steps.py",
     "test_csv_properties.py",

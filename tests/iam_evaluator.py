@@ -15,12 +15,26 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 Context = Mapping[str, str | tuple[str, ...] | list[str]]
+
+
+class _Statement(IAMPolicyStatement):
+    """moto's statement matcher, with IAM's wildcards exactly: ``*`` any run of characters,
+    ``?`` any one, every other character literal. moto's own ``_match`` only turns ``*`` into
+    ``.*`` and leaves the rest as regular-expression syntax, so a ``?``, ``$`` or ``.`` in an
+    ARN (EMRFS's ``<folder>_$folder$`` markers) would not mean what IAM means by it."""
+
+    @staticmethod
+    def _match(pattern: str, string: str) -> re.Match[str] | None:
+        wild = {"*": ".*", "?": "."}
+        regex = "".join(wild.get(char, re.escape(char)) for char in pattern)
+        return re.fullmatch(regex, string, flags=re.DOTALL)
 
 
 def _values(value: Any) -> list[str]:
@@ -95,7 +109,7 @@ def allowed(policy: Mapping[str, Any], action: str, resource: str, context: Cont
     allow = False
     for statement in statements:
         unconditioned = {k: v for k, v in statement.items() if k != "Condition"}
-        matched = IAMPolicyStatement(unconditioned).is_action_permitted(action, resource)
+        matched = _Statement(unconditioned).is_action_permitted(action, resource)
         concerned = matched in (PermissionResult.PERMITTED, PermissionResult.DENIED)
         if not concerned:
             continue

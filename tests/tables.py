@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
+
+from rental_kpis.devtools.datagen import MANIFEST
+from rental_kpis.devtools.reference import run_reference
+from rental_kpis.layout import DATASETS, TABLES, Lake
 
 # SPEC §4: every KPI table's columns, in order, with their types (Spark and Glue spell these alike).
 SPEC_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -98,3 +105,14 @@ def assert_same_table(
             assert (a.astype("int64").to_numpy() == e.astype("int64").to_numpy()).all(), column
         else:
             assert a.astype(str).tolist() == e.astype(str).tolist(), f"{name}.{column}"
+
+
+def assert_matches_generator(raw: Path, lake: Lake, run_id: str) -> None:
+    """Run ``run_id`` accounted for every row as the generator injected them, and wrote the
+    tables the DuckDB reference computes from the same files."""
+    manifest = json.loads((raw / MANIFEST).read_text())
+    validated = json.loads(Path(lake.run_summary(run_id, "validate_raw")).read_text())
+    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
+    reference = run_reference(raw)
+    for table in TABLES:
+        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])

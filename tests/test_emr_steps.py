@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tables import assert_same_table, read_table
+from tables import assert_matches_generator
 
-from rental_kpis.devtools.datagen import MANIFEST, generate
-from rental_kpis.devtools.reference import run_reference
-from rental_kpis.layout import DATASETS, TABLES, Lake
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.layout import Lake
 from rental_kpis.local.runner import _stage_groups, load_raw
 from rental_kpis.local.submit import spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
@@ -26,17 +25,6 @@ def raw(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("raw")
     generate(folder, 2_000, seed=5, defect_rate=0.002)
     return folder
-
-
-def assert_matches_generator(raw: Path, lake: Lake, run_id: str) -> None:
-    """Run ``run_id`` accounted for every row as the generator injected them, and wrote the
-    tables the DuckDB reference computes from the same files."""
-    manifest = json.loads((raw / MANIFEST).read_text())
-    validated = json.loads(Path(lake.run_summary(run_id, "validate_raw")).read_text())
-    assert {n: validated["datasets"][n] for n in DATASETS} == manifest["datasets"]
-    reference = run_reference(raw)
-    for table in TABLES:
-        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
 
 
 def it_spark_submits_each_emr_step_script_on_its_own(raw, tmp_path):

@@ -48,7 +48,10 @@ def it_grants_no_wildcard_action_and_s3_only_on_the_bucket(role):
             assert "*" not in action, (role, action)
         for resource in statement["Resource"]:
             if resource.startswith("arn:aws:s3"):
-                assert re.fullmatch(rf"arn:aws:s3:::{D.bucket}(/[a-z-]+/\*)?", resource), resource
+                # the bucket, a zone's objects (zone/*), the zone's own key (EMRFS's HEAD of
+                # the folder) or its folder marker (zone_$folder$)
+                zone = r"/[a-z_-]+(/\*|_\?folder\?)?"
+                assert re.fullmatch(rf"arn:aws:s3:::{D.bucket}({zone})?", resource), resource
 
 
 @pytest.mark.parametrize("role", sorted(POLICIES))

@@ -21,7 +21,9 @@ The principals:
   primary and N core instance groups, EMR-managed security groups, a subnet of the default VPC
   or ``--subnet-id``), taken from the managed policy ``AmazonEMRServicePolicy_v2`` (EMR
   Management Guide, "Service role for Amazon EMR (EMR role)").
-- ``emr_ec2_instance_role``: the steps' S3 reads and writes, and the log push to ``emr-logs/``.
+- ``emr_ec2_instance_role``: the log push to ``emr-logs/``, the step runner's script fetch, and
+  the S3 requests behind the file-system operations recorded from the real steps
+  (``emrfs``; ``tests/test_cluster_run.py``).
 - ``glue_crawler_role``: a crawl of ``processed/`` (what ``AWSGlueServiceRole`` grants that such a
   crawl uses: AWS Glue Developer Guide, "Step 2: Create an IAM role for AWS Glue").
 """
@@ -32,6 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rental_kpis.aws import emrfs
+from rental_kpis.aws.emrfs import LakeOperation
 from rental_kpis.aws.names import CLUSTER_TAGS, EMR_MANAGED_TAG, PROJECT_TAG, Deployment
 from rental_kpis.layout import TABLES
 
@@ -736,74 +740,19 @@ def emr_service_role_calls(d: Deployment, cluster_tags: Mapping[str, str]) -> li
 EC2 = "emr_ec2_instance_role"
 
 
-def instance_role_calls(d: Deployment) -> list[Call]:
-    """The Spark steps on the cluster (EMRFS) and EMR's log push."""
+def instance_role_calls(d: Deployment, lake_operations: Iterable[LakeOperation] = ()) -> list[Call]:
+    """What runs on the cluster with the instance profile's role: EMR's step runner and log
+    push, and the S3 requests behind ``lake_operations``, the file-system operations the
+    Spark steps make on the lake (``emrfs.requests``). Those are recorded from the real step
+    scripts, not listed here (``tests/test_cluster_run.py``)."""
     arn = Arns(d)
     o = arn.obj
-    rows = _rows(
-        EC2,
-        "EMRFS lists and locates the bucket",
-        ["s3:ListBucket", "s3:GetBucketLocation"],
-        [arn.bucket],
-    )
+    rows = _rows(EC2, "EMRFS locates the bucket", ["s3:GetBucketLocation"], [arn.bucket])
     rows += _rows(
         EC2,
         "spark-submit fetches the step script and library zip",
         ["s3:GetObject"],
         [o("scripts/validate_raw.py"), o("scripts/rental_kpis.zip")],
-    )
-    rows += _rows(EC2, "validate_raw reads raw/", ["s3:GetObject"], [o("raw/users/users.csv")])
-    write = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    rows += _rows(
-        EC2,
-        "validate_raw writes curated/, rejected/, its summary",
-        write,
-        [
-            o("curated/users/part-0.parquet"),
-            o("rejected/users/part-0.parquet"),
-            o("runs/run-1/validate_raw.json"),
-        ],
-    )
-    rows += _rows(
-        EC2,
-        "validate_raw reads back a large dataset's work folder (its tables, and a dimension's "
-        "valid keys for the rentals)",
-        ["s3:GetObject"],
-        [
-            o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet"),
-            o("curated/_staging/users.flagged.0a1b2c3d/part-0.parquet"),
-        ],
-    )
-    rows += _rows(
-        EC2,
-        "validate_raw writes and deletes that work folder (steps.stored_flagged)",
-        write,
-        [
-            o("curated/_staging/rental_transactions.flagged.0a1b2c3d/part-0.parquet"),
-            o("curated/_staging/users.flagged.0a1b2c3d/part-0.parquet"),
-        ],
-    )
-    rows += _rows(
-        EC2,
-        "KPI steps read curated/",
-        ["s3:GetObject"],
-        [o("curated/rental_transactions/part-0.parquet")],
-    )
-    rows += _rows(
-        EC2,
-        "KPI steps write processed/ (staging, switch) and their summaries",
-        write,
-        [
-            o("processed/_staging/user_metrics/part-0.parquet"),
-            o("processed/user_metrics/part-0.parquet"),
-            o("runs/run-1/user_transaction_metrics.json"),
-        ],
-    )
-    rows += _rows(
-        EC2,
-        "KPI steps read back processed/ and runs/ (switch, summaries)",
-        ["s3:GetObject"],
-        [o("processed/user_metrics/part-0.parquet"), o("runs/run-1/validate_raw.json")],
     )
     rows += _rows(
         EC2,
@@ -811,6 +760,14 @@ def instance_role_calls(d: Deployment) -> list[Call]:
         ["s3:PutObject"],
         [o("emr-logs/j-EXAMPLE0CLUSTER/steps/s-1/stderr.gz")],
     )
+    for operation in sorted(set(lake_operations), key=str):
+        cause = f"a step's {operation.kind} of {operation.key or 'the bucket'}"
+        for request in emrfs.requests(operation):
+            if request.key is None:
+                context = {"s3:prefix": request.prefix}
+                rows += _rows(EC2, cause, [request.action], [arn.bucket], context)
+            else:
+                rows += _rows(EC2, cause, [request.action], [o(request.key)])
     return rows
 
 
