@@ -34,6 +34,25 @@ def it_has_a_trust_and_a_permission_policy_per_role():
     assert set(iam.trust_policies(D)) == set(POLICIES) == set(D.roles.values())
 
 
+# The condition keys each service is documented to send when it assumes a role (the pages are
+# named in iam_policies/README.md, "Trust policies"). A trust condition on any other key may be
+# missing from the request, and then the service cannot assume the role at all.
+DOCUMENTED_SOURCE_KEYS = {
+    "elasticmapreduce.amazonaws.com": {"aws:SourceAccount", "aws:SourceArn"},
+    "states.amazonaws.com": {"aws:SourceAccount", "aws:SourceArn"},
+    "ec2.amazonaws.com": set(),
+    "glue.amazonaws.com": set(),
+}
+
+
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def it_conditions_trust_only_on_keys_the_service_sends(role):
+    for statement in iam.trust_policies(D)[role]["Statement"]:
+        service = statement["Principal"]["Service"]
+        keys = {k for block in statement.get("Condition", {}).values() for k in block}
+        assert keys <= DOCUMENTED_SOURCE_KEYS[service], (role, service, keys)
+
+
 @pytest.mark.parametrize("role", sorted(POLICIES))
 def it_passes_parliament(role):
     findings = analyze_policy_string(json.dumps(POLICIES[role])).findings
