@@ -121,7 +121,9 @@ def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> N
     same journal is written through Hadoop's FileSystem and each folder is moved aside and
     the new one moved in (a rename on S3 is a copy: there is a gap, and the folder is
     incomplete while it is copied; Glue and Athena see the table as it is at that moment).
-    A process killed in between leaves the journal; ``recover_switches`` finishes it.
+    A process killed in between leaves the journal; ``recover_switches`` finishes it. The
+    journal names each folder relative to ``root`` (``switch.journal_entry``), as the local
+    one does, so it means the same folders wherever the lake is.
     """
     local_root = switch.local_path(root)
     local_pairs = [(switch.local_path(a), switch.local_path(b)) for a, b in pairs]
@@ -129,30 +131,51 @@ def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> N
         switch.switch([(str(a), str(b)) for a, b in local_pairs], local_root)
         return
     journal = f"{root.rstrip('/')}/{switch.JOURNAL_DIR}/{secrets.token_hex(6)}.json"
-    write_text(spark, journal, json.dumps([list(p) for p in pairs]))
+    entries = [[switch.journal_entry(uri, root) for uri in pair] for pair in pairs]
+    write_text(spark, journal, json.dumps(entries))
     _hadoop_apply(spark, pairs)
     fs, path = _path(spark, journal)
     fs.delete(path, False)
 
 
 def recover_switches(spark: SparkSession, root: str) -> list[str]:
-    """Finish the switches a killed step left half done (see ``switch_in``); their targets."""
+    """Finish the switches a killed step left half done (see ``switch_in``); their targets.
+
+    Every journal is read and its entries resolved under ``root`` before any is replayed:
+    an entry outside the lake (``..``, an absolute URI of another place: a journal written
+    before entries were relative is taken only when all of it lies under ``root``) raises
+    ``switch.JournalRefused`` and nothing is touched.
+    """
     local_root = switch.local_path(root)
     if local_root is not None:
         return switch.recover(local_root)
     fs, folder = _path(spark, f"{root.rstrip('/')}/{switch.JOURNAL_DIR}")
     if not fs.exists(folder):
         return []
+    statuses = sorted(fs.listStatus(folder), key=lambda st: st.getModificationTime())
+    journals = [st.getPath() for st in statuses if st.getPath().getName().endswith(".json")]
+    replays = [(path, _journal_pairs(spark, path.toString(), root)) for path in journals]
     finished: list[str] = []
-    for status in sorted(fs.listStatus(folder), key=lambda st: st.getModificationTime()):
-        uri = status.getPath().toString()
-        if not uri.endswith(".json"):
-            continue
-        pairs = [(a, b) for a, b in json.loads(read_text(spark, uri) or "[]")]
+    for path, pairs in replays:
         _hadoop_apply(spark, pairs)
         finished += [b for _, b in pairs]
-        fs.delete(status.getPath(), False)
+        fs.delete(path, False)
     return finished
+
+
+def _journal_pairs(spark: SparkSession, uri: str, root: str) -> list[tuple[str, str]]:
+    """The (staging, target) URIs a Hadoop journal names, each resolved under ``root``."""
+    try:
+        pairs = [(a, b) for a, b in json.loads(read_text(spark, uri) or "[]")]
+    except (ValueError, TypeError):  # not JSON, not a list of pairs
+        raise switch.JournalRefused(
+            f"switch journal {uri} holds no list of switches, so it cannot be replayed; "
+            f"nothing was changed: delete it, then run the pipeline again"
+        ) from None
+    return [
+        (switch.resolve_entry(a, root, uri, staging=True), switch.resolve_entry(b, root, uri))
+        for a, b in pairs
+    ]
 
 
 def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]]) -> None:
