@@ -21,7 +21,7 @@ import gzip
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given
@@ -64,10 +64,34 @@ TEXT = st.text(
 INTS = [("1", 1), (" 42 ", 42), ("-7", -7), ("007", 7), ("1.5", None), ("x", None), ("", None)]
 DOUBLES = [("30.2", 30.2), ("-97.7", -97.7), (" 1e2", 100.0), (".5", 0.5), ("NaN", None),
            ("1e309", None), ("inf", None), ("", None)]  # fmt: skip
+# Dates at the edges of Spark's and pandas' ranges too: year 0001, before the Gregorian reform
+# (1582-10-15; 1582-10-10 is one of the days the Julian calendar skipped, 1500-02-29 a Julian
+# leap day that no proleptic Gregorian year has), before 1900 (INT96 timestamps), around
+# pandas' nanosecond bounds (1677-09-21 to 2262-04-11) and year 9999. Curated rows are read
+# back from Parquet, so each of them is written as the step writes it (docs/validation.md).
 ISO_DATES = [("2024-02-29", date(2024, 2, 29)), ("2023-02-29", None), ("2024-1-01", None),
-             ("", None)]  # fmt: skip
-DMY_DATES = [("31-12-2025", date(2025, 12, 31)), ("2025-12-31", None), ("30-02-2024", None)]
-DMY_STAMPS = [("15-01-2024 08:30:00", "2024-01-15 08:30:00"), ("15-01-2024", None)]
+             ("", None), ("0001-01-01", date(1, 1, 1)), ("1500-02-29", None),
+             ("1581-12-31", date(1581, 12, 31)), ("1582-10-10", date(1582, 10, 10)),
+             ("1583-01-01", date(1583, 1, 1)), ("1899-12-31", date(1899, 12, 31)),
+             ("1900-01-01", date(1900, 1, 1)), ("2262-04-12", date(2262, 4, 12)),
+             ("2263-01-01", date(2263, 1, 1)), ("9999-12-31", date(9999, 12, 31)),
+             ("10000-01-01", None)]  # fmt: skip
+DMY_DATES = [("31-12-2025", date(2025, 12, 31)), ("2025-12-31", None), ("30-02-2024", None),
+             ("01-01-0001", date(1, 1, 1)), ("01-01-1500", date(1500, 1, 1)),
+             ("29-02-1500", None), ("15-10-1582", date(1582, 10, 15)),
+             ("01-01-2263", date(2263, 1, 1)), ("31-12-9999", date(9999, 12, 31))]  # fmt: skip
+DMY_STAMPS = [("15-01-2024 08:30:00", "2024-01-15 08:30:00"), ("15-01-2024", None),
+              ("01-01-0001 00:00:00", "0001-01-01 00:00:00"),
+              ("04-10-1582 12:00:00", "1582-10-04 12:00:00"),
+              ("31-12-1899 23:59:59", "1899-12-31 23:59:59"),
+              ("12-04-2262 00:00:00", "2262-04-12 00:00:00"),
+              ("31-12-9999 23:59:59", "9999-12-31 23:59:59")]  # fmt: skip
+# The days a rental starts on (it ends the same day or the next).
+RENTAL_DAYS = [
+    date(2024, 3, 1), date(1, 1, 1), date(1500, 2, 28), date(1581, 12, 31), date(1582, 10, 4),
+    date(1582, 10, 15), date(1583, 1, 1), date(1899, 12, 31), date(1900, 1, 1),
+    date(2262, 4, 11), date(2263, 1, 1), date(9999, 12, 30),
+]  # fmt: skip
 POOLS = {"int": INTS, "double": DOUBLES}
 AMOUNTS = [("20", 20.0), ("0", 0.0), ("12.5", 12.5), (" 1e2 ", 100.0), ("0.0000000001", 1e-10),
            ("9999999999999.99", 9999999999999.99)]  # fmt: skip
@@ -273,32 +297,33 @@ def dimension(draw, dataset: str) -> tuple[list[Record], list[object]]:
     return records, keys
 
 
-def stamp(hour: int) -> str:
-    return f"2024-03-01 {hour:02d}:00:00"
+def stamp(day: date, hour: int) -> str:
+    """``day`` at ``hour`` (which may pass midnight) as SPEC §1 writes a rental's times."""
+    moment = datetime(day.year, day.month, day.day) + timedelta(hours=hour)
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
 
 
 @st.composite
 def rental(draw, i: int, users: list, vehicles: list, locations: list) -> Record:
     """A valid rental, or one damaged so that exactly one SPEC §3 reason is its first."""
-    start, hours = draw(st.integers(0, 10)), draw(st.integers(1, 12))
+    day = draw(st.sampled_from(RENTAL_DAYS))
+    start, hours = draw(st.integers(0, 20)), draw(st.integers(1, 12))
     amount, amount_value = pick(draw, AMOUNTS)
     pickup, dropoff = draw(st.sampled_from(locations)), draw(st.sampled_from(locations))
     values = {
         "rental_id": f"{draw(st.sampled_from(['', ' ']))}R{i}:{draw(TEXT)}",
         "user_id": draw(st.sampled_from(users)),
         "vehicle_id": draw(st.sampled_from(vehicles)),
-        "rental_start_time": stamp(start),
-        "rental_end_time": stamp(start + hours),
+        "rental_start_time": stamp(day, start),
+        "rental_end_time": stamp(day, start + hours),
         "pickup_location": draw(st.sampled_from([str(pickup), f" {pickup}", f"0{pickup}"])),
         "dropoff_location": str(dropoff),
         "total_amount": amount,
     }
     curated = {
         **values,
-        "rental_start_time": stamp(start),
-        "rental_end_time": f"2024-03-01 {start + hours:02d}:00:00"
-        if start + hours < 24
-        else f"2024-03-02 {start + hours - 24:02d}:00:00",
+        "rental_start_time": stamp(day, start),
+        "rental_end_time": stamp(day, start + hours),
         "pickup_location": pickup,
         "dropoff_location": dropoff,
         "total_amount": amount_value,
@@ -321,8 +346,8 @@ def rental(draw, i: int, users: list, vehicles: list, locations: list) -> Record
     elif reason == "unparseable_total_amount":
         changed["total_amount"] = draw(st.sampled_from(BAD_AMOUNTS))
     elif reason == "non_positive_duration":
-        changed["rental_start_time"] = stamp(max(start, 3))
-        changed["rental_end_time"] = stamp(max(start, 3) - draw(st.integers(0, 3)))
+        changed["rental_start_time"] = stamp(day, max(start, 3))
+        changed["rental_end_time"] = stamp(day, max(start, 3) - draw(st.integers(0, 3)))
     elif reason == "negative_amount":
         changed["total_amount"] = "-" + draw(st.sampled_from(["1", "0.5", "20"]))
     elif reason == "unknown_user":
@@ -418,10 +443,19 @@ def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World, fas
         shared = {n: shared_keys(df, n) for n, df in frames.items()} if fast else None
         flagged = flag_all(frames, persist=True, shared=shared)
         for name in DATASETS:
-            check_dataset(name, flagged[name], world.records[name], world.layouts[name])
+            curated = through_parquet(spark, curated_rows(flagged[name], name), root / name)
+            check_dataset(name, flagged[name], curated, world.records[name], world.layouts[name])
 
 
-def check_dataset(name: str, flagged, records: list[Record], layout: Layout) -> None:
+def through_parquet(spark, curated, folder: Path):
+    """``curated`` written to Parquet under ``folder`` and read back, as the step writes it and
+    the KPI steps read it."""
+    path = str(folder / "curated")
+    curated.write.parquet(path)
+    return spark.read.schema(curated.schema).parquet(path)
+
+
+def check_dataset(name: str, flagged, curated_frame, records: list[Record], layout: Layout) -> None:
     counts = summarise(flagged, name)
     rejected = Counter(r.reason for r in records if r.reason)
     assert counts.as_dict() == {
@@ -434,9 +468,7 @@ def check_dataset(name: str, flagged, records: list[Record], layout: Layout) -> 
     assert counts.reconciles
 
     columns = column_names(name)
-    curated = sorted(
-        (tuple(row) for row in typed_view(curated_rows(flagged, name), name).collect()), key=repr
-    )
+    curated = sorted((tuple(row) for row in typed_view(curated_frame, name).collect()), key=repr)
     expected = sorted(
         (tuple(r.curated[c] for c in columns) for r in records if r.reason is None), key=repr
     )

@@ -11,11 +11,13 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from pyspark.sql import Row
 from sample_rows import location, rental, user, vehicle
-from tables import SPEC_COLUMNS
+from tables import SPEC_COLUMNS, assert_same_table, read_table
 
+from rental_kpis.devtools.reference import run_reference
 from rental_kpis.errors import InputError
 from rental_kpis.layout import DATASETS, TABLES, Lake, raw_input_files
 from rental_kpis.spark import kpis
@@ -344,3 +346,108 @@ def it_completes_a_run_with_zero_valid_rows_and_registers_empty_tables(tmp_path,
     record = json.loads(Path(result.lake.uri("runs", "empty", "run.json")).read_text())
     assert record["status"] == "succeeded"
     shutil.rmtree(tmp_path / "lake")
+
+
+# ---------------------------------------------------------------- 7. dates at the calendar's edges
+
+# Sentinel and ancient dates as real exports hold them: before the Gregorian reform (1582-10-15,
+# where Spark 2 and Hive switch calendars), before 1900 (the INT96 timestamps' rebase limit), in
+# the days the Julian calendar skipped (1582-10-05..14), and at the year 9999.
+EDGE_USERS = {
+    "U1": ("0001-01-01", "1582-10-10"),  # (driver_license_expiry, creation_date)
+    "U2": ("1500-02-29", "1899-12-31"),  # a Julian leap day: not a proleptic Gregorian date
+    "U3": ("9999-12-31", "1900-01-01"),
+}
+EDGE_RENTALS = {
+    "R1": ("0001-01-01 00:00:00", "0001-01-01 02:00:00", "U1"),
+    "R2": ("1582-10-10 10:00:00", "1582-10-10 13:00:00", "U2"),
+    "R3": ("1899-12-31 23:00:00", "1900-01-01 01:00:00", "U3"),
+    "R4": ("9999-12-31 20:00:00", "9999-12-31 23:00:00", "U1"),
+}
+
+
+def parquet_rows(folder: str, columns: str) -> list[tuple]:
+    """``columns`` of the Parquet files under ``folder`` as DuckDB reads them (as Athena does),
+    sorted."""
+    files = f"{folder}/**/*.parquet"
+    sql = f"SELECT {columns} FROM read_parquet('{files}', hive_partitioning = true)"
+    return sorted(duckdb.sql(sql).fetchall())
+
+
+@pytest.fixture(scope="module")
+def edge_run(spark, tmp_path_factory):
+    """A whole local run on raw files of ``EDGE_USERS``, ``EDGE_RENTALS`` and a vehicle of
+    1500 last updated in 1899."""
+    from rental_kpis.local.runner import run_local
+
+    root = tmp_path_factory.mktemp("edges")
+    users = [
+        {**user(uid), "driver_license_expiry": expiry, "creation_date": created}
+        for uid, (expiry, created) in EDGE_USERS.items()
+    ]
+    old = {**vehicle("V1"), "expiration_date": "01-01-1500"}
+    old["last_update_timestamp"] = "31-12-1899 23:59:59"
+    rentals = [
+        rental(rid, user_id=uid, start=start, end=end, amount="10")
+        for rid, (start, end, uid) in EDGE_RENTALS.items()
+    ]
+    rows = {"locations": DIMENSIONS["locations"], "vehicles": [old], "users": users, TX: rentals}
+    raw = write_raw(root / "raw", rows)
+    return raw, run_local(raw, root / "lake", run_id="edges", spark=spark)
+
+
+@pytest.mark.slow
+def it_completes_a_run_with_dates_before_1582_and_timestamps_before_1900(edge_run):
+    """Spark's default Parquet rebase mode (EXCEPTION) refused such values and stopped the run;
+    they are valid proleptic Gregorian values (docs/validation.md), every row accounted for."""
+    _, result = edge_run
+    counts = result.steps[0].summary["datasets"]
+    assert {n: (c["input_rows"], c["valid_rows"]) for n, c in counts.items()} == {
+        "locations": (2, 2), "vehicles": (1, 1), "users": (3, 3), TX: (4, 4)
+    }  # fmt: skip
+    assert [s.step for s in result.steps][-1] == "queries"
+
+
+EDGE_CURATED_USERS = [
+    ("U1", "0001-01-01", "1582-10-10"),
+    ("U2", None, "1899-12-31"),  # 1500-02-29 does not parse: null, as any bad attribute
+    ("U3", "9999-12-31", "1900-01-01"),
+]
+
+
+@pytest.mark.slow
+def it_writes_edge_dates_as_they_are_for_spark_and_duckdb_alike(edge_run, spark):
+    lake = edge_run[1].lake
+    columns = "user_id, CAST(driver_license_expiry AS STRING), CAST(creation_date AS STRING)"
+    assert parquet_rows(lake.curated("users"), columns) == EDGE_CURATED_USERS
+    by_spark = spark.read.parquet(lake.curated("users")).selectExpr(*columns.split(", "))
+    assert sorted(tuple(r) for r in by_spark.collect()) == EDGE_CURATED_USERS
+    columns = "CAST(expiration_date AS STRING), CAST(last_update_timestamp AS STRING)"
+    assert parquet_rows(lake.curated("vehicles"), columns) == [
+        ("1500-01-01", "1899-12-31 23:59:59")
+    ]
+    columns = "rental_id, CAST(rental_start_time AS STRING), CAST(rental_end_time AS STRING)"
+    assert parquet_rows(lake.curated(TX), columns) == sorted(
+        (rid, start, end) for rid, (start, end, _) in EDGE_RENTALS.items()
+    )
+
+
+@pytest.mark.slow
+def it_computes_kpis_of_edge_dates_as_the_reference_does(edge_run):
+    raw, result = edge_run
+    lake = result.lake
+    daily = parquet_rows(
+        lake.processed("daily_metrics"), "CAST(rental_date AS STRING), total_rental_hours, year"
+    )
+    assert daily == [
+        ("0001-01-01", 2.0, 1), ("1582-10-10", 3.0, 1582), ("1899-12-31", 2.0, 1899),
+        ("9999-12-31", 3.0, 9999),
+    ]  # fmt: skip
+    users = parquet_rows(lake.processed("user_metrics"), "user_id, first_rental_start::VARCHAR")
+    assert users == [
+        ("U1", "0001-01-01 00:00:00"), ("U2", "1582-10-10 10:00:00"),
+        ("U3", "1899-12-31 23:00:00"),
+    ]  # fmt: skip
+    reference = run_reference(raw)
+    for table in TABLES:
+        assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])

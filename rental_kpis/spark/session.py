@@ -1,8 +1,10 @@
 """The Spark session: which Java, and the settings every session gets (tests, spark-submit, EMR).
 
 The same settings reach every session, in tests, in ``spark-submit`` runs and on EMR: UTC for
-timestamps (SPEC §1) and the CORRECTED parser policy, under which an impossible date such as
-``2024-02-30`` parses to null (a rejected row) instead of raising ``SparkUpgradeException``.
+timestamps (SPEC §1), the CORRECTED parser policy, under which an impossible date such as
+``2024-02-30`` parses to null (a rejected row) instead of raising ``SparkUpgradeException``,
+and the CORRECTED Parquet rebase modes, under which any date of years 0001-9999 is written
+and read as the proleptic Gregorian date it is (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.sql.parquet.compression.codec": "snappy",
+    # Dates and timestamps are proleptic Gregorian (Spark 3's calendar, DuckDB's, Athena's),
+    # written to and read from Parquet as they are. Spark's default (EXCEPTION) refuses a date
+    # before 1582-10-15 or a timestamp before 1900 (INT96), and so failed a whole run for one
+    # sentinel date such as 0001-01-01; LEGACY would shift them into Spark 2's hybrid calendar.
+    **{
+        f"spark.sql.parquet.{kind}RebaseModeIn{way}": "CORRECTED"
+        for kind in ("datetime", "int96")
+        for way in ("Write", "Read")
+    },
     # Constraint propagation infers filters from every projected expression; over the
     # validation's wide CASE chains it took the optimizer 23 s for one 2,500-row dataset
     # (0.2 s without). No rule of ours relies on the filters it infers.
