@@ -6,11 +6,14 @@ releases it when every descriptor of it is closed, so:
 - the Spark child of a run inherits the descriptor (``submit.start_spark_submit``): if the
   runner itself is killed hard (SIGKILL), the lock stays held while the JVM lives, instead of
   letting a second run write the same lake next to an orphaned JVM;
-- the lock file names its holder (line 1, shown to a refused run) and the run's *token*
-  (line 2). Every process of a run carries the token in its environment
-  (``RENTAL_KPIS_RUN_TOKEN``), the JVM's Python workers too, which live in process groups of
-  their own (pyspark's daemon calls ``setpgid``). A lock whose holder process is dead is
-  recognised: the processes that still carry its token are killed and the lock taken over.
+- the lock file names its holder (line 1, shown to a refused run), its process start, the
+  run's *token* and the lock file's own identity (device and inode). Every process of a run
+  carries the token in its environment (``RENTAL_KPIS_RUN_TOKEN``), the JVM's Python workers
+  too, which live in process groups of their own (pyspark's daemon calls ``setpgid``). A lock
+  whose holder process is dead is recognised: the processes that still carry its token are
+  killed and the lock taken over — only when the lock file is the one that holder wrote
+  (same device and inode). A copied lake's lock file names the original's token and the
+  original's inode: its processes belong to another lake, and a takeover never stops them.
 
 The lock is re-entrant within one process: a run that crawls takes it once.
 """
@@ -104,13 +107,44 @@ def kill_token_processes(token: str, timeout: float = REAP_SECONDS) -> list[int]
         time.sleep(0.05)
 
 
-def _holder(text: str) -> tuple[str, int | None, str | None, str | None]:
-    """(first line, pid, process start, token) of a lock file's text."""
-    lines = text.splitlines()
-    first = lines[0].strip() if lines else ""
-    pid = re.search(r"\(pid (\d+)", first)
-    facts = dict(ln.split(" ", 1) for ln in lines[1:] if " " in ln)
-    return first, int(pid.group(1)) if pid else None, facts.get("start"), facts.get("token")
+@dataclass(frozen=True)
+class Holder:
+    """What a lock file says of the process that wrote it."""
+
+    first: str  # "run <id> (pid N, started …)", shown to a refused run
+    pid: int | None
+    start: str | None
+    token: str | None
+    lock: str | None  # "<device>:<inode>" of the lock file it wrote
+
+    @classmethod
+    def parse(cls, text: str) -> Holder:
+        lines = text.splitlines()
+        first = lines[0].strip() if lines else ""
+        pid = re.search(r"\(pid (\d+)", first)
+        facts = dict(ln.split(" ", 1) for ln in lines[1:] if " " in ln)
+        return cls(
+            first,
+            int(pid.group(1)) if pid else None,
+            facts.get("start"),
+            facts.get("token"),
+            facts.get("lock"),
+        )
+
+    def dead(self) -> bool:
+        """Whether the holder process is known and gone (pid and start time)."""
+        return self.pid is not None and not is_alive(self.pid, self.start)
+
+    def reapable_token(self, handle: IO[str]) -> str | None:
+        """The token whose processes a takeover may stop: this holder's, when it is dead and
+        wrote this very lock file (``handle``'s device and inode); else None."""
+        return self.token if self.dead() and self.lock == file_identity(handle) else None
+
+
+def file_identity(handle: IO[str]) -> str:
+    """``<device>:<inode>`` of an open file: a copy of it, in a copied lake, has another."""
+    stat = os.fstat(handle.fileno())
+    return f"{stat.st_dev}:{stat.st_ino}"
 
 
 @contextmanager
@@ -147,7 +181,7 @@ def lake_lock(lake: Lake, holder: str) -> Iterator[HeldLock]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     handle.write(
         f"{holder} (pid {os.getpid()}, started {started})\n"
-        f"start {process_start(os.getpid())}\ntoken {token}\n"
+        f"start {process_start(os.getpid())}\ntoken {token}\nlock {file_identity(handle)}\n"
     )
     handle.flush()
     held = _held[key] = HeldLock(root, handle, token)
@@ -167,27 +201,36 @@ def lake_lock(lake: Lake, holder: str) -> Iterator[HeldLock]:
 
 
 def _acquire(handle: IO[str], root: Path) -> None:
-    """flock ``handle``, taking over from a dead holder; LakeBusy if a live one has it."""
+    """flock ``handle``, taking over from a dead holder of this lock file (``Holder``);
+    LakeBusy if a live one has it, or processes that cannot be proven this lake's."""
     deadline = time.monotonic() + REAP_SECONDS
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            first, pid, start, token = _holder(handle.read())
-            holder_dead = pid is not None and not is_alive(pid, start)
-            if not holder_dead or token is None or time.monotonic() >= deadline:
-                who = first or "another run"
-                if holder_dead:
+            holder = Holder.parse(handle.read())
+            token = holder.reapable_token(handle)
+            if token is None and holder.dead():
+                raise LakeBusy(
+                    f"lake {root} is held by processes left by {holder.first}, which has "
+                    "ended; they are not provably this lake's (a lock file copied from another "
+                    f"lake?), so they are not stopped: stop the processes holding "
+                    f"{root / LOCK_FILE} (`fuser {root / LOCK_FILE}`), then try again"
+                ) from None
+            if token is None or time.monotonic() >= deadline:
+                who = holder.first or "another run"
+                if token is not None:
                     who += ", whose processes would not stop"
                 raise LakeBusy(f"lake {root} is in use by {who}; wait for it to finish") from None
             kill_token_processes(token, max(0.0, deadline - time.monotonic()))
             time.sleep(0.05)
             continue
         # Ours now. A dead holder's processes may still run without the descriptor (the
-        # JVM's Python workers): stop them before anything is written.
+        # JVM's Python workers): stop them before anything is written, when they are
+        # provably this lake's (never those of the lake this one was copied from).
         handle.seek(0)
-        _, _, _, token = _holder(handle.read())
+        token = Holder.parse(handle.read()).reapable_token(handle)
         if token is not None:
             left = kill_token_processes(token)
             if left:
