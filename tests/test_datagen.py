@@ -11,6 +11,7 @@ from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
 
 from rental_kpis.devtools.datagen import PRICE_PER_HOUR, generate
+from rental_kpis.errors import UsageError
 from rental_kpis.layout import DATASETS
 
 
@@ -104,3 +105,34 @@ def it_refuses_what_it_cannot_generate_in_one_line_and_writes_nothing(tmp_path, 
     done = run_cli("generate", "--out", str(out), *args)
     assert_one_line_error(done, *fragments)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "theirs", ["users/users.csv", "users/export.csv", "users/old.csv.gz", "users/OLD.CSV", "notes"]
+)
+def it_refuses_an_out_folder_holding_files_it_did_not_write(tmp_path, theirs):
+    """A user's raw folder: nothing deleted, nothing generated beside their files."""
+    out = tmp_path / "raw"
+    path = out / theirs
+    path.parent.mkdir(parents=True)
+    path.write_text("the user's own rows\n")
+
+    done = run_cli("generate", "--out", str(out), "--transactions", "100")
+
+    assert_one_line_error(done, f"--out {out} holds files the generator did not write", theirs)
+    assert [p for p in out.rglob("*") if p.is_file()] == [path]
+    assert path.read_text() == "the user's own rows\n"
+
+
+def it_regenerates_a_folder_it_wrote_only_while_it_holds_nothing_else(tmp_path):
+    generate(tmp_path, 100, seed=1)
+    generate(tmp_path, 100, seed=2)  # its own files: replaced
+    first = digest(tmp_path)
+    added = tmp_path / "users" / "more_users.csv"
+    added.write_text("user_id\n1\n")
+
+    with pytest.raises(UsageError, match=r"more_users\.csv"):
+        generate(tmp_path, 100, seed=3)
+
+    assert added.read_text() == "user_id\n1\n"
+    assert {k: v for k, v in digest(tmp_path).items() if k != added.name} == first

@@ -542,10 +542,9 @@ def add_dimension_defects(
 
 
 def write_dataset(out: Path, dataset: str, written: Written) -> Path:
+    """Write ``out/<dataset>/<dataset>.csv`` (the folder is checked by ``check_out`` first)."""
     folder = out / dataset
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.csv"):
-        old.unlink()
     path = folder / f"{dataset}.csv"
     table = written.table.select(column_names(dataset))
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
@@ -589,6 +588,37 @@ def _check_room(sizes: Sizes, per_reason: dict[str, int], defect_rate: float) ->
             )
 
 
+def generated_files(out: Path) -> set[Path]:
+    """What ``generate`` writes under ``out``: the manifest and one CSV per dataset."""
+    return {out / MANIFEST, *(out / name / f"{name}.csv" for name in DATASETS)}
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` folder that holds anything the generator did not write.
+
+    A new or empty folder is fine, and so is one a previous ``generate`` wrote (its manifest
+    is there) holding nothing but those files: they are replaced. Anything else (a user's raw
+    folder, a generated one with files added) is a UsageError naming a file found, before
+    anything is written: the generator never deletes or mixes with files it did not make.
+    """
+    if not out.is_dir():
+        return
+    found = {path for path in out.rglob("*") if not path.is_dir()}
+    if not found:
+        return
+    expected = generated_files(out)
+    if (out / MANIFEST) in found:
+        found -= expected
+        folders = {out, *(out / name for name in DATASETS)}
+        found |= {p for p in out.rglob("*") if p.is_dir() and p not in folders}
+        if not found:
+            return
+    raise UsageError(
+        f"--out {out} holds files the generator did not write (such as {min(found)}); "
+        "choose a new or empty folder"
+    )
+
+
 def defects_per_reason(rows: int, defect_rate: float) -> int:
     return 0 if defect_rate <= 0 else max(1, round(rows * defect_rate))
 
@@ -598,7 +628,8 @@ def generate(out: Path | str, transactions: int, seed: int = 42, defect_rate: fl
 
     Parameters
     ----------
-    out: folder that becomes the raw zone (``out/locations/locations.csv``…).
+    out: folder that becomes the raw zone (``out/locations/locations.csv``…): new, empty or
+        written by an earlier ``generate`` and holding only its files (``check_out``).
     transactions: clean rental rows before defects are added.
     seed: the same seed writes the same bytes.
     defect_rate: share of rows per rejection reason (0.0003 → ~6 per reason at 20,000).
@@ -613,6 +644,7 @@ def generate(out: Path | str, transactions: int, seed: int = 42, defect_rate: fl
         raise UsageError(f"transactions must be 0 or more, not {transactions}")
     if not 0.0 <= defect_rate <= 1.0:
         raise UsageError(f"the defect rate must be between 0 and 1, not {defect_rate}")
+    check_out(out)
     rng = np.random.default_rng(seed)
     sizes = Sizes.for_transactions(transactions)
     per_reason = defects_by_dataset(sizes, defect_rate)
