@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rental_kpis.errors import NotebookFailed
+from rental_kpis.errors import NotebookFailed, UsageError, os_error_text
 from rental_kpis.layout import new_run_id
 from rental_kpis.project import NOTEBOOK_DIR
 
@@ -166,6 +166,38 @@ def render_html(executed: Path, target: Path) -> Path:
     return target
 
 
+def report_files(out: Path) -> list[Path]:
+    """The files a report writes into ``out``: the executed notebooks and the HTML."""
+    return [out / f"{name}.ipynb" for name in NOTEBOOKS] + [out / HTML_NAME]
+
+
+def prepare_out(out: Path) -> None:
+    """Make ``out`` the folder of a new report, or raise UsageError before anything runs.
+
+    A file, or the folder of the source notebooks (their executed copies would replace them),
+    is refused. The folder is made if missing, and the files of a previous report
+    (``report_files``) are deleted, so that a report that fails part-way leaves the notebooks
+    it executed and nothing older beside them; other files in ``out`` are left alone.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: the report needs a folder")
+    if out.resolve() == NOTEBOOK_DIR.resolve() or any(
+        path.exists() and path.samefile(NOTEBOOK_DIR / path.name)
+        for path in report_files(out)
+        if (NOTEBOOK_DIR / path.name).exists()
+    ):
+        raise UsageError(
+            f"--out {out} is the folder of the source notebooks: their executed copies would "
+            "replace them; choose another folder (default: reports)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path in report_files(out):
+            path.unlink(missing_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out} cannot be written: {os_error_text(error)}") from error
+
+
 def build(
     lake: Path,
     out: Path,
@@ -178,8 +210,11 @@ def build(
     notebooks: tuple[str, ...] = NOTEBOOKS,
     on_notebook: Callable[[str, float], None] | None = None,
 ) -> ReportResult:
-    """Execute ``notebooks`` in order into ``out`` and render the final one to HTML."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Execute ``notebooks`` in order into ``out`` and render the final one to HTML.
+
+    ``out`` is checked and emptied of a previous report's files first (``prepare_out``).
+    """
+    prepare_out(out)
     run_id = run_id or new_run_id()
     common = {
         "backend": backend,
