@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 from cli_runner import run_cli
 from tables import SPEC_COLUMNS
 from world import make_world
 
-from rental_kpis import queries
+from rental_kpis import cli, queries
 from rental_kpis.layout import Lake
 from rental_kpis.local import athena as querying
 from rental_kpis.local import glue as catalog
@@ -163,3 +164,60 @@ def it_names_an_unknown_query_and_a_missing_catalog(tmp_path):
     done = run_cli("query", "monthly_revenue", "--lake", str(tmp_path))
     assert done.returncode == 2
     assert f"no catalog at {tmp_path}/catalog.duckdb" in done.stderr
+
+
+# ---------------------------------------------------------------- CSV for people
+
+# Cells a spreadsheet runs as formulas (OWASP, "CSV Injection"), as names and ids can hold them.
+FORMULAS = ['=HYPERLINK("http://x.test","click")', "+cmd|' /C calc'!A0", "@SUM(A1:A9)", "-2+3",
+            "\tTab", "\rReturn"]  # fmt: skip
+
+
+def hostile_city_lake(root: Path) -> Lake:
+    """A lake whose only table, location_performance, has a city named after each formula."""
+    lake = Lake(str(root / "lake"))
+    folder = Path(lake.processed("location_performance"))
+    folder.mkdir(parents=True)
+    rows = ", ".join(
+        f"({i}, 'Lot {i}', ?, 'CO', {100.0 * (len(FORMULAS) - i)}, 1)" for i in range(len(FORMULAS))
+    )
+    duckdb.execute(
+        f"COPY (SELECT * FROM (VALUES {rows}) AS t(location_id, location_name, city, state,"
+        f" total_revenue, transaction_count)) TO '{folder / 'part-0.parquet'}' (FORMAT parquet)",
+        FORMULAS,
+    )
+    (folder / "_SUCCESS").touch()
+    catalog.crawl(lake)
+    return lake
+
+
+SAFE_CITY_CSV = (
+    "city,state,total_revenue,transaction_count,locations\n"
+    + "".join(
+        f"{row},CO,{600.0 - 100 * i},1,1\n"
+        for i, row in enumerate(
+            ['"\'=HYPERLINK(""http://x.test"",""click"")"', "'+cmd|' /C calc'!A0", "'@SUM(A1:A9)",
+             "'-2+3", "'\tTab", "\"'\rReturn\""]
+        )
+    )
+)  # fmt: skip
+
+
+def it_neutralises_formulas_in_the_query_results_it_keeps_and_keeps_the_rows_exact(tmp_path):
+    lake = hostile_city_lake(tmp_path)
+    result = querying.run_named_query(lake, "revenue_by_city", run_id="r1")
+    assert [row[0] for row in result.rows] == FORMULAS
+    assert result.rows[0] == (FORMULAS[0], "CO", 600.0, 1, 1)
+    saved = Path(lake.uri("query-results", "revenue_by_city", "r1.csv"))
+    assert saved.read_bytes().decode() == SAFE_CITY_CSV
+
+
+def it_neutralises_formulas_in_what_query_prints(tmp_path, capsys):
+    lake = hostile_city_lake(tmp_path)
+    assert cli.main(["query", "revenue_by_city", "--lake", lake.root]) == 0
+    assert capsys.readouterr().out == SAFE_CITY_CSV  # in-process: CR read as written
+
+
+def it_leaves_numbers_and_harmless_text_as_they_are():
+    answer = querying.QueryResult("q", ["-a", "b"], [("a=b", -2.5), (None, 0), ("x-1", None)])
+    assert answer.to_csv() == "'-a,b\na=b,-2.5\n,0\nx-1,\n"

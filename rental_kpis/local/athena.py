@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -25,11 +23,12 @@ class QueryResult:
     output: str | None = None  # where the CSV was written (query-results/<name>/<run_id>.csv)
 
     def to_csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.columns)
-        writer.writerows([[_text(v) for v in row] for row in self.rows])
-        return buffer.getvalue()
+        """The answer as CSV for people (``query-results/``, ``rental-kpis query``): a header,
+        then every row, text cells that a spreadsheet would run as a formula neutralised
+        (``spreadsheet_safe``). ``rows`` and ``records`` keep the values exact."""
+        lines = [csv_record([spreadsheet_safe(c) for c in self.columns])]
+        lines += [csv_record([_cell(v) for v in row]) for row in self.rows]
+        return "".join(lines)
 
     def records(self) -> list[dict]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -43,6 +42,35 @@ class QueryResult:
         )
         more = f" (+{len(self.rows) - 1} more rows)" if len(self.rows) > 1 else ""
         return first + more
+
+
+# A cell that starts with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (OWASP, "CSV Injection"): "=HYPERLINK(…)", "+cmd|' /C calc'!A0", "@SUM(…)", "-2+3".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text: one that would start a formula
+    (``FORMULA_STARTS``) gets a leading single quote, as OWASP's "CSV Injection" page advises;
+    any other is unchanged."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_record(cells: list[str]) -> str:
+    """One RFC 4180 record ending in LF: a cell holding a comma, a quote, CR or LF is quoted
+    and its quotes doubled. (Python's csv module leaves a cell with a lone CR unquoted when
+    lines end in LF, and a reader then starts a new record there.)"""
+    quoted = [
+        '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',"\r\n') else cell
+        for cell in cells
+    ]
+    return ",".join(quoted) + "\n"
+
+
+def _cell(value: object) -> str:
+    """A value as a CSV cell: text made ``spreadsheet_safe``; numbers, dates and nulls as
+    ``_text`` writes them (a negative number stays a number)."""
+    return spreadsheet_safe(value) if isinstance(value, str) else _text(value)
 
 
 def _text(value: object, digits: int | None = None) -> str:
