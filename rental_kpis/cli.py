@@ -121,11 +121,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rental_kpis.layout import check_run_id, local_lake
+    from rental_kpis.layout import check_lake_outside_raw, check_run_id, local_lake
     from rental_kpis.report import notebooks
 
     # Checked before any notebook runs (and before --out is made): each would fail later.
     lake = Path(local_lake(args.lake).root) if args.backend == "local" else Path(args.lake)
+    if args.backend == "local":
+        check_lake_outside_raw(local_lake(args.lake), args.raw)
     if args.run_id:
         check_run_id(args.run_id)
 

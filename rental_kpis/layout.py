@@ -67,16 +67,21 @@ def local_lake(root: str | os.PathLike[str]) -> Lake:
     """The lake of the local backend at ``root``, refused early when it cannot be one.
 
     An object-store URI is an error here (it used to become a folder named ``s3:``), and so
-    are a path Spark would expand as a glob and a path that is, or lies under, a file: one line
-    that says so, before anything is written.
+    are an empty path and the filesystem root (both used to mean the current folder), a path
+    Spark would expand as a glob and a path that is, or lies under, a file: one line that says
+    so, before anything is written.
     """
     text = os.fspath(root)
+    if not text.strip():
+        raise LakeUnusable(f"lake {text!r} names no folder: give one (default: lake)")
     if is_remote(text) or (_URI_LIKE.match(text) and not text.startswith("file:")):
         raise LakeUnusable(
             f"lake {text} is a URI: the local backend needs a folder "
             "(a lake on S3 runs with `rental-kpis aws run` or `report --backend aws`)"
         )
     lake = Lake(text)
+    if Path(lake.root) == Path(lake.root).parent:
+        raise LakeUnusable(f"lake {text}: the root of the filesystem cannot be a lake")
     globbing = sorted(set(HADOOP_GLOB) & set(lake.root))
     if globbing:
         raise LakeUnusable(
@@ -89,6 +94,23 @@ def local_lake(root: str | os.PathLike[str]) -> Lake:
                 raise LakeUnusable(f"lake {lake.root}: {path} is a file, not a folder")
             break
     return lake
+
+
+def check_lake_outside_raw(lake: Lake, raw: Path) -> None:
+    """Refuse a lake that is, or lies in, a dataset folder of the raw input ``raw``.
+
+    Made there, the lake's own folders would become entries of that dataset, which the input
+    check refuses on every later run with this raw folder: LakeUnusable before anything is
+    written. Links are followed on both sides.
+    """
+    real = Path(lake.root).resolve()
+    for dataset in DATASETS:
+        folder = (raw / dataset).resolve()
+        if real == folder or folder in real.parents:
+            raise LakeUnusable(
+                f"lake {lake.root} lies in {raw / dataset}, a dataset folder of the raw input "
+                f"{raw}: choose a lake outside it"
+            )
 
 
 def _check_part(part: str) -> str:
@@ -112,7 +134,7 @@ class Lake:
     root: str
 
     def __post_init__(self) -> None:
-        root = self.root.rstrip("/")
+        root = self.root.rstrip("/") or self.root[:1]  # "/" and "//" stay the root
         if root.startswith("file://"):
             root = root[len("file://") :]
         if not is_remote(root):

@@ -22,8 +22,11 @@ from test_catalog_and_queries import write_world_tables
 from test_security_paths import assert_one_line_error
 
 from rental_kpis import cli
-from rental_kpis.layout import Lake
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.errors import LakeUnusable
+from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local import glue as catalog
+from rental_kpis.local.runner import check_raw, load_raw
 
 # Drop only what lets root ignore permission bits; everything else stays as it is.
 WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
@@ -190,3 +193,42 @@ def it_keeps_the_traceback_of_a_key_error_bug_in_a_command(monkeypatch):
     monkeypatch.setattr("rental_kpis.queries.names", broken)
     with pytest.raises(KeyError, match="a bug"):
         cli.main(["query", "--list"])
+
+
+@pytest.mark.parametrize("command", ["run", "crawl", "query", "status", "report"])
+@pytest.mark.parametrize(
+    ("lake", "why"),
+    [("", "names no folder"), ("/", "root of the filesystem"), ("//", "root of the filesystem")],
+)
+def it_refuses_a_lake_that_is_empty_or_the_filesystem_root(tmp_path, command, lake, why):
+    """These used to mean the current folder, which then became the lake."""
+    argv = {
+        "run": ["run", "--raw", str(tmp_path / "raw"), "--lake", lake],
+        "crawl": ["crawl", "--lake", lake],
+        "query": ["query", "monthly_revenue", "--lake", lake],
+        "status": ["status", "--lake", lake],
+        "report": ["report", "--lake", lake, "--out", str(tmp_path / "out")],
+    }[command]
+    done = run_cli(*argv, cwd=tmp_path)
+    assert_one_line_error(done, f"lake {lake!r}" if not lake else f"lake {lake}:", why)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["users", "users/lake", "rental_transactions/x/lake"])
+def it_refuses_a_lake_inside_a_dataset_folder_of_the_raw_input(tmp_path, where):
+    """Made there, the lake would be an entry of the dataset: every later run would fail."""
+    raw = tmp_path / "raw"
+    generate(raw, 100, seed=1)
+    before = sorted(raw.rglob("*"))
+    lake = raw / where
+    dataset = raw / where.split("/")[0]
+    for argv in (
+        ["run", "--raw", str(raw), "--lake", str(lake)],
+        ["report", "--raw", str(raw), "--lake", str(lake), "--out", str(tmp_path / "out")],
+    ):
+        done = run_cli(*argv, cwd=tmp_path)
+        assert_one_line_error(done, f"lies in {dataset}, a dataset folder", "outside it")
+    with pytest.raises(LakeUnusable, match="a dataset folder of the raw input"):
+        load_raw(raw, Lake(str(lake)))
+    assert sorted(raw.rglob("*")) == before
+    assert sorted(check_raw(raw)) == sorted(DATASETS)  # the raw folder is still good input

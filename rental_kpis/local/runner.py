@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rental_kpis.errors import Interrupted, StepFailed
-from rental_kpis.layout import Lake, check_run_id, local_lake, new_run_id, raw_input_files
+from rental_kpis.layout import (
+    Lake,
+    check_lake_outside_raw,
+    check_run_id,
+    local_lake,
+    new_run_id,
+    raw_input_files,
+)
 from rental_kpis.local.lock import (
     LOCK_FILE,
     holder_token,
@@ -127,8 +134,10 @@ def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     nothing in the lake. The files are copied to ``raw/_staging/`` and the dataset folders
     switched in together (``switch.switch``: journal, then exchange), so a run killed while
     loading leaves the previous raw zone or the new one, never a mix.
-    Returns the number of files per dataset.
+    Returns the number of files per dataset. A lake inside a dataset folder of ``raw_dir`` is
+    refused first (``check_lake_outside_raw``).
     """
+    check_lake_outside_raw(lake, raw_dir)
     found = check_raw(raw_dir)
     with lake_lock(lake, "raw upload"):  # already held inside a run (re-entrant)
         recover_lake(lake)
@@ -543,9 +552,12 @@ def run_local(
     A failing stage stops the run (the error propagates) after its record says so; tables
     written by earlier successful runs stay complete, because every write is switched in
     only once it is whole. A ``run_id`` that already has a record continues it: its earlier
-    stages stay in the record (``resumed_record``).
+    stages stay in the record (``resumed_record``). The lake is checked (``local_lake``, and
+    outside ``raw_dir``'s dataset folders) before anything is made.
     """
     lake = local_lake(lake_dir)
+    if raw_dir is not None:
+        check_lake_outside_raw(lake, Path(raw_dir))
     result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
     with signals_interrupt(), lake_lock(lake, f"run {result.run_id}"):
