@@ -83,5 +83,29 @@ sample: $(STAMP) ## regenerate the committed sample under data/raw
 bench: $(STAMP) ## Spark pipeline vs reference.py and plain DuckDB (BENCH_SIZES, BENCH_REPEATS); long
 	$(BIN)/python benchmarks/run.py --sizes $(BENCH_SIZES) --repeats $(BENCH_REPEATS)
 
-clean: ## remove the lake, reports and caches (keeps .venv)
-	rm -rf $(LAKE) $(REPORTS)/*.ipynb $(REPORTS)/*.html test-artifacts spark-warehouse metastore_db .pytest_cache
+# `clean` deletes only what the project made. $(LAKE) goes only when it is a lake: it holds the
+# lock file every run and crawl make (.rental_kpis.lock) and nothing but a lake's own entries;
+# anything else is kept and named. In $(REPORTS) only the files a report writes go: the executed
+# notebooks (named after notebooks/*.ipynb) and the HTML. Paths reach the shell through the
+# environment, never pasted into the recipe.
+LAKE_ENTRIES := raw curated rejected processed runs query-results scripts emr-logs _switch \
+  catalog.duckdb catalog.duckdb.wal .rental_kpis.lock .crawl-check-* .write-check
+REPORT_FILES := $(notdir $(wildcard $(dir $(lastword $(MAKEFILE_LIST)))notebooks/*.ipynb)) \
+  rental_kpis_report.html
+
+clean: export CLEAN_LAKE := $(LAKE)
+clean: export CLEAN_REPORTS := $(REPORTS)
+clean: ## remove the lake (if this project made it), the reports it wrote and caches (keeps .venv)
+	@lake="$$CLEAN_LAKE"; \
+	if [ -n "$$lake" ] && [ -d "$$lake" ] && [ ! -L "$$lake" ]; then \
+	  if [ ! -f "$$lake/.rental_kpis.lock" ]; then \
+	    echo "kept $$lake: not a lake (no .rental_kpis.lock)"; \
+	  else \
+	    other=$$(find "$$lake" -mindepth 1 -maxdepth 1 $(foreach e,$(LAKE_ENTRIES),! -name '$(e)') -print -quit); \
+	    if [ -n "$$other" ]; then echo "kept $$lake: it holds $$other, which no lake holds"; \
+	    else rm -rf -- "$$lake" && echo "removed lake $$lake"; fi; \
+	  fi; \
+	elif [ -e "$$lake" ] || [ -L "$$lake" ]; then echo "kept $$lake: not a lake folder"; fi
+	@if [ -n "$$CLEAN_REPORTS" ] && [ -d "$$CLEAN_REPORTS" ]; then \
+	  for name in $(REPORT_FILES); do rm -f -- "$$CLEAN_REPORTS/$$name"; done; fi
+	rm -rf test-artifacts spark-warehouse metastore_db .pytest_cache

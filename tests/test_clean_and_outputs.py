@@ -7,6 +7,8 @@ they come through untouched.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,13 @@ from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
 
 from rental_kpis.cli import main
+from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import NotebookFailed
-from rental_kpis.project import NOTEBOOK_DIR
+from rental_kpis.layout import Lake
+from rental_kpis.local import glue as catalog
+from rental_kpis.local.lock import LOCK_FILE
+from rental_kpis.local.runner import load_raw
+from rental_kpis.project import NOTEBOOK_DIR, PROJECT_DIR
 from rental_kpis.report import notebooks as report
 
 
@@ -96,3 +103,86 @@ def it_leaves_nothing_of_the_previous_report_beside_a_failed_one(tmp_path, execu
     )
     assert not (out / report.HTML_NAME).exists()
     assert notes.read_text() == "a user's notes"
+
+
+# ---------------------------------------------------------------- make clean
+
+# ``rm`` as make's recipes meet it on the PATH: logs every call, and deletes only inside the
+# test's folder (an argument outside it is logged, never run).
+RM_SHIM = """#!/bin/sh
+printf '%s\\n' "$@" >> "$RM_LOG"
+for arg in "$@"; do
+  case "$arg" in -*) ;; "$TEST_ROOT"/*) ;; /*) exit 0 ;; esac
+done
+exec /bin/rm "$@"
+"""
+
+
+def make_clean(tmp_path: Path, **variables: str) -> list[str]:
+    """``make clean`` in ``tmp_path`` with ``variables`` exported by the shell, as a user's
+    environment would; the arguments ``rm`` was called with."""
+    shim = tmp_path / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "rm").write_text(RM_SHIM)
+    (shim / "rm").chmod(0o755)
+    log = tmp_path / "rm.log"
+    log.write_text("")
+    env = {
+        "PATH": f"{shim}:{os.environ['PATH']}",
+        "RM_LOG": str(log),
+        "TEST_ROOT": str(tmp_path),
+        "HOME": str(tmp_path),
+        **variables,
+    }
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(PROJECT_DIR / "Makefile"), "clean"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return log.read_text().splitlines()
+
+
+def it_cleans_the_lake_only_when_it_is_a_lake_the_project_made(tmp_path):
+    files = {}
+    for name in ("docs", "home"):  # a user's folder; one that a run once used as its lake
+        (tmp_path / name).mkdir()
+        files[name] = tmp_path / name / "letter.txt"
+        files[name].write_text("keep me")
+    (tmp_path / "home" / LOCK_FILE).write_text("")
+    lake = Lake(str(tmp_path / "lake"))
+    raw = tmp_path / "raw"
+    generate(raw, 100, seed=1)
+    load_raw(raw, lake)
+    catalog.crawl(lake)
+
+    make_clean(tmp_path, LAKE=str(tmp_path / "docs"), REPORTS=str(tmp_path / "reports"))
+    make_clean(tmp_path, LAKE=str(tmp_path / "home"), REPORTS=str(tmp_path / "reports"))
+    make_clean(tmp_path, LAKE="", REPORTS=str(tmp_path / "reports"))
+
+    assert all(path.read_text() == "keep me" for path in files.values())
+    assert Path(lake.root).is_dir()
+    make_clean(tmp_path, LAKE=lake.root, REPORTS=str(tmp_path / "reports"))
+    assert not Path(lake.root).exists()
+    assert raw.is_dir()
+
+
+def it_removes_only_the_report_files_it_wrote(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for path in report.report_files(reports):
+        path.write_text("a report")
+    mine = [reports / "mine.ipynb", reports / "page.html"]
+    for path in mine:
+        path.write_text("the user's")
+
+    make_clean(tmp_path, LAKE=str(tmp_path / "lake"), REPORTS=str(reports))
+
+    assert sorted(reports.iterdir()) == sorted(mine)
+    called = make_clean(tmp_path, LAKE=str(tmp_path / "lake"), REPORTS="")
+    outside = [a for a in called if a.startswith("/") and not a.startswith(f"{tmp_path}/")]
+    assert outside == []  # never rm /*.ipynb /*.html
+    assert sorted(reports.iterdir()) == sorted(mine)
