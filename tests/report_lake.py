@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -59,13 +60,37 @@ def add_payloads(raw: Path) -> None:
         _rewrite(path, {"user_id": lambda v: f"{USER_ID_PAYLOAD}{v}"})
 
 
-def build_lake(root: Path, run_id: str, *, transactions: int = 3000, hostile: bool = False) -> Lake:
+def edit_rentals(raw: Path, edit: Callable[[int, dict[str, str]], dict[str, str] | None]) -> None:
+    """Rewrite the generated rentals: ``edit(i, row)`` gives the i-th row's new values, or None
+    to drop it."""
+    path = next((raw / "rental_transactions").glob("*.csv"))
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+        fields = list(rows[0])
+    edited = [row for i, old in enumerate(rows) if (row := edit(i, dict(old))) is not None]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(edited)
+
+
+def build_lake(
+    root: Path,
+    run_id: str,
+    *,
+    transactions: int = 3000,
+    hostile: bool = False,
+    edit: Callable[[Path], None] | None = None,
+) -> Lake:
     """Raw data under ``root/raw``, a lake under ``root/lake`` holding the processed tables,
-    the curated rentals' pickup/dropoff pairs, a succeeded run ``run_id`` and its catalog."""
+    the curated rentals' pickup/dropoff pairs, a succeeded run ``run_id`` and its catalog.
+    ``edit(raw)`` changes the generated raw files first."""
     raw = root / "raw"
-    generate(raw, transactions, seed=7, defect_rate=0.0 if hostile else 0.002)
+    generate(raw, transactions, seed=7, defect_rate=0.0 if hostile or edit else 0.002)
     if hostile:
         add_payloads(raw)
+    if edit is not None:
+        edit(raw)
     result = run_reference(raw, threads=1)
     lake = Lake(str(root / "lake"))
     con = duckdb.connect()

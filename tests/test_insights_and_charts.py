@@ -7,6 +7,7 @@ import html
 import re
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.patches import FancyArrowPatch
@@ -394,6 +395,46 @@ def it_groups_rejections_by_dataset_and_caps_the_reasons():
 
 def it_formats_money_ticks_for_scanning():
     assert [charts._usd(v) for v in (950, 12_000, 1_250_000)] == ["$950", "$12k", "$1.2M"]
+
+
+# ---------------------------------------------------------------- what a run accepts, shown
+
+# Years a run accepts (docs/validation.md) beyond pandas' nanosecond range (1677-2262).
+FAR_DAYS = [date(1, 6, 1), date(1600, 2, 29), date(2300, 1, 1), date(9999, 12, 31)]
+
+
+def far_daily(dates: object) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"rental_date": dates, "transaction_count": [1, 2, 1, 1],
+         "total_revenue": [10.0, 20.0, 30.0, 40.0], "total_rental_hours": [2.0, 4.0, 3.0, 1.0]}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "dates", [FAR_DAYS, np.array(FAR_DAYS, dtype="datetime64[us]")], ids=["date", "datetime64"]
+)
+def it_reports_rentals_of_any_year_a_run_accepts(dates):
+    """As the query answers (dates) and the catalog's tables (DuckDB's datetime64[us]) give them."""
+    daily = far_daily(dates)
+    headline = insights.headline(daily, VEHICLE_TYPES, USERS)
+    assert headline.table()["value"].tolist()[-1] == "0001-06-01 to 9999-12-31 (3,651,908 days)"
+    by_day = insights.weekdays(daily)
+    assert by_day[["day", "days"]].values.tolist() == [["Monday", 1], ["Tuesday", 1],
+                                                       ["Friday", 2]]  # fmt: skip
+    trend = daily.assign(revenue_7day_mean=daily["total_revenue"].expanding().mean())
+    assert "the best day was 9999-12-31 ($40)" in insights.daily_takeaway(trend)
+    answer = pd.DataFrame(
+        {"month": ["0001-06", "1600-02", "2300-01", "9999-12"],
+         "total_revenue": daily["total_revenue"], "transaction_count": daily["transaction_count"]}
+    )  # fmt: skip
+    months = insights.monthly(answer, headline.first_day, headline.last_day)
+    assert insights.present_months(months).texts("Month") == [
+        "Jun 0001", "Feb 1600", "Jan 2300", "Dec 9999"
+    ]  # fmt: skip
+    assert months["days_in_month"].tolist() == [30, 29, 31, 31]
+    for chart in (charts.daily_revenue(trend), charts.monthly_revenue(months),
+                  charts.weekday_revenue(by_day)):  # fmt: skip
+        assert chart.png()[:4] == b"\x89PNG"
 
 
 # ---------------------------------------------------------------- the state machine picture

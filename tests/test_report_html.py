@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from report_lake import PAYLOADS, USER_ID_PAYLOAD, build_lake
+from report_lake import PAYLOADS, USER_ID_PAYLOAD, build_lake, edit_rentals
 
 from rental_kpis.report import notebooks as report
 
@@ -124,3 +124,33 @@ def it_shows_hostile_text_literally_and_runs_none_of_it_in_a_browser(hostile):
         assert payload in shown, (dataset, column)
     assert USER_ID_PAYLOAD in shown
     assert len(widths) >= 8 and all(w > 0 for w in widths), widths
+
+
+# ---------------------------------------------------------------- whatever a run accepts
+
+
+def far_years(i: int, row: dict[str, str]) -> dict[str, str]:
+    """Four rentals moved to years a run accepts beyond pandas' nanosecond range (1677-2262)."""
+    year = {0: "0001", 1: "1600", 2: "2300", 3: "9999"}.get(i)
+    if year:
+        row["rental_start_time"], row["rental_end_time"] = (
+            f"{year}-06-01 10:00:00", f"{year}-06-01 12:00:00"
+        )  # fmt: skip
+    return row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [(far_years, "Period 0001-06-01 to 9999-06-01 (3,651,695 days)")],
+    ids=["years 0001 to 9999"],
+)
+def it_reports_on_whatever_rentals_a_run_accepts(tmp_path, edit, says):
+    build_lake(tmp_path, RUN_ID, transactions=300, edit=lambda raw: edit_rentals(raw, edit))
+    result = report.build(
+        tmp_path / "lake", tmp_path / "out", tmp_path / "raw", run_id=RUN_ID,
+        notebooks=(report.FINAL,),
+    )  # fmt: skip
+    text = visible_text(result.html.read_text())
+    assert says in text
+    assert not re.findall(r".{30}(?:\bnan\b|NaN|None|\binf\b).{30}", text)

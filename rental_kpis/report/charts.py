@@ -12,6 +12,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -75,6 +76,15 @@ USD = FuncFormatter(_usd)
 
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _date_range(first: date, last: date) -> tuple[date, date]:
+    """An axis from ``first`` to ``last`` with a margin, kept within the years 0001-9999 that
+    Matplotlib's dates hold (its own margins would reach past a rental of year 0001 or 9999)."""
+    pad = max(1, (last - first).days // 50)
+    low = max(first.toordinal() - pad, date.min.toordinal())
+    high = min(last.toordinal() + pad, date.max.toordinal())
+    return date.fromordinal(low), date.fromordinal(high)
 
 
 def _ranked_bars(
@@ -151,10 +161,12 @@ def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
 def daily_revenue(trend: pd.DataFrame) -> Chart:
     """``trend``: the ``daily_revenue_trend`` answer (revenue per day and its 7-day mean)."""
     ordered = trend.sort_values("rental_date")
-    days = pd.to_datetime(ordered["rental_date"])
+    days = insights.days(ordered["rental_date"])  # any year 0001-9999, not pandas' range
     figure, (ax,) = _figure()
     ax.bar(days, ordered["total_revenue"], color=BLUE, alpha=0.45, label="daily revenue")
     ax.plot(days, ordered["revenue_7day_mean"], color=ORANGE, linewidth=2.2, label="7-day mean")
+    if days:
+        ax.set_xlim(*_date_range(min(days), max(days)))
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))

@@ -8,11 +8,13 @@ Not used on EMR.
 
 from __future__ import annotations
 
+import calendar
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from rental_kpis.summaries import DatasetCounts  # the step's own reconciliation rule
@@ -72,8 +74,22 @@ def about_same(a: float, b: float, tolerance: float = TOLERANCE) -> bool:
     return high == 0 or abs(a - b) <= tolerance * high
 
 
-def _day(value: object) -> date:
-    return pd.Timestamp(value).date()
+def day(value: object) -> date:
+    """A date of the tables as a ``datetime.date``, whatever form the engine gave it in (a
+    date, a timestamp of any resolution, NumPy's datetime64, ISO text): every day of years
+    0001-9999 that a run accepts, beyond pandas' nanosecond range (1677-2262)."""
+    if isinstance(value, datetime):  # pandas' Timestamp too
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[D]").item()
+    return date.fromisoformat(str(value)[:10])
+
+
+def days(values: pd.Series) -> list[date]:
+    """``day`` of every value of a column, in its order."""
+    return [day(value) for value in values]
 
 
 # ---------------------------------------------------------------- headline
@@ -100,7 +116,7 @@ class Headline:
             ("Rentals", f"{self.rentals:,}"),
             ("Active users", f"{self.active_users:,}"),
             ("Vehicles rented", f"{self.vehicles_rented:,} of {self.fleet_size:,} in the fleet"),
-            ("Period", f"{self.first_day} to {self.last_day} ({self.days} days)"),
+            ("Period", f"{self.first_day} to {self.last_day} ({self.days:,} days)"),
         ]
         return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
@@ -114,8 +130,8 @@ def headline(daily: pd.DataFrame, vehicle_types: pd.DataFrame, users: pd.DataFra
         active_users=int((users["rental_count"] > 0).sum()),
         vehicles_rented=int(vehicle_types["unique_vehicles_rented"].sum()),
         fleet_size=int(vehicle_types["fleet_size"].sum()),
-        first_day=_day(daily["rental_date"].min()),
-        last_day=_day(daily["rental_date"].max()),
+        first_day=min(days(daily["rental_date"])),
+        last_day=max(days(daily["rental_date"])),
     )
 
 
@@ -221,7 +237,7 @@ def daily_takeaway(trend: pd.DataFrame) -> str:
         )
     return (
         f"Revenue averaged {money(trend['total_revenue'].mean())} a day; the best day was"
-        f" {_day(best['rental_date'])} ({money(best['total_revenue'])}), and the 7-day mean"
+        f" {day(best['rental_date'])} ({money(best['total_revenue'])}), and the 7-day mean"
         f" {verdict}."
     )
 
@@ -263,31 +279,38 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
 # ---------------------------------------------------------------- months, weekdays, rentals
 
 
+def _year_month(month: object) -> tuple[int, int]:
+    """A ``yyyy-MM`` month of the ``monthly_revenue`` answer as (year, month)."""
+    year, number = str(month).split("-")
+    return int(year), int(number)
+
+
 def monthly(answer: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
     """The ``monthly_revenue`` answer with the days each month has data for: a month the
     period [first_day, last_day] does not cover whole is partial, and its total is not
-    comparable with a whole month's."""
+    comparable with a whole month's. Any month of years 0001-9999."""
     rows = []
     for row in answer.sort_values("month").itertuples():
-        start = pd.Timestamp(f"{row.month}-01").date()
-        end = (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
+        year, number = _year_month(row.month)
+        length = calendar.monthrange(year, number)[1]
+        start, end = date(year, number, 1), date(year, number, length)
         covered = (min(end, last_day) - max(start, first_day)).days + 1
-        days = (end - start).days + 1
         rows.append(
             {
                 "month": row.month,
                 "total_revenue": float(row.total_revenue),
                 "transaction_count": int(row.transaction_count),
                 "days_covered": covered,
-                "days_in_month": days,
-                "partial": covered < days,
+                "days_in_month": length,
+                "partial": covered < length,
             }
         )
     return pd.DataFrame(rows)
 
 
 def month_label(row: pd.Series) -> str:
-    name = pd.Timestamp(f"{row['month']}-01").strftime("%b %Y")
+    year = str(row["month"]).split("-")[0]  # as the answer writes it: 0001, 2024
+    name = f"{calendar.month_abbr[_year_month(row['month'])[1]]} {year}"
     return (
         f"{name} (partial: {row['days_covered']} of {row['days_in_month']} days)"
         if row["partial"]
@@ -332,8 +355,8 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 def weekdays(daily: pd.DataFrame) -> pd.DataFrame:
     """Revenue per weekday of rental start: the total, the number of such days with rentals,
     and the average per day (weekdays occur a different number of times in a period)."""
-    days = pd.to_datetime(daily["rental_date"]).dt.dayofweek
-    grouped = daily.assign(weekday=days).groupby("weekday")
+    numbers = [day(value).weekday() for value in daily["rental_date"]]
+    grouped = daily.assign(weekday=numbers).groupby("weekday")
     frame = grouped.agg(total_revenue=("total_revenue", "sum"), days=("total_revenue", "size"))
     frame["revenue_per_day"] = frame["total_revenue"] / frame["days"]
     frame = frame.reindex(range(7)).dropna(subset=["days"])
