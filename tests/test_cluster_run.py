@@ -69,7 +69,7 @@ def find_cluster_python() -> str | None:
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates = [chosen] if chosen else []
     candidates += [str(p) for p in sorted(pyenv.glob("3.9*/bin/python3.9"), reverse=True)]
-    candidates += ["python3.9", "/usr/bin/python3.9"]
+    candidates += ["python3.9"]
     return next((c for c in candidates if _version(c) == CLUSTER_PYTHON), None)
 
 
