@@ -98,7 +98,7 @@ def build_lake(
         folder = Path(lake.processed(name))
         folder.mkdir(parents=True)
         con.register("frame", frame)
-        if name == "daily_metrics":
+        if name == "daily_metrics" and len(frame):  # empty: one file, as Spark writes it
             con.execute(f"COPY frame TO '{folder}' (FORMAT parquet, PARTITION_BY (year, month))")
         else:
             con.execute(f"COPY frame TO '{folder / 'part-0.parquet'}' (FORMAT parquet)")

@@ -437,6 +437,92 @@ def it_reports_rentals_of_any_year_a_run_accepts(dates):
         assert chart.png()[:4] == b"\x89PNG"
 
 
+NAN = float("nan")
+NO_DAILY = pd.DataFrame(
+    {"rental_date": pd.Series([], dtype="datetime64[us]"), "transaction_count": [],
+     "total_revenue": [], "total_rental_hours": []}
+)  # fmt: skip
+IDLE_TYPES = VEHICLE_TYPES.assign(
+    rental_count=0, total_revenue=0.0, avg_revenue_per_rental=NAN, avg_rental_hours=NAN,
+    unique_vehicles_rented=0, utilization_rate=NAN,
+)  # fmt: skip
+IDLE_LOCATIONS = LOCATIONS.assign(
+    total_revenue=0.0, transaction_count=0, avg_transaction_amount=NAN, unique_users=0
+)
+
+
+def it_reports_zero_valid_rentals_in_words_and_empty_charts():
+    """A run may end with no valid rental (docs/validation.md, "Empty tables")."""
+    no_users, no_trend = USERS.iloc[0:0], NO_DAILY.assign(revenue_7day_mean=[])
+    headline = insights.headline(NO_DAILY, IDLE_TYPES, no_users)
+    assert headline.table()["value"].tolist() == ["$0", "0", "0", "0 of 17 in the fleet",
+                                                  "no rentals"]  # fmt: skip
+    facts = insights.rental_facts(NO_DAILY, no_users)
+    assert dict(facts.table().rows)["Average rental"] == "no rentals"
+    months = insights.monthly(pd.DataFrame(columns=["month", "total_revenue",
+                                                    "transaction_count"]), None, None)  # fmt: skip
+    cities = CITIES.assign(total_revenue=0.0, transaction_count=0)
+    assert [
+        facts.takeaway(),
+        insights.top_locations_takeaway(IDLE_LOCATIONS),
+        insights.vehicle_types_takeaway(IDLE_TYPES),
+        insights.daily_takeaway(no_trend),
+        insights.weekday_takeaway(insights.weekdays(NO_DAILY)),
+        insights.top_spenders_takeaway(no_users, no_users),
+        insights.spend_takeaway(no_users),
+        insights.city_takeaway(cities),
+    ] == [
+        "There are no valid rentals: no averages, returning users or one-way rentals.",
+        "No location has revenue: there are no valid rentals.",
+        "No vehicle type has revenue: there are no valid rentals.",
+        "No day has revenue: there are no valid rentals.",
+        "No weekday has revenue: there are no valid rentals.",
+        "No user has revenue: there are no valid rentals.",
+        "No user has revenue: there are no valid rentals.",
+        "No city has revenue: there are no valid rentals.",
+    ]
+    assert "NaN" not in insights.present_vehicle_types(IDLE_TYPES).to_html()
+    for chart in (
+        charts.top_locations(IDLE_LOCATIONS), charts.vehicle_types(IDLE_TYPES),
+        charts.daily_revenue(no_trend), charts.monthly_revenue(months),
+        charts.weekday_revenue(insights.weekdays(NO_DAILY)),
+        charts.top_spenders(no_users, no_users), charts.spend_distribution(no_users),
+        charts.revenue_by_city(cities),
+    ):  # fmt: skip
+        assert chart.png()[:4] == b"\x89PNG"
+
+
+def it_shows_an_average_over_no_rentals_as_not_available():
+    """One rental: the other types' and locations' averages are null (SPEC §4), not "$nan"."""
+    one = IDLE_TYPES.assign(
+        rental_count=[1, 0, 0], total_revenue=[370.0, 0.0, 0.0],
+        avg_revenue_per_rental=[370.0, NAN, NAN], avg_rental_hours=[37.0, NAN, NAN],
+        utilization_rate=[0.077, 0.0, 0.0],
+    )  # fmt: skip
+    table = insights.present_vehicle_types(one)
+    assert table.texts("Revenue per rental") == ["$370", "n/a", "n/a"]
+    assert table.texts("Hours per rental") == ["37.0", "n/a", "n/a"]
+    shown = insights.present_locations(insights.top_locations(IDLE_LOCATIONS))
+    assert shown.texts("Revenue per rental") == ["n/a"] * 4
+
+
+def it_gives_no_ratio_to_a_median_spend_of_zero():
+    assert insights.spend_takeaway(USERS.assign(total_spent=0.0)) == (
+        "Half of the 4 active users spent under $0; the top 10% spent over $0."
+    )
+
+
+def it_explains_a_utilization_above_100_percent():
+    """All rentals on one day: the period is short, and overlapping rentals of a vehicle count
+    more rented hours than the fleet has."""
+    busy = VEHICLE_TYPES.assign(utilization_rate=[4.036, 4.776, 1.2])
+    assert insights.vehicle_types_takeaway(busy).endswith(
+        "premium has the highest utilization (477.6% of the fleet's hours; above 100%: some"
+        " vehicles have rentals that overlap in time, so the data counts more rented hours than"
+        " the fleet has)."
+    )
+
+
 # ---------------------------------------------------------------- the state machine picture
 
 TINY = {

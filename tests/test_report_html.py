@@ -139,11 +139,18 @@ def far_years(i: int, row: dict[str, str]) -> dict[str, str]:
     return row
 
 
+def no_valid_amount(i: int, row: dict[str, str]) -> dict[str, str]:
+    return {**row, "total_amount": "x"}  # every rental unparseable_total_amount
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("edit", "says"),
-    [(far_years, "Period 0001-06-01 to 9999-06-01 (3,651,695 days)")],
-    ids=["years 0001 to 9999"],
+    [
+        (far_years, "Period 0001-06-01 to 9999-06-01 (3,651,695 days)"),
+        (no_valid_amount, "No location has revenue: there are no valid rentals."),
+    ],
+    ids=["years 0001 to 9999", "zero valid rentals"],
 )
 def it_reports_on_whatever_rentals_a_run_accepts(tmp_path, edit, says):
     build_lake(tmp_path, RUN_ID, transactions=300, edit=lambda raw: edit_rentals(raw, edit))

@@ -78,6 +78,12 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _highest(*values: pd.Series) -> float:
+    """The largest value of ``values``, or 0 when there is none: an axis limit never NaN."""
+    highest = max((float(v) for series in values for v in series if pd.notna(v)), default=0.0)
+    return max(highest, 0.0)
+
+
 def _date_range(first: date, last: date) -> tuple[date, date]:
     """An axis from ``first`` to ``last`` with a margin, kept within the years 0001-9999 that
     Matplotlib's dates hold (its own margins would reach past a rental of year 0001 or 9999)."""
@@ -85,6 +91,11 @@ def _date_range(first: date, last: date) -> tuple[date, date]:
     low = max(first.toordinal() - pad, date.min.toordinal())
     high = min(last.toordinal() + pad, date.max.toordinal())
     return date.fromordinal(low), date.fromordinal(high)
+
+
+def _nothing_to_draw(ax: Axes, what: str = "no valid rentals") -> None:
+    """An empty panel says why it is empty."""
+    ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center", color=GREY)
 
 
 def _ranked_bars(
@@ -144,7 +155,7 @@ def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
     shares.set_xlabel("Vehicle type")
     shares.set_ylabel("Share of all rentals / revenue (%)")
     shares.yaxis.set_major_formatter(PercentFormatter(decimals=0))
-    shares.set_ylim(0, 1.25 * float(max(rental_share.max(), revenue_share.max(), 1)))
+    shares.set_ylim(0, 1.25 * max(_highest(rental_share, revenue_share), 1.0))
     shares.legend(loc="upper right", fontsize=8)
     utilization = 100 * ordered["utilization_rate"]
     use.bar(names, utilization, color=GREY)
@@ -174,7 +185,9 @@ def daily_revenue(trend: pd.DataFrame) -> Chart:
     ax.set_title("Daily revenue with its 7-day rolling mean")
     ax.set_xlabel("Rental start date (UTC)")
     ax.set_ylabel("Revenue (USD per day)")
-    ax.set_ylim(0, 1.25 * float(ordered["total_revenue"].max()))  # room for the legend
+    ax.set_ylim(0, 1.25 * (_highest(ordered["total_revenue"]) or 1.0))  # room for the legend
+    if ordered.empty:
+        _nothing_to_draw(ax)
     ax.legend(loc="upper left", ncols=2)
     return Chart(figure, insights.daily_takeaway(trend))
 
@@ -231,13 +244,16 @@ def spend_distribution(users: pd.DataFrame) -> Chart:
     figure, (ax,) = _figure()
     ax.hist(spent, bins=40, color=BLUE, edgecolor="white")
     marks = ((spent.median(), "median", ORANGE), (spent.quantile(0.9), "90th percentile", RED))
-    for value, name, colour in marks:
+    for value, name, colour in marks if len(spent) else ():
         ax.axvline(value, color=colour, linestyle="--", label=f"{name}: {insights.money(value)}")
     ax.xaxis.set_major_formatter(USD)
     ax.set_title("Distribution of spend per active user")
     ax.set_xlabel("Total spent per user over the period (USD)")
     ax.set_ylabel("Users (count)")
-    ax.legend()
+    if len(spent):
+        ax.legend()
+    else:
+        _nothing_to_draw(ax)
     return Chart(figure, insights.spend_takeaway(users))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,10 +37,21 @@ LABELS: dict[str, str] = {
 }
 
 
-def money(value: float) -> str:
+# What a number without a value (an average over no rows, SPEC §4) shows as.
+NOT_AVAILABLE = "n/a"
+
+
+def missing(value: object) -> bool:
+    """None or NaN: a value the tables do not have (SPEC §4: averages over no rows)."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def money(value: float | None) -> str:
     """The one money format of the report, tables, sentences and bar labels alike: whole
     dollars with thousands separators ($1,234,567). Prices are whole dollars per hour, so
-    totals are whole; averages lose only cents."""
+    totals are whole; averages lose only cents. No value is "n/a"."""
+    if missing(value):
+        return NOT_AVAILABLE
     return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
 
 
@@ -49,7 +61,7 @@ def count(value: float) -> str:
 
 
 def percent(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+    return f"{100 * part / whole:.1f}%" if whole and not missing(part) else NOT_AVAILABLE
 
 
 def human(name: object) -> str:
@@ -102,12 +114,21 @@ class Headline:
     active_users: int
     vehicles_rented: int
     fleet_size: int
-    first_day: date
-    last_day: date
+    first_day: date | None  # None: no rentals
+    last_day: date | None
 
     @property
     def days(self) -> int:
+        if self.first_day is None or self.last_day is None:
+            return 0
         return (self.last_day - self.first_day).days + 1
+
+    @property
+    def period(self) -> str:
+        """The calendar days of rental starts, e.g. "2024-01-01 to 2024-05-31"."""
+        if self.first_day is None:
+            return "no rentals"
+        return f"{self.first_day} to {self.last_day}"
 
     def table(self) -> pd.DataFrame:
         """The headline as the report shows it: one row per number, formatted."""
@@ -116,7 +137,7 @@ class Headline:
             ("Rentals", f"{self.rentals:,}"),
             ("Active users", f"{self.active_users:,}"),
             ("Vehicles rented", f"{self.vehicles_rented:,} of {self.fleet_size:,} in the fleet"),
-            ("Period", f"{self.first_day} to {self.last_day} ({self.days:,} days)"),
+            ("Period", f"{self.period} ({self.days:,} days)" if self.days else self.period),
         ]
         return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
@@ -130,8 +151,8 @@ def headline(daily: pd.DataFrame, vehicle_types: pd.DataFrame, users: pd.DataFra
         active_users=int((users["rental_count"] > 0).sum()),
         vehicles_rented=int(vehicle_types["unique_vehicles_rented"].sum()),
         fleet_size=int(vehicle_types["fleet_size"].sum()),
-        first_day=min(days(daily["rental_date"])),
-        last_day=max(days(daily["rental_date"])),
+        first_day=min(days(daily["rental_date"]), default=None),
+        last_day=max(days(daily["rental_date"]), default=None),
     )
 
 
@@ -150,9 +171,22 @@ def location_label(name: object, city: object) -> str:
     return name if city in name else f"{name} ({city})"
 
 
+def without_revenue(what: str, rentals: float) -> str:
+    """The takeaway of a view with no revenue to compare: there are no valid rentals, or
+    every one of them brought $0."""
+    why = (
+        f"the {count(rentals)} valid rentals brought $0"
+        if rentals
+        else "there are no valid rentals"
+    )
+    return f"No {what} has revenue: {why}."
+
+
 def top_locations_takeaway(locations: pd.DataFrame, n: int = TOP_N) -> str:
     top = top_locations(locations, n)
     total = locations["total_revenue"].sum()
+    if not total:
+        return without_revenue("location", locations["transaction_count"].sum())
     leader = top.iloc[0]
     name = location_label(leader["location_name"], leader["city"])
     together = (
@@ -176,6 +210,8 @@ def vehicle_types_takeaway(vehicle_types: pd.DataFrame) -> str:
     """Revenue share against rental share: the type that earns most per rental, and the type
     rented most; utilization is compared only beyond the tolerance."""
     revenue, rentals = vehicle_types["total_revenue"].sum(), vehicle_types["rental_count"].sum()
+    if not rentals:
+        return without_revenue("vehicle type", rentals)
     top = vehicle_types.sort_values(["total_revenue", "vehicle_type"], ascending=[False, True])
     most = vehicle_types.sort_values(["rental_count", "vehicle_type"], ascending=[False, True])
     leader, popular = top.iloc[0], most.iloc[0]
@@ -191,10 +227,11 @@ def vehicle_types_takeaway(vehicle_types: pd.DataFrame) -> str:
             f" {percent(popular['total_revenue'], revenue)} of revenue"
         )
     use = vehicle_types["utilization_rate"].dropna()
+    over = f"; {OVERLAPPING}" if len(use) and use.max() > 1 else ""
     if len(use) and about_same(use.max(), use.min()):
         usage = (
             f"utilization is about the same for every type ({100 * use.min():.1f}% to"
-            f" {100 * use.max():.1f}% of the fleet's hours)"
+            f" {100 * use.max():.1f}% of the fleet's hours{over})"
         )
     else:
         busiest = vehicle_types.sort_values(
@@ -202,9 +239,17 @@ def vehicle_types_takeaway(vehicle_types: pd.DataFrame) -> str:
         ).iloc[0]
         usage = (
             f"{human(busiest['vehicle_type'])} has the highest utilization"
-            f" ({100 * busiest['utilization_rate']:.1f}% of the fleet's hours)"
+            f" ({100 * busiest['utilization_rate']:.1f}% of the fleet's hours{over})"
         )
     return f"{story}; {usage}."
+
+
+# Why a utilization can exceed 100%: a vehicle rented twice at once. Each rental lies within
+# the utilization period, so a type's rented hours exceed its fleet's hours only then.
+OVERLAPPING = (
+    "above 100%: some vehicles have rentals that overlap in time, so the data counts more"
+    " rented hours than the fleet has"
+)
 
 
 def trend_band(trend: pd.DataFrame) -> float:
@@ -219,6 +264,8 @@ def daily_takeaway(trend: pd.DataFrame) -> str:
     """``trend`` is the ``daily_revenue_trend`` answer: rental_date, total_revenue, 7-day mean.
     The first full 7-day mean is compared with the last; it rose or fell only when the change
     is beyond the series' own spread (``trend_band``)."""
+    if trend.empty:
+        return without_revenue("day", 0)
     best = trend.sort_values(["total_revenue", "rental_date"], ascending=[False, True]).iloc[0]
     means = trend.sort_values("rental_date")["revenue_7day_mean"]
     first, last = means.iloc[min(6, len(means) - 1)], means.iloc[-1]
@@ -244,6 +291,8 @@ def daily_takeaway(trend: pd.DataFrame) -> str:
 
 def top_spenders_takeaway(spenders: pd.DataFrame, users: pd.DataFrame) -> str:
     """``spenders`` is the ``top_spending_users`` answer; ``users`` the whole user_metrics."""
+    if spenders.empty:
+        return without_revenue("user", 0)
     leader = spenders.iloc[0]
     total = users["total_spent"].sum()
     name = user_label(leader["first_name"], leader["last_name"], leader["user_id"])
@@ -256,17 +305,24 @@ def top_spenders_takeaway(spenders: pd.DataFrame, users: pd.DataFrame) -> str:
 
 
 def spend_takeaway(users: pd.DataFrame) -> str:
+    """The median and the 90th percentile of spend per user, and their ratio when the median
+    is not $0."""
     spent = users["total_spent"]
+    if spent.empty:
+        return without_revenue("user", 0)
     median, p90 = spent.median(), spent.quantile(0.9)
+    ratio = f", {p90 / median:.1f}x the median" if median > 0 else ""
     return (
         f"Half of the {len(users):,} active users spent under {money(median)}; the top 10%"
-        f" spent over {money(p90)}, {p90 / median:.1f}x the median."
+        f" spent over {money(p90)}{ratio}."
     )
 
 
 def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
     """``cities`` is the ``revenue_by_city`` answer (highest revenue first)."""
     total = cities["total_revenue"].sum()
+    if not total:
+        return without_revenue("city", cities["transaction_count"].sum())
     leader = cities.iloc[0]
     return (
         f"{leader['city']}, {leader['state']} brings the most revenue"
@@ -279,13 +335,18 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
 # ---------------------------------------------------------------- months, weekdays, rentals
 
 
+MONTH_COLUMNS = (
+    "month", "total_revenue", "transaction_count", "days_covered", "days_in_month", "partial"
+)  # fmt: skip
+
+
 def _year_month(month: object) -> tuple[int, int]:
     """A ``yyyy-MM`` month of the ``monthly_revenue`` answer as (year, month)."""
     year, number = str(month).split("-")
     return int(year), int(number)
 
 
-def monthly(answer: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+def monthly(answer: pd.DataFrame, first_day: date | None, last_day: date | None) -> pd.DataFrame:
     """The ``monthly_revenue`` answer with the days each month has data for: a month the
     period [first_day, last_day] does not cover whole is partial, and its total is not
     comparable with a whole month's. Any month of years 0001-9999."""
@@ -294,7 +355,7 @@ def monthly(answer: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFra
         year, number = _year_month(row.month)
         length = calendar.monthrange(year, number)[1]
         start, end = date(year, number, 1), date(year, number, length)
-        covered = (min(end, last_day) - max(start, first_day)).days + 1
+        covered = (min(end, last_day or end) - max(start, first_day or start)).days + 1
         rows.append(
             {
                 "month": row.month,
@@ -305,7 +366,7 @@ def monthly(answer: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFra
                 "partial": covered < length,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(MONTH_COLUMNS))
 
 
 def month_label(row: pd.Series) -> str:
@@ -365,6 +426,8 @@ def weekdays(daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def weekday_takeaway(by_day: pd.DataFrame) -> str:
+    if by_day.empty:
+        return without_revenue("weekday", 0)
     best = by_day.loc[by_day["revenue_per_day"].idxmax()]
     worst = by_day.loc[by_day["revenue_per_day"].idxmin()]
     if about_same(best["revenue_per_day"], worst["revenue_per_day"]):
@@ -401,11 +464,13 @@ class RentalFacts:
         return self.revenue / self.rentals if self.rentals else 0.0
 
     def table(self) -> ReportTable:
+        average = (
+            f"{self.hours_per_rental:,.1f} hours, {money(self.revenue_per_rental)}"
+            if self.rentals
+            else "no rentals"
+        )
         rows = [
-            (
-                "Average rental",
-                f"{self.hours_per_rental:,.1f} hours, {money(self.revenue_per_rental)}",
-            ),
+            ("Average rental", average),
             (
                 "Returning users",
                 f"{self.returning_users:,} of {self.active_users:,} active users"
@@ -424,6 +489,8 @@ class RentalFacts:
         return facts_table(rows)
 
     def takeaway(self) -> str:
+        if not self.rentals:
+            return "There are no valid rentals: no averages, returning users or one-way rentals."
         one_way = (
             f"; {percent(self.one_way, self.pairs)} of rentals are one-way"
             if self.one_way is not None
@@ -580,8 +647,8 @@ def definitions(headline: Headline, vehicle_types: pd.DataFrame) -> ReportTable:
         ("Rental", "A row of rental_transactions that passed every validation check; rejected"
          " rows and exact duplicates are not counted."),
         ("Revenue", "The sum of total_amount over rentals, in USD, shown in whole dollars."),
-        ("Period", f"The calendar days (UTC) with at least one rental start: {headline.first_day}"
-         f" to {headline.last_day}, {headline.days:,} days."),
+        ("Period", f"The calendar days (UTC) with at least one rental start: {headline.period}"
+         f", {headline.days:,} days."),
         ("Active user", "A user with at least one rental in the period."),
         ("Returning user", "An active user with two rentals or more."),
         ("Vehicles rented", "Distinct vehicles with at least one rental, out of the valid fleet"
@@ -696,11 +763,11 @@ def _text(value: object) -> str:
 
 
 def _hours(value: float) -> str:
-    return f"{value:,.1f}"
+    return NOT_AVAILABLE if missing(value) else f"{value:,.1f}"
 
 
 def _share(value: float) -> str:
-    return f"{100 * value:.1f}%"
+    return NOT_AVAILABLE if missing(value) else f"{100 * value:.1f}%"
 
 
 def present_headline(headline: Headline) -> ReportTable:
