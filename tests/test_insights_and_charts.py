@@ -394,7 +394,17 @@ def it_groups_rejections_by_dataset_and_caps_the_reasons():
 
 
 def it_formats_money_ticks_for_scanning():
-    assert [charts._usd(v) for v in (950, 12_000, 1_250_000)] == ["$950", "$12k", "$1.2M"]
+    assert [charts._usd(v) for v in (950, 12_000, 1_250_000)] == ["$950", "$12k", "$1.25M"]
+
+
+def it_never_gives_two_money_ticks_the_same_label():
+    assert [charts._usd(v) for v in (0, 0.5, 1_500, 2_000, 2_500, -1_500)] == [
+        "$0", "$0.5", "$1.5k", "$2k", "$2.5k", "-$1.5k"
+    ]  # fmt: skip
+    chart = charts.daily_revenue(TREND.assign(total_revenue=[1_500.0, 2_000.0] * 4))
+    chart.png()
+    ticks = [t.get_text() for t in chart.figure.axes[0].get_yticklabels()]
+    assert len(set(ticks)) == len(ticks) and "$1.5k" in ticks, ticks
 
 
 # ---------------------------------------------------------------- what a run accepts, shown

@@ -63,12 +63,12 @@ def _figure(ncols: int = 1, height: float = HEIGHT) -> tuple[Figure, list[Axes]]
 
 
 def _usd(value: float, _position: object = None) -> str:
-    """Tick labels a reader scans: $950, $12k, $1.2M."""
-    if abs(value) >= 1e6:
-        return f"${value / 1e6:.1f}M"
-    if abs(value) >= 1e3:
-        return f"${value / 1e3:.0f}k"
-    return f"${value:.0f}"
+    """Tick labels a reader scans: $950, $1.5k, $12k, $1.25M; with the decimals a tick needs
+    (up to two), so that no two ticks read the same."""
+    size, sign = abs(value), "-" if value < 0 else ""
+    scale, suffix = (1e6, "M") if size >= 1e6 else (1e3, "k") if size >= 1e3 else (1, "")
+    number = f"{size / scale:,.2f}".rstrip("0").rstrip(".")
+    return f"{sign}${number}{suffix}"
 
 
 USD = FuncFormatter(_usd)
