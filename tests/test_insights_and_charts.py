@@ -533,6 +533,22 @@ def it_explains_a_utilization_above_100_percent():
     )
 
 
+# ---------------------------------------------------------------- names from the data, shown
+
+
+def it_shows_a_missing_city_as_no_city_not_none():
+    assert insights.location_label("Lot 7", None) == "Lot 7"
+    assert insights.location_label("Lot 7", NAN) == "Lot 7"
+    cities = CITIES.assign(city=[None, "Boston"], state=["WA", "MA"])
+    assert insights.city_takeaway(cities) == (
+        "(no city), WA brings the most revenue ($800, 66.7%); the top 2 of 2 cities bring 100.0%."
+    )
+    labels = charts.revenue_by_city(cities).figure.axes[0].get_yticklabels()
+    assert [t.get_text() for t in labels] == ["(no city), WA", "Boston, MA"]
+    table = insights.present_locations(LOCATIONS.assign(city=None).head(1))
+    assert table.texts("Location") == ["Dock"]
+
+
 # ---------------------------------------------------------------- the state machine picture
 
 TINY = {

@@ -261,7 +261,7 @@ def revenue_by_city(cities: pd.DataFrame, n: int = 15) -> Chart:
     """``cities``: the ``revenue_by_city`` answer, highest revenue first."""
     top = cities.head(n)
     figure, (ax,) = _figure(height=5.0)
-    labels = [f"{r.city}, {r.state}" for r in top.itertuples()]
+    labels = [insights.city_label(r.city, r.state) for r in top.itertuples()]
     _ranked_money(ax, labels, top["total_revenue"])
     shown = f"top {len(top)} of {len(cities)} cities" if len(cities) > n else "every city"
     ax.set_title(f"Revenue by city ({shown})")

@@ -64,6 +64,12 @@ def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole and not missing(part) else NOT_AVAILABLE
 
 
+def shown(value: object) -> str:
+    """A value from the data as the report shows it in sentences, tables and labels: missing
+    is "" (never "None" or "nan")."""
+    return "" if missing(value) else str(value)
+
+
 def human(name: object) -> str:
     """An identifier as a reader reads it: ``negative_amount`` → "negative amount"."""
     text = str(name)
@@ -166,9 +172,20 @@ def top_locations(locations: pd.DataFrame, n: int = TOP_N) -> pd.DataFrame:
 
 
 def location_label(name: object, city: object) -> str:
-    """A location as tables and charts name it: its name, with the city when the name lacks it."""
-    name, city = str(name), str(city)
+    """A location as tables and charts name it: its name, with the city when the name lacks it
+    (and the city is known)."""
+    name, city = shown(name), shown(city)
     return name if city in name else f"{name} ({city})"
+
+
+NO_CITY = "(no city)"
+
+
+def city_label(city: object, state: object) -> str:
+    """A city as sentences and charts name it: "Denver, CO"; a city or state the data lacks is
+    not shown as "None": "(no city), WA", or the city alone."""
+    city, state = shown(city) or NO_CITY, shown(state)
+    return f"{city}, {state}" if state else city
 
 
 def without_revenue(what: str, rentals: float) -> str:
@@ -325,7 +342,7 @@ def city_takeaway(cities: pd.DataFrame, n: int = 5) -> str:
         return without_revenue("city", cities["transaction_count"].sum())
     leader = cities.iloc[0]
     return (
-        f"{leader['city']}, {leader['state']} brings the most revenue"
+        f"{city_label(leader['city'], leader['state'])} brings the most revenue"
         f" ({money(leader['total_revenue'])}, {percent(leader['total_revenue'], total)});"
         f" the top {min(n, len(cities))} of {len(cities)} cities bring"
         f" {percent(cities['total_revenue'].head(n).sum(), total)}."
@@ -745,7 +762,7 @@ Formatter = Callable[[object], str]
 def table(frame: pd.DataFrame, columns: dict[str, tuple[str, Formatter]]) -> ReportTable:
     """``frame``'s ``columns`` as ``{source: (label, format)}``; a column is right-aligned
     when its source values are numbers."""
-    shown = [tuple(fmt(value) for value in frame[source]) for source, (_, fmt) in columns.items()]
+    cells = [tuple(fmt(value) for value in frame[source]) for source, (_, fmt) in columns.items()]
     numeric = tuple(
         pd.api.types.is_numeric_dtype(frame[source])
         and not pd.api.types.is_bool_dtype(frame[source])
@@ -753,13 +770,9 @@ def table(frame: pd.DataFrame, columns: dict[str, tuple[str, Formatter]]) -> Rep
     )
     return ReportTable(
         columns=tuple(label for label, _ in columns.values()),
-        rows=tuple(zip(*shown, strict=True)) if shown else (),
+        rows=tuple(zip(*cells, strict=True)) if cells else (),
         numeric=numeric,
     )
-
-
-def _text(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
 def _hours(value: float) -> str:
@@ -782,7 +795,7 @@ def present_locations(top: pd.DataFrame) -> ReportTable:
     return table(
         labelled,
         {
-            "location": ("Location", _text), "state": ("State", _text),
+            "location": ("Location", shown), "state": ("State", shown),
             "total_revenue": ("Revenue", money), "transaction_count": ("Rentals", count),
             "avg_transaction_amount": ("Revenue per rental", money),
             "unique_users": ("Users", count),
@@ -801,7 +814,7 @@ def present_vehicle_types(vehicle_types: pd.DataFrame) -> ReportTable:
     return table(
         shares,
         {
-            "label": ("Vehicle type", _text), "fleet_size": ("Fleet", count),
+            "label": ("Vehicle type", shown), "fleet_size": ("Fleet", count),
             "rental_count": ("Rentals", count), "rental_share": ("Share of rentals", _share),
             "total_revenue": ("Revenue", money), "revenue_share": ("Share of revenue", _share),
             "avg_revenue_per_rental": ("Revenue per rental", money),
@@ -818,7 +831,7 @@ def present_spenders(spenders: pd.DataFrame) -> ReportTable:
     return table(
         labelled,
         {
-            "spend_rank": ("Rank", count), "user": ("User", _text),
+            "spend_rank": ("Rank", count), "user": ("User", shown),
             "total_spent": ("Spent", money), "rental_count": ("Rentals", count),
         },
     )  # fmt: skip
@@ -829,7 +842,7 @@ def present_months(months: pd.DataFrame) -> ReportTable:
     return table(
         labelled,
         {
-            "label": ("Month", _text), "total_revenue": ("Revenue", money),
+            "label": ("Month", shown), "total_revenue": ("Revenue", money),
             "transaction_count": ("Rentals", count),
         },
     )  # fmt: skip
@@ -842,7 +855,7 @@ def present_quality(validation: dict) -> ReportTable:
     return table(
         frame,
         {
-            "dataset": ("Dataset", _text), "rows in": ("Rows in", count),
+            "dataset": ("Dataset", shown), "rows in": ("Rows in", count),
             "valid": ("Valid", count), "rejected": ("Rejected", count),
             "exact duplicates": ("Exact duplicates", count),
             "reconciles": ("Reconciles", lambda ok: "yes" if ok else "NO"),
@@ -857,10 +870,10 @@ def present_rejections(validation: dict) -> ReportTable:
     )
     return table(
         frame,
-        {"dataset": ("Dataset", _text), "reason": ("Reason", _text), "rows": ("Rows", count)},
+        {"dataset": ("Dataset", shown), "reason": ("Reason", shown), "rows": ("Rows", count)},
     )
 
 
 def present_facts(facts: pd.DataFrame) -> ReportTable:
     """A one-column frame indexed by label (``run_facts``) without its header."""
-    return facts_table([(str(k), _text(v)) for k, v in facts.iloc[:, 0].items()])
+    return facts_table([(str(k), shown(v)) for k, v in facts.iloc[:, 0].items()])
