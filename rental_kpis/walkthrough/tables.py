@@ -36,6 +36,19 @@ PLACEHOLDER_REGION = "us-east-1"  # the local IAM/EMR views, before any AWS acco
 # ---------------------------------------------------------------- shared, pure
 
 
+# Characters Markdown reads as markup inside a line: escapes, code, emphasis, links, tables.
+_MARKDOWN_MARKUP = "\\`*_[]|~"
+
+
+def markdown_text(value: object) -> str:
+    """``value`` (a path, a name) as literal text inside a Markdown output: HTML markup is
+    escaped, so that a lake path holding ``<img src=x onerror=…>`` shows as text in the lab and
+    in a notebook converted to HTML, never as an element; Markdown's own markup characters are
+    backslash-escaped."""
+    text = html.escape(str(value), quote=False)
+    return "".join(f"\\{c}" if c in _MARKDOWN_MARKUP else c for c in text)
+
+
 def layout_table(lake: Lake) -> pd.DataFrame:
     """Each zone of the lake, where it is, and what it holds (SPEC §2)."""
     rows = [{"zone": z, "location": lake.uri(z) + "/", "holds": ZONE_CONTENTS[z]} for z in ZONES]
