@@ -536,6 +536,32 @@ def it_explains_a_utilization_above_100_percent():
 # ---------------------------------------------------------------- names from the data, shown
 
 
+DOLLARS = ["Lot $\\foo$ Denver", "Rent $5 & Save $10 Denver"]
+
+
+def drawn(labels) -> list[str]:
+    """The text Matplotlib draws for each label: mathtext between two ``$``, else literally."""
+    return [text for text, _math in (t._preprocess_math(t.get_text()) for t in labels)]
+
+
+def it_draws_dollar_signs_in_names_literally():
+    named = LOCATIONS.assign(location_name=[DOLLARS[0], DOLLARS[1], "Harbor", "Mall"],
+                             city=["Denver", "Denver", "Boston", "Boston"])  # fmt: skip
+    chart = charts.top_locations(named, 2)
+    assert chart.png()[:4] == b"\x89PNG"  # "Lot $\\foo$" failed the whole report
+    assert drawn(chart.figure.axes[0].get_yticklabels()) == [DOLLARS[1], "Harbor (Boston)"]
+    cities = CITIES.assign(city=DOLLARS, state=["CO", "C$"])
+    chart = charts.revenue_by_city(cities)
+    assert chart.png()[:4] == b"\x89PNG"
+    assert drawn(chart.figure.axes[0].get_yticklabels()) == [f"{DOLLARS[0]}, CO",
+                                                             f"{DOLLARS[1]}, C$"]  # fmt: skip
+    types = VEHICLE_TYPES.assign(vehicle_type=["$a$", "$b", "c$"])
+    chart = charts.vehicle_types(types)
+    assert chart.png()[:4] == b"\x89PNG"
+    for ax in chart.figure.axes:
+        assert drawn(ax.get_xticklabels()) == ["$b", "$a$", "c$"]
+
+
 def it_shows_a_missing_city_as_no_city_not_none():
     assert insights.location_label("Lot 7", None) == "Lot 7"
     assert insights.location_label("Lot 7", NAN) == "Lot 7"

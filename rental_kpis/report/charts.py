@@ -74,8 +74,16 @@ def _usd(value: float, _position: object = None) -> str:
 USD = FuncFormatter(_usd)
 
 
+def literal(text: str) -> str:
+    """Text from the data as a chart draws it: as written. Matplotlib reads text between two
+    ``$`` as mathtext ("Lot $\\foo$" fails the figure, "Rent $5 & Save $10" loses its
+    dollars), so each ``$`` is escaped."""
+    return text.replace("$", r"\$")
+
+
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters, drawn literally (``literal``)."""
+    return literal(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _highest(*values: pd.Series) -> float:
@@ -150,7 +158,7 @@ def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
     ):
         bars = shares.bar([p + offset for p in positions], values, width, color=colour, label=label)
         shares.bar_label(bars, labels=[f"{v:.1f}%" for v in values], padding=2, fontsize=8)
-    shares.set_xticks(positions, names)
+    shares.set_xticks(positions, [literal(name) for name in names])
     shares.set_title("Share of rentals and of revenue")
     shares.set_xlabel("Vehicle type")
     shares.set_ylabel("Share of all rentals / revenue (%)")
@@ -158,7 +166,8 @@ def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
     shares.set_ylim(0, 1.25 * max(_highest(rental_share, revenue_share), 1.0))
     shares.legend(loc="upper right", fontsize=8)
     utilization = 100 * ordered["utilization_rate"]
-    use.bar(names, utilization, color=GREY)
+    use.bar(positions, utilization, color=GREY)
+    use.set_xticks(positions, [literal(name) for name in names])
     use.bar_label(use.containers[0], labels=[f"{v:.1f}%" for v in utilization], padding=2)
     use.set_title("Utilization")
     use.set_xlabel("Vehicle type")
@@ -245,7 +254,8 @@ def spend_distribution(users: pd.DataFrame) -> Chart:
     ax.hist(spent, bins=40, color=BLUE, edgecolor="white")
     marks = ((spent.median(), "median", ORANGE), (spent.quantile(0.9), "90th percentile", RED))
     for value, name, colour in marks if len(spent) else ():
-        ax.axvline(value, color=colour, linestyle="--", label=f"{name}: {insights.money(value)}")
+        label = literal(f"{name}: {insights.money(value)}")
+        ax.axvline(value, color=colour, linestyle="--", label=label)
     ax.xaxis.set_major_formatter(USD)
     ax.set_title("Distribution of spend per active user")
     ax.set_xlabel("Total spent per user over the period (USD)")
