@@ -562,6 +562,37 @@ def it_draws_dollar_signs_in_names_literally():
         assert drawn(ax.get_xticklabels()) == ["$b", "$a$", "c$"]
 
 
+RLO, LRE, PDF = "\u202e", "\u202a", "\u202c"
+
+
+def it_keeps_bidi_controls_in_names_from_reordering_the_text_around_them():
+    """A name holding U+202E (right-to-left override) showed "$2,660" after it as "066,2$"."""
+    forged = LOCATIONS.assign(location_name=["Dock", f"Air{RLO}port", "Harbor", "Mall"],
+                              city=["Austin", f"Aus{LRE}tin{PDF}", "Boston", "Boston"])  # fmt: skip
+    assert insights.top_locations_takeaway(forged, 3) == (
+        "Airport (Austin) leads with $500 (41.7% of revenue); the top 3 locations together"
+        " bring 91.7% of revenue from 4 locations."
+    )
+    assert insights.present_locations(insights.top_locations(forged, 1)).texts("Location") == [
+        "Airport (Austin)"
+    ]
+    chart = charts.top_locations(forged, 1)
+    assert drawn(chart.figure.axes[0].get_yticklabels()) == ["Airport (Austin)"]
+    users = USERS.assign(user_id=[f"u{RLO}1", "u2", "u3", "u4"])
+    assert insights.present_spenders(users).texts("User")[0] == "A.L. (u1)"
+    cities = CITIES.assign(city=[f"Aus{RLO}tin", "Boston"])
+    assert insights.city_takeaway(cities).startswith("Austin, TX brings the most revenue ($800,")
+
+
+def it_isolates_a_name_in_a_right_to_left_script_from_the_numbers_after_it():
+    hebrew = LOCATIONS.assign(location_name=["Dock", "שלום", "Harbor", "Mall"])
+    assert insights.top_locations_takeaway(hebrew, 3).startswith(
+        "\u2068שלום\u2069 (Austin) leads with $500 (41.7% of revenue)"
+    )
+    chart = charts.top_locations(hebrew, 1)  # Matplotlib has no bidi: no isolates drawn
+    assert drawn(chart.figure.axes[0].get_yticklabels()) == ["שלום (Austin)"]
+
+
 def it_shows_a_missing_city_as_no_city_not_none():
     assert insights.location_label("Lot 7", None) == "Lot 7"
     assert insights.location_label("Lot 7", NAN) == "Lot 7"

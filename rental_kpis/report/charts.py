@@ -77,12 +77,14 @@ USD = FuncFormatter(_usd)
 def literal(text: str) -> str:
     """Text from the data as a chart draws it: as written. Matplotlib reads text between two
     ``$`` as mathtext ("Lot $\\foo$" fails the figure, "Rent $5 & Save $10" loses its
-    dollars), so each ``$`` is escaped."""
-    return text.replace("$", r"\$")
+    dollars), so each ``$`` is escaped. Bidi controls, the isolates ``insights.shown`` adds
+    included, are removed: Matplotlib draws text without the bidi algorithm."""
+    return text.translate(insights.BIDI_CONTROLS).replace("$", r"\$")
 
 
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
     """``text`` cut to ``limit`` characters, drawn literally (``literal``)."""
+    text = text.translate(insights.BIDI_CONTROLS)
     return literal(text if len(text) <= limit else text[: limit - 1] + "…")
 
 

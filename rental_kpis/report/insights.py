@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import html
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -64,15 +65,31 @@ def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole and not missing(part) else NOT_AVAILABLE
 
 
+# Unicode's explicit directional formatting characters (UAX #9): embeddings, overrides,
+# isolates and marks. In a value they reorder the text around it: a location name holding
+# U+202E (right-to-left override) shows "$2,660" after it as "066,2$".
+BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+FIRST_STRONG_ISOLATE, POP_DIRECTIONAL_ISOLATE = "\u2068", "\u2069"
+
+
 def shown(value: object) -> str:
     """A value from the data as the report shows it in sentences, tables and labels: missing
-    is "" (never "None" or "nan")."""
-    return "" if missing(value) else str(value)
+    is "", bidi control characters are removed, and a value written in a right-to-left script
+    is isolated (first strong isolate ... pop directional isolate), so that it can never
+    reorder the numbers and words around it."""
+    if missing(value):
+        return ""
+    text = str(value).translate(BIDI_CONTROLS)
+    if any(unicodedata.bidirectional(c) in ("R", "AL") for c in text):
+        return f"{FIRST_STRONG_ISOLATE}{text}{POP_DIRECTIONAL_ISOLATE}"
+    return text
 
 
 def human(name: object) -> str:
     """An identifier as a reader reads it: ``negative_amount`` → "negative amount"."""
-    text = str(name)
+    text = shown(name)
     return LABELS.get(text, text.replace("_", " "))
 
 
@@ -81,9 +98,10 @@ def user_label(first_name: object, last_name: object, user_id: object) -> str:
     "A.L. (u1)": enough to tell users apart, no full names in a mailed report."""
 
     def initial(name: object) -> str:
-        return f"{str(name).strip()[:1].upper()}." if isinstance(name, str) and name else "?."
+        text = "" if missing(name) else str(name).translate(BIDI_CONTROLS).strip()
+        return f"{shown(text[:1].upper())}." if text else "?."
 
-    return f"{initial(first_name)}{initial(last_name)} ({user_id})"
+    return f"{initial(first_name)}{initial(last_name)} ({shown(user_id)})"
 
 
 def about_same(a: float, b: float, tolerance: float = TOLERANCE) -> bool:
