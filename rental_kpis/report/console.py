@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
@@ -13,6 +15,16 @@ from rental_kpis.local.runner import RunResult, StepResult
 from rental_kpis.stages import stage
 
 console = Console(highlight=False)
+
+
+def plain(value: object) -> str:
+    """A value from the data or the file system (a name in a query answer, a path, an error) as
+    the terminal shows it: as text. Rich markup is escaped (``[/bold]`` in a location name
+    failed the run's summary, ``[red]`` coloured it), and control and format characters are
+    removed (an escape sequence or a bidi override in a name cannot rewrite the line or
+    reorder the numbers after it)."""
+    text = "".join(c for c in str(value) if unicodedata.category(c) not in ("Cc", "Cf"))
+    return escape(text)
 
 
 def step_printer() -> Callable[[str, str, StepResult | None], None]:
@@ -61,7 +73,9 @@ def tables_table(result: RunResult) -> Table:
         table.add_column(column, justify="right" if column in ("rows", "write s") else "left")
     for step in result.steps:
         for name, facts in step.summary.get("tables", {}).items():
-            table.add_row(name, f"{facts['rows']:,}", f"{facts['seconds']:.1f}", facts["uri"])
+            table.add_row(
+                plain(name), f"{facts['rows']:,}", f"{facts['seconds']:.1f}", plain(facts["uri"])
+            )
     return table
 
 
@@ -80,10 +94,10 @@ def print_run(result: RunResult) -> None:
     if answers:
         console.print("[bold]query answers[/]")
         for name, answer in answers.items():
-            console.print(f"  {name}: {answer}")
+            console.print(f"  {plain(name)}: {plain(answer)}")
     timings = ", ".join(f"{s.step} {s.seconds:.1f} s" for s in result.steps)
     console.print(f"run {result.run_id} succeeded in {result.seconds:.1f} s ({timings})")
-    console.print(f"lake: {result.lake.root}")
+    console.print(f"lake: {plain(result.lake.root)}")
 
 
 def print_history(records: list[dict]) -> None:
@@ -108,4 +122,4 @@ def print_history(records: list[dict]) -> None:
         if record["status"] == "partial":
             console.print("  not every stage has run yet: not a whole run", soft_wrap=True)
         if record.get("error"):
-            console.print(f"  [red]error:[/] {record['error']}", soft_wrap=True)
+            console.print(f"  [red]error:[/] {plain(record['error'])}", soft_wrap=True)
