@@ -451,3 +451,15 @@ def it_computes_kpis_of_edge_dates_as_the_reference_does(edge_run):
     reference = run_reference(raw)
     for table in TABLES:
         assert_same_table(table, read_table(lake.processed(table)), reference.tables[table])
+
+
+@pytest.mark.slow
+def it_converts_edge_timestamps_to_pandas_as_the_notebooks_show_them(edge_run, spark):
+    """Notebook 02 shows the KPI tables through toPandas, which went through pandas'
+    nanoseconds (years 1677-2262) and failed on a rental validation had accepted."""
+    users = spark.read.parquet(edge_run[1].lake.processed("user_metrics"))
+    shown = users.orderBy("user_id").select("user_id", "first_rental_start").toPandas()
+    assert [(u, t.isoformat(sep=" ")) for u, t in shown.itertuples(index=False)] == [
+        ("U1", "0001-01-01 00:00:00"), ("U2", "1582-10-10 10:00:00"),
+        ("U3", "1899-12-31 23:00:00"),
+    ]  # fmt: skip
