@@ -26,12 +26,13 @@ def _setup(args: argparse.Namespace) -> int:
     from rental_kpis.aws.iam import Propagation
     from rental_kpis.aws.sts import resolve_region
 
+    spec = _spec(args)  # a bad flag is one line, before anything is made
     report = deploy.setup(
         args.bucket,
         resolve_region(args.region),
         raw=args.raw,
         notify_email=args.notify_email,
-        spec=_spec(args),
+        spec=spec,
         propagation=Propagation(say=lambda message: print(f"  … {message}", flush=True)),
     )
     d = report.deployment
@@ -116,6 +117,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from rental_kpis.aws.names import Deployment
     from rental_kpis.aws.sts import session_for
 
+    spec = _spec(args)  # a bad flag is one line, before any AWS call
     session = session_for(args.region)
     print(f"rental-kpis aws doctor: bucket {args.bucket}, region {session.region_name}")
     who = doctor.credentials_check(session)
@@ -124,7 +126,7 @@ def _doctor(args: argparse.Namespace) -> int:
         return 1
     account = who.detail.split()[1]
     deployment = Deployment(args.bucket, session.region_name, account)
-    checks = doctor.run_checks(deployment, _spec(args), session)
+    checks = doctor.run_checks(deployment, spec, session)
     for check in checks:
         print(check.line())
     failed = [c for c in checks if c.status == doctor.FAIL]
@@ -156,8 +158,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     def cluster(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--instance-type", default="m5.xlarge", help="EMR node type")
-        parser.add_argument("--core-instances", type=int, default=2, help="EMR core nodes")
-        parser.add_argument("--idle-timeout", type=int, default=3600, help="seconds (auto-stop)")
+        parser.add_argument(
+            "--core-instances",
+            type=int,
+            default=0,
+            help="EMR core nodes besides the primary, 0 or more (default: 0, a single node)",
+        )
+        parser.add_argument(
+            "--idle-timeout",
+            type=int,
+            default=3600,
+            help="seconds before an idle cluster stops itself, 60-604800 (default: 3600)",
+        )
         parser.add_argument(
             "--subnet-id", default=None, help="launch into this subnet (default: default VPC)"
         )

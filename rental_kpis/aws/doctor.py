@@ -3,15 +3,15 @@
 One check per line, each with the fix when it fails: credentials and account; the region
 offers the EMR release and the instance types; a default VPC with subnets exists (or the
 ``--subnet-id`` given does); EMR's managed security groups there, if any, carry the tag the
-service role needs; the EC2 on-demand vCPU quota covers the cluster; the EMR clean-up
-service-linked role; leftovers of an earlier setup; and what one run costs, approximately.
-Nothing here writes: every call is a Describe/Get/List.
+service role needs; the EC2 On-Demand vCPU quota covers the cluster's vCPUs (else the exact
+value to request); the EMR clean-up service-linked role; leftovers of an earlier setup; and
+what one run costs, approximately. Nothing here writes: every call is a Describe/Get/List.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import boto3
 
@@ -20,8 +20,12 @@ from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.names import EMR_MANAGED_TAG, Deployment
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
-# Service Quotas: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
+# Service Quotas: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances". It counts
+# the vCPUs of every running On-Demand instance of those families in the region, the cluster's
+# nodes included (Amazon EC2 User Guide, "On-Demand Instance quotas"); a new account's may be
+# as low as 5.
 VCPU_QUOTA = ("ec2", "L-1216C47A")
+VCPU_QUOTA_NAME = "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
 
 # On-demand USD per instance-hour in us-east-1: (EC2, EMR uplift). Approximate, as published
 # on the Amazon EC2 and Amazon EMR pricing pages when this table was dated; other regions
@@ -202,31 +206,54 @@ def security_groups_check(spec: ClusterSpec, session: boto3.Session) -> Check:
     return Check("EMR security groups", OK, f"{len(groups)} in {vpcs[0]}, tagged for EMR")
 
 
-def vcpus_needed(spec: ClusterSpec, session: boto3.Session) -> int:
-    types = sorted({spec.master_instance_type, spec.core_instance_type})
+def instance_vcpus(spec: ClusterSpec, session: boto3.Session) -> dict[str, int]:
+    """vCPUs of each instance type of the cluster, as EC2 reports them (DescribeInstanceTypes,
+    ``VCpuInfo.DefaultVCpus``): what the On-Demand quota counts per running instance."""
+    types = sorted(set(spec.instance_types))
     info = session.client("ec2").describe_instance_types(InstanceTypes=types)["InstanceTypes"]
-    vcpus = {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"] for t in info}
-    return (
-        vcpus[spec.master_instance_type] + spec.core_instance_count * vcpus[spec.core_instance_type]
-    )
+    return {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"] for t in info}
 
 
-def quota_verdict(needed: int, quota: float | None) -> Check:
-    """Pure: does the on-demand standard vCPU quota cover the cluster?"""
-    fix = (
-        f"ask Service Quotas for 'Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) "
-        f"instances' ≥ {needed} vCPUs ({VCPU_QUOTA[1]}), or use fewer/smaller instances "
-        "(--core-instances 1, --instance-type)"
+def vcpus_needed(spec: ClusterSpec, vcpus: Mapping[str, int]) -> int:
+    """Pure: the vCPUs of every node of the cluster (vCPUs per instance type × count)."""
+    return sum(vcpus[kind] for kind in spec.instance_types)
+
+
+def quota_verdict(
+    spec: ClusterSpec, vcpus: Mapping[str, int], quota: float | None, region: str
+) -> Check:
+    """Pure: does the On-Demand Standard vCPU quota cover the cluster? When it does not, the
+    fix names the exact value to request (the cluster's vCPUs) and, if one exists, the largest
+    smaller shape that fits the quota as it is."""
+    needed = vcpus_needed(spec, vcpus)
+    each = ", ".join(f"{kind}: {vcpus[kind]} vCPUs" for kind in sorted(set(spec.instance_types)))
+    what = f"{needed} vCPUs for {spec.shape()} ({each})"
+    request = (
+        f"request {needed}: aws service-quotas request-service-quota-increase --service-code "
+        f"{VCPU_QUOTA[0]} --quota-code {VCPU_QUOTA[1]} --desired-value {needed} --region {region} "
+        f"(Service Quotas console: '{VCPU_QUOTA_NAME}'; add the vCPUs of any other On-Demand "
+        "instance you keep running there)"
     )
     if quota is None:
-        return Check("vCPU quota", WARN, f"quota unreadable; the cluster needs {needed} vCPUs", fix)
-    if quota < needed:
-        return Check("vCPU quota", FAIL, f"{quota:.0f} vCPUs < {needed} the cluster needs", fix)
-    return Check("vCPU quota", OK, f"{quota:.0f} vCPUs ≥ {needed} the cluster needs")
+        return Check("vCPU quota", WARN, f"quota unreadable; the cluster needs {what}", request)
+    if quota >= needed:
+        return Check("vCPU quota", OK, f"{quota:.0f} vCPUs ≥ {what}")
+    smaller = [
+        core
+        for core in range(spec.core_instance_count)
+        if vcpus_needed(replace(spec, core_instance_count=core), vcpus) <= quota
+    ]
+    if smaller:
+        fits = replace(spec, core_instance_count=smaller[-1])
+        request += (
+            f", or run a cluster that fits: --core-instances {smaller[-1]} "
+            f"({vcpus_needed(fits, vcpus)} vCPUs)"
+        )
+    return Check("vCPU quota", FAIL, f"{quota:.0f} vCPUs < {what}", request)
 
 
 def quota_check(spec: ClusterSpec, session: boto3.Session) -> Check:
-    needed = vcpus_needed(spec, session)
+    vcpus = instance_vcpus(spec, session)
     quotas = session.client("service-quotas")
     try:
         value = quotas.get_service_quota(ServiceCode=VCPU_QUOTA[0], QuotaCode=VCPU_QUOTA[1])[
@@ -234,7 +261,7 @@ def quota_check(spec: ClusterSpec, session: boto3.Session) -> Check:
         ]["Value"]
     except quotas.exceptions.ClientError:
         value = None
-    return quota_verdict(needed, value)
+    return quota_verdict(spec, vcpus, value, session.region_name)
 
 
 def cleanup_role_check(session: boto3.Session) -> Check:
@@ -287,7 +314,7 @@ def leftovers_check(deployment: Deployment, session: boto3.Session) -> Check:
 
 def cost_check(spec: ClusterSpec) -> Check:
     """Instance-hours × (EC2 on-demand + EMR) from the dated table, plus one crawl."""
-    instances = [spec.master_instance_type] + [spec.core_instance_type] * spec.core_instance_count
+    instances = spec.instance_types
     missing = sorted({t for t in instances if t not in PRICES_USD_PER_HOUR})
     if missing:
         return Check(
@@ -301,10 +328,9 @@ def cost_check(spec: ClusterSpec) -> Check:
     return Check(
         "cost of one run",
         OK,
-        f"≈ USD {total:.2f} (approximate: {len(instances)} × {spec.core_instance_type} for "
-        f"~{RUN_HOURS * 60:.0f} min at USD {per_hour:.3f}/h EC2+EMR, us-east-1 prices of "
-        f"{PRICES_DATED}, + one crawl); an idle cluster stops after "
-        f"{spec.idle_timeout_seconds // 60} min",
+        f"≈ USD {total:.2f} (approximate: {spec.shape()} for ~{RUN_HOURS * 60:.0f} min at "
+        f"USD {per_hour:.3f}/h EC2+EMR, us-east-1 prices of {PRICES_DATED}, + one crawl); an "
+        f"idle cluster stops after {spec.idle_timeout_seconds // 60} min",
     )
 
 
