@@ -142,7 +142,7 @@ def it_stops_running_executions_and_terminates_the_projects_clusters(session, ra
     assert stepfunctions.stop_running(d, session) == ["running execution stopped-first (stopped)"]
     assert sfn.describe_execution(executionArn=first)["status"] == "ABORTED"
     stepfunctions.start_run(d, session, "left-running")
-    ours = emr.create_cluster(d, session=session)
+    ours = emr.create_cluster(d, deploy.deployed_cluster(d, session), session=session)
     stranger = session.client("emr").run_job_flow(
         Name="someone-elses-cluster",
         ReleaseLabel="emr-7.13.0",
@@ -381,6 +381,7 @@ def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
     lines = {line[2:24].strip(): line for line in out[1:-1]}
     assert list(lines) == [
         "credentials",
+        "cluster",
         "EMR release",
         "instance types",
         "network",
@@ -391,6 +392,9 @@ def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
         "cost of one run",
     ]
     assert lines["credentials"].startswith("✔") and "account 123456789012" in lines["credentials"]
+    assert lines["cluster"].endswith(
+        "1 × m5.xlarge (primary only), default VPC, idle stop 3600 s (the default)"
+    )
     assert lines["EMR release"].startswith("✔") and "emr-7.13.0 offered" in lines["EMR release"]
     assert lines["network"].startswith("✔") and "default VPC vpc-" in lines["network"]
     # moto answers no EC2 quota: the check says so, with the fix, and does not fail the run
@@ -402,7 +406,7 @@ def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
     assert session.client("s3").list_buckets()["Buckets"] == []  # read-only
 
     d = deploy.setup(BUCKET, REGION, raw=raw, session=session).deployment
-    cluster = emr.create_cluster(d, session=session)
+    cluster = emr.create_cluster(d, deploy.deployed_cluster(d, session), session=session)
     assert main(args) == 1
     out = capsys.readouterr().out
     assert f"✘ earlier setup          cluster(s) {cluster} running and billing" in out

@@ -4,35 +4,55 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rental_kpis.layout import check_run_id, new_run_id
 
-
-def _spec(args: argparse.Namespace):
+if TYPE_CHECKING:
     from rental_kpis.aws.emr import ClusterSpec
 
-    return ClusterSpec(
-        core_instance_count=args.core_instances,
-        master_instance_type=args.instance_type,
-        core_instance_type=args.instance_type,
-        idle_timeout_seconds=args.idle_timeout,
-        subnet_id=args.subnet_id,
-    )
+
+DEFAULT_SUBNET = "default"  # --subnet-id default: back to a subnet of the default VPC
+
+
+def _cluster_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster flags given on the command line, as ``ClusterSpec`` fields; checked at once
+    (a value no cluster can have is a ``UsageError``, before any AWS call)."""
+    from rental_kpis.aws.emr import ClusterSpec
+
+    changes: dict[str, Any] = {}
+    if args.instance_type is not None:
+        changes["master_instance_type"] = changes["core_instance_type"] = args.instance_type
+    if args.core_instances is not None:
+        changes["core_instance_count"] = args.core_instances
+    if args.idle_timeout is not None:
+        changes["idle_timeout_seconds"] = args.idle_timeout
+    if args.subnet_id is not None:
+        changes["subnet_id"] = None if args.subnet_id == DEFAULT_SUBNET else args.subnet_id
+    replace(ClusterSpec(), **changes)
+    return changes
 
 
 def _setup(args: argparse.Namespace) -> int:
     from rental_kpis.aws import deploy
+    from rental_kpis.aws.emr import ClusterSpec
     from rental_kpis.aws.iam import Propagation
-    from rental_kpis.aws.sts import resolve_region
+    from rental_kpis.aws.sts import deployment_for, resolve_region, session_for
 
-    spec = _spec(args)  # a bad flag is one line, before anything is made
+    changes = _cluster_changes(args)  # a bad flag is one line, before anything is read or made
+    session = session_for(resolve_region(args.region))
+    deployment = deployment_for(args.bucket, session.region_name, session)
+    # A flag left out keeps what is deployed (the default before the first setup).
+    spec = replace(deploy.deployed_cluster(deployment, session) or ClusterSpec(), **changes)
     report = deploy.setup(
         args.bucket,
-        resolve_region(args.region),
+        session.region_name,
         raw=args.raw,
         notify_email=args.notify_email,
         spec=spec,
+        session=session,
         propagation=Propagation(say=lambda message: print(f"  … {message}", flush=True)),
     )
     d = report.deployment
@@ -45,9 +65,18 @@ def _setup(args: argparse.Namespace) -> int:
         print("nothing to change: everything is already in place")
     if args.notify_email:
         print(f"confirm the subscription in the e-mail AWS sent to {args.notify_email}")
-    print(f"\nstate machine {d.state_machine_arn}")
+    print(f"\ncluster       {_cluster_line(report.cluster)}")
+    print(f"state machine {d.state_machine_arn}")
     print(f"next: rental-kpis aws run --bucket {d.bucket} --region {d.region}")
     return 0
+
+
+def _cluster_line(spec: ClusterSpec) -> str:
+    network = f"subnet {spec.subnet_id}" if spec.subnet_id else "the default VPC"
+    return (
+        f"{spec.shape()}, {spec.release_label}, in {network}, "
+        f"stops after {spec.idle_timeout_seconds} s idle"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,7 +146,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from rental_kpis.aws.names import Deployment
     from rental_kpis.aws.sts import session_for
 
-    spec = _spec(args)  # a bad flag is one line, before any AWS call
+    changes = _cluster_changes(args)  # a bad flag is one line, before any AWS call
     session = session_for(args.region)
     print(f"rental-kpis aws doctor: bucket {args.bucket}, region {session.region_name}")
     who = doctor.credentials_check(session)
@@ -126,7 +155,7 @@ def _doctor(args: argparse.Namespace) -> int:
         return 1
     account = who.detail.split()[1]
     deployment = Deployment(args.bucket, session.region_name, account)
-    checks = doctor.run_checks(deployment, spec, session)
+    checks = doctor.run_checks(deployment, changes, session)
     for check in checks:
         print(check.line())
     failed = [c for c in checks if c.status == doctor.FAIL]
@@ -157,21 +186,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         )
 
     def cluster(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--instance-type", default="m5.xlarge", help="EMR node type")
+        """The cluster's flags; one left out keeps what setup deployed (first setup: the
+        default, a single m5.xlarge primary node)."""
+        parser.add_argument(
+            "--instance-type", default=None, help="EMR node type (first setup: m5.xlarge)"
+        )
         parser.add_argument(
             "--core-instances",
             type=int,
-            default=0,
-            help="EMR core nodes besides the primary, 0 or more (default: 0, a single node)",
+            default=None,
+            help="EMR core nodes besides the primary, 0 or more (first setup: 0, single node)",
         )
         parser.add_argument(
             "--idle-timeout",
             type=int,
-            default=3600,
-            help="seconds before an idle cluster stops itself, 60-604800 (default: 3600)",
+            default=None,
+            help="seconds before an idle cluster stops itself, 60-604800 (first setup: 3600)",
         )
         parser.add_argument(
-            "--subnet-id", default=None, help="launch into this subnet (default: default VPC)"
+            "--subnet-id",
+            default=None,
+            help="launch into this subnet; 'default': the default VPC (first setup: default)",
         )
 
     doc = verbs.add_parser("doctor", help="read-only preflight: what would stop or cost a run")

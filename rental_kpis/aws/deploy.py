@@ -7,13 +7,14 @@ with one command so a student stops paying. Each service's own calls live in its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 
-from rental_kpis.aws import athena, emr, glue, iam, s3, sns, stepfunctions
+from rental_kpis.aws import athena, emr, glue, iam, s3, sns, statemachine, stepfunctions
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.iam import Propagation
 from rental_kpis.aws.names import Deployment
@@ -24,6 +25,7 @@ from rental_kpis.errors import TeardownIncomplete
 @dataclass
 class SetupReport:
     deployment: Deployment
+    cluster: ClusterSpec
     changed: list[str] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
 
@@ -40,12 +42,16 @@ def setup(
 ) -> SetupReport:
     """Create or bring up to date everything the pipeline needs. Safe to run again.
 
+    ``spec`` is the deployment's cluster, recorded in the state machine's CreateCluster, where
+    every later cluster is built from (``deployed_cluster``); None keeps the cluster already
+    deployed, or takes the default one on a first setup.
     IAM first, then what uses its roles: the crawler and the state machine are created with
     retries while the new roles propagate (``propagation`` says so while it waits)."""
     session = session or session_for(region)
     propagation = propagation or Propagation()
     deployment = deployment_for(bucket, region, session)
-    report = SetupReport(deployment)
+    spec = spec or deployed_cluster(deployment, session) or ClusterSpec()
+    report = SetupReport(deployment, spec)
     report.changed += s3.ensure_bucket(deployment, session)
     report.uploaded += s3.upload_inputs(deployment, session, raw)
     report.changed += iam.ensure_roles(deployment, session, propagation)
@@ -55,6 +61,22 @@ def setup(
     report.changed += sns.ensure_topic(deployment, session, notify_email)
     report.changed += stepfunctions.ensure_state_machine(deployment, session, spec, propagation)
     return report
+
+
+def deployed_cluster(deployment: Deployment, session: boto3.Session) -> ClusterSpec | None:
+    """The deployment's cluster as setup recorded it: the request the deployed state machine's
+    CreateCluster sends, read back into a ``ClusterSpec``; None before the first setup.
+
+    The state machine is the one place the choice lives, so the clusters the notebooks start
+    (``AwsBackend.run_steps``), the state machine's and ``aws doctor``'s checks agree, and
+    ``aws run --subnet-id`` (which edits that definition) moves them all."""
+    sfn = session.client("stepfunctions")
+    try:
+        current = sfn.describe_state_machine(stateMachineArn=deployment.state_machine_arn)
+    except sfn.exceptions.StateMachineDoesNotExist:
+        return None
+    request = statemachine.cluster_request(json.loads(current["definition"]))
+    return ClusterSpec.from_request(request)
 
 
 @dataclass(frozen=True)

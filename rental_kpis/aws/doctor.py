@@ -1,21 +1,24 @@
 """``rental-kpis aws doctor``: a read-only preflight before anything is created or billed.
 
-One check per line, each with the fix when it fails: credentials and account; the region
-offers the EMR release and the instance types; a default VPC with subnets exists (or the
-``--subnet-id`` given does); EMR's managed security groups there, if any, carry the tag the
-service role needs; the EC2 On-Demand vCPU quota covers the cluster's vCPUs (else the exact
-value to request); the EMR clean-up service-linked role; leftovers of an earlier setup; and
-what one run costs, approximately. Nothing here writes: every call is a Describe/Get/List.
+One check per line, each with the fix when it fails: credentials and account; the cluster
+checked (the one setup deployed, or the default before the first setup, with the flags given
+applied, as ``setup`` would deploy it); the region offers the EMR release and the instance
+types; a default VPC with subnets exists (or the ``--subnet-id`` given does); EMR's managed
+security groups there, if any, carry the tag the service role needs; the EC2 On-Demand vCPU
+quota covers the cluster's vCPUs (else the exact value to request); the EMR clean-up
+service-linked role; leftovers of an earlier setup; and what one run costs, approximately.
+Nothing here writes: every call is a Describe/Get/List.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import boto3
 
-from rental_kpis.aws import emr, iam, s3
+from rental_kpis.aws import deploy, emr, iam, s3
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.names import EMR_MANAGED_TAG, Deployment
 
@@ -59,10 +62,15 @@ class Check:
         return f"{mark} {self.name:<22} {self.detail}{fix}"
 
 
-def run_checks(deployment: Deployment, spec: ClusterSpec, session: boto3.Session) -> list[Check]:
-    """Every check, in the order a student would fix them; a check that cannot run (access
-    denied, an API the region lacks) is reported as such, never raised."""
-    checks = [
+def run_checks(
+    deployment: Deployment, changes: Mapping[str, Any], session: boto3.Session
+) -> list[Check]:
+    """Every check, in the order a student would fix them, for the cluster ``chosen_cluster``
+    finds; a check that cannot run (access denied, an API the region lacks) is reported as
+    such, never raised."""
+    spec, origin = chosen_cluster(deployment, changes, session)
+    return [
+        cluster_check(spec, origin),
         _guard("EMR release", lambda: release_check(spec, session)),
         _guard("instance types", lambda: instance_type_check(spec, session)),
         _guard("network", lambda: network_check(spec, session)),
@@ -72,7 +80,34 @@ def run_checks(deployment: Deployment, spec: ClusterSpec, session: boto3.Session
         _guard("earlier setup", lambda: leftovers_check(deployment, session)),
         cost_check(spec),
     ]
-    return checks
+
+
+def chosen_cluster(
+    deployment: Deployment, changes: Mapping[str, Any], session: boto3.Session
+) -> tuple[ClusterSpec, str]:
+    """The cluster ``setup`` with these flags (``ClusterSpec`` fields) would deploy, and where
+    it comes from: the deployed one with the flags applied, or the default before the first
+    setup (also when the deployed one cannot be read)."""
+    try:
+        deployed = deploy.deployed_cluster(deployment, session)
+    except Exception as error:
+        if not type(error).__module__.startswith(("botocore", "boto3")):
+            raise
+        deployed = None
+    base = deployed or ClusterSpec()
+    origin = "as deployed" if deployed else "the default"
+    if changes:
+        origin += ", with the flags given"
+    return replace(base, **changes), origin
+
+
+def cluster_check(spec: ClusterSpec, origin: str) -> Check:
+    network = f"subnet {spec.subnet_id}" if spec.subnet_id else "default VPC"
+    return Check(
+        "cluster",
+        OK,
+        f"{spec.shape()}, {network}, idle stop {spec.idle_timeout_seconds} s ({origin})",
+    )
 
 
 def credentials_check(session: boto3.Session) -> Check:

@@ -2,14 +2,15 @@
 create a cluster, add the steps, follow them and find a failed step's logs.
 
 The same builders feed the notebooks (boto3 directly) and the state machine (rendered into its
-``${…}`` placeholders), so a cluster started either way is the same cluster.
+``${…}`` placeholders) from one ``ClusterSpec``, the deployment's, so a cluster started either
+way is the same cluster.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,12 @@ _SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})")  # EC2 resource 
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """What a student may choose about the cluster (node type, core nodes, idle timeout,
-    subnet); everything else follows the project. A value no cluster could have raises
+    """The one description of a deployment's cluster: what a student may choose (node type,
+    core nodes, idle timeout, subnet); everything else follows the project.
+
+    Every cluster of a deployment is built from it by ``cluster_config``: the state machine's
+    CreateCluster (rendered at setup) and the notebooks' ``create_cluster``, which read it back
+    from the deployed state machine (``from_request``). A value no cluster could have raises
     ``UsageError`` (one line on the command line)."""
 
     release_label: str = EMR_RELEASE_LABEL
@@ -95,6 +100,24 @@ class ClusterSpec:
         return (
             f"1 primary {self.master_instance_type} + {self.core_instance_count} core "
             f"{self.core_instance_type}"
+        )
+
+    @classmethod
+    def from_request(cls, request: Mapping[str, Any]) -> ClusterSpec:
+        """The spec a RunJobFlow request of ``cluster_config`` was built from (the inverse of
+        ``cluster_config``): how the notebooks read back the cluster setup deployed in the state
+        machine's CreateCluster. A cluster without core nodes gets the primary's type for them."""
+        instances = request["Instances"]
+        groups = {g["InstanceRole"]: g for g in instances["InstanceGroups"]}
+        primary, core = groups["MASTER"], groups.get("CORE")
+        return cls(
+            release_label=request["ReleaseLabel"],
+            master_instance_type=primary["InstanceType"],
+            core_instance_type=core["InstanceType"] if core else primary["InstanceType"],
+            core_instance_count=core["InstanceCount"] if core else 0,
+            idle_timeout_seconds=request["AutoTerminationPolicy"]["IdleTimeout"],
+            step_concurrency=request["StepConcurrencyLevel"],
+            subnet_id=instances.get("Ec2SubnetId"),
         )
 
 
@@ -183,9 +206,10 @@ def step_config(deployment: Deployment, step: str, run_id: str) -> dict[str, Any
 
 
 def create_cluster(
-    deployment: Deployment, spec: ClusterSpec | None = None, session: boto3.Session | None = None
+    deployment: Deployment, spec: ClusterSpec, session: boto3.Session | None = None
 ) -> str:
-    """Start the project's cluster; returns its id."""
+    """Start a cluster built from ``spec`` (the deployment's own: ``deploy.deployed_cluster``,
+    so that it is the cluster the state machine starts); returns its id."""
     emr = _client(deployment, session)
     return emr.run_job_flow(**cluster_config(deployment, spec))["JobFlowId"]
 

@@ -82,6 +82,15 @@ def values(
     return found
 
 
+CREATE_CLUSTER_STATE = "CreateCluster"
+
+
+def cluster_request(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The RunJobFlow request a rendered definition's CreateCluster sends to EMR: the
+    deployment's cluster as setup deployed it (``emr.ClusterSpec.from_request`` reads it back)."""
+    return dict(definition["States"][CREATE_CLUSTER_STATE]["Parameters"])
+
+
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return json.loads(path.read_text())
 

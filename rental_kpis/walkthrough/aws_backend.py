@@ -1,6 +1,9 @@
 """The walkthrough on AWS: the same operations as ``LocalBackend`` on S3, EMR, Glue, Athena and
 Step Functions. Every AWS call lives in ``rental_kpis.aws``; this class only strings them
-together and shapes frames for the notebooks (``rental-kpis aws setup`` made the resources)."""
+together and shapes frames for the notebooks (``rental-kpis aws setup`` made the resources).
+
+Every cluster it starts is the deployment's (``deploy.deployed_cluster``: the one the state
+machine starts)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from rental_kpis.walkthrough.tables import (
 )
 
 if TYPE_CHECKING:
+    from rental_kpis.aws.emr import ClusterSpec
     from rental_kpis.aws.names import Deployment
     from rental_kpis.aws.sts import Session
 
@@ -98,6 +102,22 @@ class AwsBackend:
     def _keys(self, prefix: str) -> list[str]:
         return s3.list_keys(self.deployment, self.session, prefix)
 
+    def cluster(self) -> ClusterSpec:
+        """The deployment's cluster, as ``rental-kpis aws setup`` recorded it in the state
+        machine: every cluster this backend starts is built from it."""
+        spec = deploy.deployed_cluster(self.deployment, self.session)
+        if spec is None:
+            d = self.deployment
+            raise UsageError(
+                f"no state machine {d.state_machine} in {d.region}: run `rental-kpis aws setup "
+                f"--bucket {d.bucket} --region {d.region}` first (it records the cluster to use)"
+            )
+        return spec
+
+    def cluster_config(self) -> dict[str, Any]:
+        """The RunJobFlow request of the deployment's cluster (what ``run_steps`` sends)."""
+        return emr.cluster_config(self.deployment, self.cluster())
+
     def run_steps(
         self,
         run_id: str,
@@ -105,16 +125,16 @@ class AwsBackend:
         poll_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> pd.DataFrame:
-        """Start a cluster, run validate_raw and wait for it, check it COMPLETED, then the two
-        KPI steps side by side; terminate the cluster whatever happens. A step that does not
-        complete raises ``EmrStepFailed`` with EMR's reason and the step's log, and nothing
-        after it runs (the KPI steps would read missing or stale ``curated/``).
-        Returns the three steps' timeline. ``spark`` (the notebook's session) is not used:
-        the cluster runs the steps."""
+        """Start the deployment's cluster (``cluster``), run validate_raw and wait for it, check
+        it COMPLETED, then the two KPI steps side by side; terminate the cluster whatever
+        happens. A step that does not complete raises ``EmrStepFailed`` with EMR's reason and
+        the step's log, and nothing after it runs (the KPI steps would read missing or stale
+        ``curated/``). Returns the three steps' timeline. ``spark`` (the notebook's session) is
+        not used: the cluster runs the steps."""
         d, session = self.deployment, self.session
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
         check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
-        cluster = emr.create_cluster(d, session=session)
+        cluster = emr.create_cluster(d, self.cluster(), session=session)
         ids: dict[str, str] = {}
         try:
             for batch in ((first,), rest):

@@ -41,6 +41,13 @@ class LocalBackend:
     def where(self) -> str:
         return f"local lake {self.lake.root}"
 
+    def cluster_config(self) -> dict[str, Any]:
+        """The RunJobFlow request of the cluster a first ``rental-kpis aws setup`` deploys
+        (the default one): what the EMR view shows locally."""
+        from rental_kpis.aws import emr
+
+        return emr.cluster_config(self.deployment)
+
     def layout(self) -> pd.DataFrame:
         return layout_table(self.lake)
 
