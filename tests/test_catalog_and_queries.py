@@ -221,3 +221,8 @@ def it_neutralises_formulas_in_what_query_prints(tmp_path, capsys):
 def it_leaves_numbers_and_harmless_text_as_they_are():
     answer = querying.QueryResult("q", ["-a", "b"], [("a=b", -2.5), (None, 0), ("x-1", None)])
     assert answer.to_csv() == "'-a,b\na=b,-2.5\n,0\nx-1,\n"
+
+
+def it_quotes_a_cell_that_a_semicolon_separated_spreadsheet_would_split():
+    answer = querying.QueryResult("q", ["name"], [("Lot;=HYPERLINK(1)",), ("a;b",)])
+    assert answer.to_csv() == 'name\n"Lot;=HYPERLINK(1)"\n"a;b"\n'

@@ -59,9 +59,11 @@ def spreadsheet_safe(text: str) -> str:
 def csv_record(cells: list[str]) -> str:
     """One RFC 4180 record ending in LF: a cell holding a comma, a quote, CR or LF is quoted
     and its quotes doubled. (Python's csv module leaves a cell with a lone CR unquoted when
-    lines end in LF, and a reader then starts a new record there.)"""
+    lines end in LF, and a reader then starts a new record there.) So is a cell holding a
+    semicolon, the separator spreadsheets use in many locales: "Lot;=HYPERLINK(…)" would
+    otherwise open as two cells there, the second a formula."""
     quoted = [
-        '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',"\r\n') else cell
+        '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',;"\r\n') else cell
         for cell in cells
     ]
     return ",".join(quoted) + "\n"
