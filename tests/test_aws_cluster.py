@@ -1,26 +1,38 @@
 """The deployment's one cluster, against moto: every cluster the project creates is built from
-the shape ``rental-kpis aws setup`` recorded (the state machine's and the notebooks'), the
-default shape fits a new account's On-Demand vCPU quota, ``aws doctor`` computes what a shape
-needs and what to request, and a cluster flag no cluster can have is one line."""
+the shape ``rental-kpis aws setup`` recorded (the state machine's, the notebooks', the report's),
+the default shape fits a new account's On-Demand vCPU quota, ``aws doctor`` computes what a
+shape needs and what to request, and notebook 04 completes the run notebook 02 started on EMR
+instead of starting a second cluster."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
 
 import boto3
 import moto_tls
 import pytest
+import requests
 from moto import mock_aws
+from moto.core.config import default_user_config
 from moto.emr.models import emr_backends
+from moto.emr.responses import ElasticMapReduceResponse
+from moto.glue.models import FakeCrawler
+from moto.s3.models import s3_backends
 from moto.servicequotas.models import ServiceQuotasBackend
 
+from rental_kpis import queries
 from rental_kpis.aws import deploy, emr
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.names import Deployment
 from rental_kpis.cli import main
-from rental_kpis.errors import UsageError
+from rental_kpis.errors import CrawlFailed, RunFailed, UsageError
 from rental_kpis.layout import DATASETS
 from rental_kpis.spark.schemas import RAW_COLUMNS
+from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough import AwsBackend
 
 REGION = "eu-west-1"
@@ -49,6 +61,29 @@ def raw(tmp_path):
         header = ",".join(c.name for c in RAW_COLUMNS[dataset])
         (folder / dataset / f"{dataset}.csv").write_text(header + "\nx\n")
     return folder
+
+
+@pytest.fixture
+def crawls(monkeypatch) -> dict[str, str]:
+    """How moto's crawls end: at once, with the LastCrawl.Status AWS gives (SUCCEEDED or FAILED:
+    Glue API, "LastCrawlInfo"; moto says COMPLETED after a while). Set ``["status"]`` to change
+    how the next crawls end."""
+    outcome = {"status": "SUCCEEDED"}
+    start = FakeCrawler.start_crawler
+    status = FakeCrawler.status.fget
+
+    def start_crawler(self) -> None:
+        start(self)
+        self.crawls[-1].status = outcome["status"]
+
+    def ended(self) -> str:
+        if self.crawls and self.crawls[-1].status in ("SUCCEEDED", "FAILED"):
+            return "READY"
+        return status(self)
+
+    monkeypatch.setattr(FakeCrawler, "start_crawler", start_crawler)
+    monkeypatch.setattr(FakeCrawler, "status", property(ended))
+    return outcome
 
 
 def ec2_quota(monkeypatch, vcpus: float) -> None:
@@ -119,6 +154,25 @@ def emr_runs_the_steps(session: boto3.Session):
                     )
 
     return sleep
+
+
+def queue_athena_results(url: str, count: int) -> None:
+    """Queue ``count`` one-row Athena results in moto (its moto-api: moto runs no SQL)."""
+    from test_aws_athena import queue_athena_result
+
+    if url == "http://motoapi.amazonaws.com":
+        for _ in range(count):
+            queue_athena_result(REGION, ["answer"], [["1"]])
+        return
+    rows = [{"Data": [{"VarCharValue": "answer"}]}, {"Data": [{"VarCharValue": "1"}]}]
+    column = {"Name": "answer", "Label": "answer", "Type": "varchar", "Nullable": "UNKNOWN"}
+    result = {"rows": rows, "column_info": [column]}
+    reply = requests.post(
+        f"{url}/moto-api/static/athena/query-results",
+        json={"results": [result] * count, "region": REGION},
+        timeout=10,
+    )
+    assert reply.status_code == 201
 
 
 # ---------------------------------------------------------------- one description
@@ -290,4 +344,227 @@ def it_checks_the_deployed_cluster_unless_told_otherwise(aws, raw, monkeypatch, 
 # ---------------------------------------------------------------- notebook 04 on AWS
 
 
+@pytest.fixture
+def deployed(aws, raw, crawls):
+    deploy.setup(BUCKET, REGION, raw=raw, session=aws)
+    return AwsBackend(BUCKET, REGION, raw, session=aws)
+
+
+def it_completes_the_run_notebook_02_started_without_a_second_cluster(deployed, monkeypatch):
+    backend, session = deployed, deployed.session
+    run_job_flow = sent(session, "emr.RunJobFlow")
+    start_execution = sent(session, "sfn.StartExecution")
+    backend.run_steps("run-02", poll_seconds=0, sleep=emr_runs_the_steps(session))
+    assert len(run_job_flow) == 1
+
+    queue_athena_results("http://motoapi.amazonaws.com", len(queries.all_queries()))
+    timeline = backend.run_pipeline("run-02", poll_seconds=0)  # the crawl ends at once
+
+    assert (len(run_job_flow), start_execution) == (1, [])  # no second cluster, no execution
+    assert timeline["stage"].tolist() == [*SPARK_STAGES, "crawl", "queries"]
+    assert set(timeline["status"]) == {"succeeded"}
+    d = backend.deployment
+    crawler = session.client("glue").get_crawler(Name=d.crawler)["Crawler"]
+    assert crawler["LastCrawl"]["Status"] == "SUCCEEDED"
+    ran = session.client("athena").list_query_executions(WorkGroup=d.workgroup)
+    assert len(ran["QueryExecutionIds"]) == len(queries.all_queries())
+    record = json.loads(
+        session.client("s3").get_object(Bucket=BUCKET, Key="runs/run-02/run.json")["Body"].read()
+    )
+    assert record["status"] == "succeeded"
+    assert {s: f["status"] for s, f in record["stages"].items()} == dict.fromkeys(
+        [*SPARK_STAGES, "crawl", "queries"], "succeeded"
+    )
+    assert backend.pending_stages("run-02") == ()
+    assert backend.pending_stages("run-02b") == (*SPARK_STAGES, "crawl", "queries", "notify")
+    facts = backend.run_facts("run-02")["value"]
+    assert facts["status"] == "succeeded" and facts["stage crawl"].endswith("(succeeded)")
+    assert backend.run_timeline("run-02")["stage"].tolist() == timeline["stage"].tolist()
+    assert backend.latest_run_id() == "run-02"
+
+    again = backend.run_pipeline("run-02", poll_seconds=0, sleep=lambda _: None)  # nothing left
+    assert again["stage"].tolist() == timeline["stage"].tolist()
+    assert len(session.client("athena").list_query_executions()["QueryExecutionIds"]) == len(
+        queries.all_queries()
+    )
+    assert (len(run_job_flow), start_execution) == (1, [])
+
+
+def it_records_a_failed_completion_stage_and_runs_it_again_next_time(deployed, crawls):
+    backend, session = deployed, deployed.session
+    backend.run_steps("run-02", poll_seconds=0, sleep=emr_runs_the_steps(session))
+    crawls["status"] = "FAILED"
+    with pytest.raises(CrawlFailed, match="ended FAILED"):
+        backend.run_pipeline("run-02", poll_seconds=0, sleep=lambda _: None)
+    record = json.loads(
+        session.client("s3").get_object(Bucket=BUCKET, Key="runs/run-02/run.json")["Body"].read()
+    )
+    assert (record["status"], record["stages"]["crawl"]["status"]) == ("failed", "failed")
+    assert record["error"].startswith("crawl: crawl of ")
+    assert "queries" not in record["stages"]
+    assert session.client("athena").list_query_executions()["QueryExecutionIds"] == []
+    assert backend.pending_stages("run-02") == ("crawl", "queries")
+
+    crawls["status"] = "SUCCEEDED"
+    queue_athena_results("http://motoapi.amazonaws.com", len(queries.all_queries()))
+    timeline = backend.run_pipeline("run-02", poll_seconds=0, sleep=lambda _: None)
+    assert set(timeline["status"]) == {"succeeded"}
+    assert backend.pending_stages("run-02") == ()
+
+
+def it_runs_a_run_id_without_spark_steps_on_the_state_machine(deployed):
+    """A run notebook 02 did not start is the state machine's, whole (its one cluster)."""
+    backend, session = deployed, deployed.session
+    start_execution = sent(session, "sfn.StartExecution")
+    assert backend.pending_stages("whole") == (*SPARK_STAGES, "crawl", "queries", "notify")
+    with pytest.raises(RunFailed, match="run whole FAILED"):  # moto has no EMR integration
+        backend.run_pipeline("whole", poll_seconds=0)
+    assert [body["name"] for body in start_execution] == ["whole"]
+    assert backend.pending_stages("whole") == ()  # the execution owns it now
+
+
 # ---------------------------------------------------------------- rental-kpis report
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_in_thread(fake_aws_credentials, monkeypatch, crawls):
+    """moto_server in a thread of this process: the notebooks' kernels reach it through
+    ``AWS_ENDPOINT_URL`` like any AWS client, and the test can act as EMR on its backends."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    # State machines run for real (as in the other tests): an execution ends, never hangs.
+    # (moto's config is this process's: set for this test only.)
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)  # this process and the kernels papermill starts
+    try:
+        with moto_tls.patched():
+            yield url
+    finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        server.stop()
+
+
+def emr_writes_what_the_steps_write(monkeypatch, lake_root: Path) -> list[dict]:
+    """moto as EMR: a step added to a cluster ends COMPLETED at once and leaves on S3 what the
+    real step writes there (the tables and summaries of a prepared lake). Returns every
+    RunJobFlow request moto received."""
+    from moto.emr.models import Cluster as FakeCluster
+
+    outputs = {
+        "validate_raw": ["curated/rental_transactions"],
+        "vehicle_location_metrics": [
+            "processed/location_performance",
+            "processed/vehicle_type_performance",
+        ],
+        "user_transaction_metrics": ["processed/user_metrics", "processed/daily_metrics"],
+    }
+    add_steps = FakeCluster.add_steps
+
+    def run_at_once(self, steps):
+        added = add_steps(self, steps)
+        store = s3_backends[ACCOUNT]["aws"]
+        for step in added:
+            step.state = "COMPLETED"
+            run_id = step.args[step.args.index("--run-id") + 1]
+            for prefix in outputs[step.name]:
+                for path in sorted((lake_root / prefix).rglob("*.parquet")):
+                    key = path.relative_to(lake_root).as_posix()
+                    store.put_object(BUCKET, key, path.read_bytes())
+            written = json.loads((lake_root / "runs" / "r" / f"{step.name}.json").read_text())
+            body = {**written, **summary(step.name, run_id)}
+            store.put_object(BUCKET, f"runs/{run_id}/{step.name}.json", json.dumps(body).encode())
+        return added
+
+    received: list[dict] = []
+    run_job_flow = ElasticMapReduceResponse.run_job_flow
+
+    def record(self):
+        received.append(json.loads(self.body))
+        return run_job_flow(self)
+
+    monkeypatch.setattr(FakeCluster, "add_steps", run_at_once)
+    monkeypatch.setattr(ElasticMapReduceResponse, "run_job_flow", record)
+    return received
+
+
+def it_runs_the_reports_notebooks_on_the_setup_cluster_and_one_cluster_only(
+    moto_in_thread, tmp_path, monkeypatch
+):
+    """``rental-kpis report --backend aws`` runs notebook 02, which starts the deployment's
+    cluster as setup chose it, and notebook 04, which completes that run: one cluster, no
+    execution of the state machine. (Notebooks 03 and 05 need Athena's real answers, which moto
+    does not compute; ``report.build`` is the function the command calls.)"""
+    import nbformat
+    from report_lake import build_lake
+
+    from rental_kpis.report import notebooks as report
+
+    prepared = build_lake(tmp_path / "prepared", "r", transactions=600)
+    received = emr_writes_what_the_steps_write(monkeypatch, Path(prepared.root))
+    raw = tmp_path / "prepared" / "raw"
+    flags = ["--instance-type", "m5.2xlarge", "--core-instances", "1", "--idle-timeout", "900"]
+    assert main(["aws", "setup", *AWS, "--raw", str(raw), *flags]) == 0
+    queue_athena_results(moto_in_thread, len(queries.all_queries()))
+
+    run_id = "report-run"
+    out = tmp_path / "reports"
+    report.build(
+        tmp_path / "unused-lake",
+        out,
+        raw,
+        run_id=run_id,
+        backend="aws",
+        bucket=BUCKET,
+        region=REGION,
+        notebooks=("02_sprint2_emr_processing", "04_orchestration"),
+    )
+
+    d = Deployment(BUCKET, REGION, ACCOUNT)
+    chosen = ClusterSpec(
+        master_instance_type="m5.2xlarge",
+        core_instance_type="m5.2xlarge",
+        core_instance_count=1,
+        idle_timeout_seconds=900,
+    )
+    assert received == [emr.cluster_config(d, chosen)]
+    session = boto3.Session(region_name=REGION)
+    assert len(session.client("emr").list_clusters()["Clusters"]) == 1
+    executions = session.client("stepfunctions").list_executions(
+        stateMachineArn=d.state_machine_arn
+    )["executions"]
+    assert executions == []
+    record = json.loads(
+        session.client("s3").get_object(Bucket=BUCKET, Key=f"runs/{run_id}/run.json")["Body"].read()
+    )
+    assert record["status"] == "succeeded"
+    assert list(record["stages"]) == [*SPARK_STAGES, "crawl", "queries"]
+    shown = {
+        name: "".join(
+            str(o.get("data", {}).get("text/plain", ""))
+            + str(o.get("data", {}).get("text/markdown", ""))
+            for cell in nbformat.read(out / f"{name}.ipynb", as_version=4).cells
+            for o in cell.get("outputs", [])
+        )
+        for name in ("02_sprint2_emr_processing", "04_orchestration")
+    }
+    assert "1 x m5.2xlarge" in shown["02_sprint2_emr_processing"]  # the core nodes shown
+    assert "900 s" in shown["02_sprint2_emr_processing"]
+    assert f"Stages of run `{run_id}` still to run: crawl, queries" in shown["04_orchestration"]
+    assert datetime.fromisoformat(record["finished_at"]) <= datetime.now(timezone.utc)

@@ -16,6 +16,7 @@ from moto import mock_aws
 from moto.emr.models import emr_backends
 from moto.glue.models import glue_backends
 
+from rental_kpis import queries
 from rental_kpis.aws import deploy, doctor, emr, iam, permissions, stepfunctions
 from rental_kpis.aws.deploy import TeardownWaits
 from rental_kpis.aws.emr import ClusterSpec
@@ -465,6 +466,11 @@ def it_has_a_row_for_every_call_the_student_makes(session, raw, monkeypatch, glu
     backend.query("most_rented_vehicle_type")
     put_summaries(session, "run-02", "2026-01-02T10:05:00+00:00")
     backend.latest_run_id(), backend.run_facts("run-02")
+    for _ in queries.all_queries():  # notebook 04 completes run-02: crawl, queries, record
+        queue_athena_result(REGION, ["a"], [["1"]])
+    backend.pending_stages("run-02")
+    backend.run_pipeline("run-02", poll_seconds=0, sleep=end_crawl(backend, "SUCCEEDED"))
+    backend.run_timeline("run-02")
     arn = stepfunctions.start_run(backend.deployment, session, "run-04")
     stepfunctions.follow_run(arn, session, poll_seconds=0, timeout_seconds=0)
     put_summaries(session, "run-04", "2026-01-03T10:05:00+00:00")

@@ -294,6 +294,9 @@ def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):
 
 def it_raises_the_runs_error_and_cause_when_the_execution_fails(sfn_world):
     session = boto3.Session(region_name=REGION)
+    session.client("s3").create_bucket(
+        Bucket="rental-kpis-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )  # the deployment's bucket, where notebook 02 would have left the run's step summaries
     backend = AwsBackend("rental-kpis-test", REGION, "data/raw", session=session)
     with (
         mocked_test_case(load_test_case("rental_pipeline", "CrawlerFails")),

@@ -213,6 +213,21 @@ def read_json(deployment: Deployment, session: boto3.Session, key: str) -> dict[
     return json.loads(read_bytes(deployment, session, key))
 
 
+def write_json(
+    deployment: Deployment, session: boto3.Session, key: str, body: dict[str, Any]
+) -> None:
+    """Write ``body`` as one JSON object at ``key`` (a run record), replacing what is there."""
+    s3 = session.client("s3")
+    data = (json.dumps(body, indent=2, default=str) + "\n").encode()
+    s3.put_object(
+        Bucket=deployment.bucket,
+        Key=key,
+        Body=data,
+        ContentType="application/json",
+        **owner(deployment),
+    )
+
+
 def read_parquet(uri: str, session: boto3.Session, columns: list[str] | None = None):
     """A Parquet dataset folder (Hive partitions included) as one pandas frame."""
     import awswrangler as wr

@@ -3,22 +3,26 @@ Step Functions. Every AWS call lives in ``rental_kpis.aws``; this class only str
 together and shapes frames for the notebooks (``rental-kpis aws setup`` made the resources).
 
 Every cluster it starts is the deployment's (``deploy.deployed_cluster``: the one the state
-machine starts)."""
+machine starts), and a run is computed once: notebook 04 completes the run notebook 02 started
+on EMR (crawl, queries) instead of starting the state machine, and its second cluster, again.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rental_kpis import queries
 from rental_kpis.aws import athena, deploy, emr, glue, s3, stepfunctions
 from rental_kpis.aws.sts import deployment_for, resolve_region, session_for
 from rental_kpis.errors import NoRunYet, RunFailed, UsageError
 from rental_kpis.layout import DATASETS, check_run_id, is_raw_data_file
-from rental_kpis.stages import SPARK_STAGES
+from rental_kpis.stages import SPARK_STAGES, STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
     execution_timeline,
@@ -27,6 +31,7 @@ from rental_kpis.walkthrough.tables import (
     raw_check,
     run_facts,
     stage_timeline,
+    stages_of,
     summary_record,
 )
 
@@ -34,6 +39,11 @@ if TYPE_CHECKING:
     from rental_kpis.aws.emr import ClusterSpec
     from rental_kpis.aws.names import Deployment
     from rental_kpis.aws.sts import Session
+
+# What completes a run whose Spark steps succeeded on EMR, in order: the local backend's stages
+# after the steps. The state machine's notice (SNS) is its own: a notebook shows the outcome.
+COMPLETION_STAGES: tuple[str, ...] = ("crawl", "queries")
+RUN_RECORD = "run.json"
 
 
 class AwsBackend:
@@ -148,24 +158,141 @@ class AwsBackend:
             emr.terminate_cluster(d, cluster, session=session)
         return stage_timeline(emr.step_statuses(d, cluster, ids, session=session))
 
-    def run_pipeline(self, run_id: str, poll_seconds: float = 10.0) -> pd.DataFrame:
-        """Start the state machine, follow it to the end; returns the states' timeline."""
-        arn = stepfunctions.start_run(self.deployment, self.session, check_run_id(run_id))
+    def pending_stages(self, run_id: str) -> tuple[str, ...]:
+        """The stages ``run_pipeline`` would run for ``run_id``: after its three Spark steps
+        succeeded on EMR, the completion stages not yet succeeded; a run of the state machine,
+        none (it runs by itself); any other run id, every stage (the state machine runs it)."""
+        if stepfunctions.execution_exists(self.deployment, self.session, check_run_id(run_id)):
+            return ()
+        if len(self._succeeded_steps(run_id)) < len(SPARK_STAGES):
+            return tuple(s.name for s in STAGES)
+        done = (self._run_record(run_id) or {}).get("stages", {})
+        return tuple(s for s in COMPLETION_STAGES if done.get(s, {}).get("status") != "succeeded")
+
+    def run_pipeline(
+        self,
+        run_id: str,
+        poll_seconds: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> pd.DataFrame:
+        """Complete run ``run_id`` and return its whole timeline, as ``LocalBackend`` does:
+        a run is computed once, and no second cluster starts for it.
+
+        - Its three Spark steps succeeded on EMR (notebook 02; their summaries are under
+          ``runs/<run_id>/``): the completion stages not yet succeeded (crawl, named queries)
+          run here with this session, and ``runs/<run_id>/run.json`` records every stage. A
+          stage that fails is recorded so and raises (``CrawlFailed``, ``QueryFailed``).
+        - An execution of the state machine is named ``run_id``: it is followed to its end.
+        - Otherwise the state machine runs it whole (the deployment's cluster, its notice) and
+          is followed. An execution that does not succeed raises ``RunFailed``."""
+        d, session = self.deployment, self.session
+        check_run_id(run_id)
+        if stepfunctions.execution_exists(d, session, run_id):
+            return self._follow(d.execution_arn(run_id), run_id, poll_seconds)
+        summaries = self._succeeded_steps(run_id)
+        if len(summaries) < len(SPARK_STAGES):
+            arn = stepfunctions.start_run(d, session, run_id)
+            return self._follow(arn, run_id, poll_seconds)
+        record = self._complete(run_id, summaries, poll_seconds, sleep)
+        return stage_timeline(stages_of(record))
+
+    def _follow(self, arn: str, run_id: str, poll_seconds: float) -> pd.DataFrame:
         outcome = stepfunctions.follow_run(arn, self.session, poll_seconds=poll_seconds)
         if outcome.status != "SUCCEEDED":
             raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
         return execution_timeline(outcome.events)  # the history follow_run already read
+
+    def _succeeded_steps(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Spark step -> its summary, for the steps of ``run_id`` that succeeded (a step writes
+        its summary only then, with status "succeeded")."""
+        present = set(self._keys(f"runs/{run_id}/"))
+        found = {}
+        for step in SPARK_STAGES:
+            if self.lake.key(self.lake.run_summary(run_id, step)) in present:
+                summary = self.step_summary(run_id, step)
+                if summary.get("status") == "succeeded":
+                    found[step] = summary
+        return found
+
+    def _complete(
+        self,
+        run_id: str,
+        summaries: dict[str, dict[str, Any]],
+        poll_seconds: float,
+        sleep: Callable[[float], None],
+    ) -> dict[str, Any]:
+        """Run the completion stages ``run_id`` lacks, recording each in its run record."""
+        record = self._run_record(run_id) or {"run_id": run_id, "stages": {}}
+        stages = {step: _summary_stage(summary) for step, summary in summaries.items()}
+        stages.update({s: f for s, f in record["stages"].items() if s in COMPLETION_STAGES})
+        record.update(
+            status="running",
+            started_at=min(f["started_at"] for f in stages.values()),
+            finished_at=None,
+            error=None,
+            stages=stages,
+        )
+        for name in COMPLETION_STAGES:
+            if stages.get(name, {}).get("status") == "succeeded":
+                continue
+            started = datetime.now(timezone.utc)
+            stages[name] = {"status": "running", "started_at": started.isoformat()}
+            try:
+                self._run_stage(name, poll_seconds, sleep)
+            except Exception as error:  # recorded whatever it is, then raised as it is
+                stages[name] = _ended(started, "failed")
+                record.update(status="failed", finished_at=_now(), error=f"{name}: {error}")
+                self._write_record(run_id, record)
+                raise
+            stages[name] = _ended(started, "succeeded")
+        record.update(status="succeeded", finished_at=_now())
+        self._write_record(run_id, record)
+        return record
+
+    def _run_stage(self, name: str, poll_seconds: float, sleep: Callable[[float], None]) -> None:
+        if name == "crawl":
+            glue.start_crawl_and_wait(
+                self.deployment, self.session, poll_seconds=poll_seconds, sleep=sleep
+            )
+        elif name == "queries":
+            for query in queries.all_queries():
+                self.query(query.name)  # Athena keeps each result under query-results/
+        else:
+            raise ValueError(f"no completion stage {name!r}")
+
+    def _run_record(self, run_id: str) -> dict[str, Any] | None:
+        """``runs/<run_id>/run.json``, written when a run of notebook 02 was completed."""
+        key = self.lake.key(self.lake.uri("runs", run_id, RUN_RECORD))
+        if key not in self._keys(f"runs/{run_id}/"):
+            return None
+        return s3.read_json(self.deployment, self.session, key)
+
+    def _write_record(self, run_id: str, record: dict[str, Any]) -> None:
+        key = self.lake.key(self.lake.uri("runs", run_id, RUN_RECORD))
+        s3.write_json(self.deployment, self.session, key, record)
 
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
         key = self.lake.key(self.lake.run_summary(run_id, step))
         return s3.read_json(self.deployment, self.session, key)
 
     def latest_run_id(self) -> str:
-        """The newest succeeded execution of the state machine (notebook 04, ``aws run``), else
-        the newest run whose three step summaries are on S3 (notebook 02 on EMR directly)."""
-        run_id = stepfunctions.latest_succeeded(self.deployment, self.session)
-        if run_id is not None:
-            return run_id
+        """The newest whole run: a succeeded execution of the state machine (``aws run``, or
+        notebook 04 on a new run id) or a run of notebook 02 completed by notebook 04 (its run
+        record), whichever finished last; else the newest run whose three step summaries are
+        on S3 (notebook 02 alone)."""
+        finished: dict[str, datetime] = {}
+        execution = stepfunctions.latest_succeeded(self.deployment, self.session)
+        if execution is not None:
+            desc = stepfunctions.describe(self.deployment, self.session, execution)
+            finished[execution] = _as_time(desc.get("stopDate") or desc["startDate"])
+        for key in self._keys("runs/"):
+            parts = key.split("/")  # runs/<run_id>/run.json
+            if len(parts) == 3 and parts[2] == RUN_RECORD:
+                record = s3.read_json(self.deployment, self.session, key)
+                if record.get("status") == "succeeded" and record.get("finished_at"):
+                    finished[parts[1]] = _as_time(record["finished_at"])
+        if finished:
+            return max(finished, key=lambda run: finished[run])
         complete = self._summarised_runs()
         if not complete:
             raise NoRunYet(
@@ -190,10 +317,12 @@ class AwsBackend:
 
     def run_facts(self, run_id: str) -> pd.DataFrame:
         """A state-machine run's facts from its execution; a run of notebook 02 (EMR steps
-        driven directly, no execution of that name) from its step summaries on S3."""
+        driven directly, no execution of that name) from its run record when notebook 04
+        completed it, else from its step summaries on S3."""
         summaries = {s: self.step_summary(run_id, s) for s in SPARK_STAGES}
         if not stepfunctions.execution_exists(self.deployment, self.session, run_id):
-            return run_facts(summary_record(run_id, summaries), summaries)
+            record = self._run_record(run_id) or summary_record(run_id, summaries)
+            return run_facts(record, summaries)
         desc = stepfunctions.describe(self.deployment, self.session, run_id)
         timeline = self.run_timeline(run_id)
         record = {
@@ -209,9 +338,13 @@ class AwsBackend:
         return run_facts(record, summaries)
 
     def run_timeline(self, run_id: str) -> pd.DataFrame:
-        """The execution's states; for a run without execution, its steps from the summaries."""
+        """The execution's states; for a run without execution, the stages of its run record
+        (notebook 04 completed it), else its steps from the summaries."""
         if stepfunctions.execution_exists(self.deployment, self.session, run_id):
             return execution_timeline(stepfunctions.history(self.deployment, self.session, run_id))
+        record = self._run_record(run_id)
+        if record is not None:
+            return stage_timeline(stages_of(record))
         summaries = {s: self.step_summary(run_id, s) for s in SPARK_STAGES}
         return stage_timeline(
             [
@@ -258,3 +391,35 @@ class AwsBackend:
             database=self.deployment.database,
             boto3_session=self.session,
         )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _as_time(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _ended(started: datetime, status: str) -> dict[str, Any]:
+    ended = datetime.now(timezone.utc)
+    return {
+        "status": status,
+        "started_at": started.isoformat(),
+        "finished_at": ended.isoformat(),
+        "seconds": round((ended - started).total_seconds(), 3),
+    }
+
+
+def _summary_stage(summary: dict[str, Any]) -> dict[str, Any]:
+    """A Spark step's entry in a run record, from the summary the step wrote on EMR."""
+    started, finished = summary["started_at"], summary["finished_at"]
+    seconds = summary.get("timings_seconds", {}).get("total")
+    if seconds is None:
+        seconds = (_as_time(finished) - _as_time(started)).total_seconds()
+    return {
+        "status": "succeeded",
+        "started_at": started,
+        "finished_at": finished,
+        "seconds": seconds,
+    }
