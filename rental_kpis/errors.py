@@ -119,6 +119,11 @@ class LakeUnusable(RentalKpisError):
     """The local lake cannot be used: a URI, a file, or a folder the OS refuses to write."""
 
 
+class RunRecordDamaged(RentalKpisError):
+    """A run record (``runs/<run_id>/run.json``) that is not one: truncated, not a JSON object,
+    or without the run id, outcome, start time and stages every record has."""
+
+
 def os_error_text(error: OSError) -> str:
     """``Permission denied: /lake/x`` from an OSError, without Python's ``[Errno 13]`` noise."""
     reason = error.strerror or type(error).__name__

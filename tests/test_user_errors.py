@@ -10,6 +10,7 @@ the child still reads the project and its virtualenv, and no other account or mo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -232,3 +233,31 @@ def it_refuses_a_lake_inside_a_dataset_folder_of_the_raw_input(tmp_path, where):
         load_raw(raw, Lake(str(lake)))
     assert sorted(raw.rglob("*")) == before
     assert sorted(check_raw(raw)) == sorted(DATASETS)  # the raw folder is still good input
+
+
+GOOD_RECORD = {
+    "run_id": "good",
+    "status": "succeeded",
+    "started_at": "2026-01-01T00:00:00+00:00",
+    "stages": {"crawl": {"status": "succeeded", "seconds": 0.1}},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[]", "a JSON list, not an object"),
+        ('{"run_id": "bad", "status": "succ', "not JSON"),  # a write cut short
+        ("", "not JSON"),
+        (json.dumps({**GOOD_RECORD, "run_id": "bad", "started_at": None}), "started_at is null"),
+        (json.dumps({**GOOD_RECORD, "run_id": "bad", "started_at": "yesterday"}), "not a time"),
+        (json.dumps({**GOOD_RECORD, "run_id": "bad", "stages": []}), "stages is []"),
+    ],
+)
+def it_names_a_damaged_run_record_in_one_line_instead_of_skipping_it(tmp_path, text, why):
+    runs = tmp_path / "lake" / "runs"
+    for run_id, body in (("good", json.dumps(GOOD_RECORD)), ("bad", text)):
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "run.json").write_text(body)
+    done = run_cli("status", "--lake", str(tmp_path / "lake"))
+    assert_one_line_error(done, f"run record {runs / 'bad' / 'run.json'} is damaged", why)

@@ -31,7 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rental_kpis.errors import Interrupted, StepFailed
+from rental_kpis.errors import (
+    Interrupted,
+    RunRecordDamaged,
+    StepFailed,
+)
 from rental_kpis.layout import (
     Lake,
     check_lake_outside_raw,
@@ -466,35 +470,81 @@ def _now(timespec: str = "seconds") -> str:
     return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
 
+RUN_RECORD = "run.json"
+
+
+def run_record_path(lake: Lake, run_id: str) -> Path:
+    return Path(lake.uri("runs", run_id, RUN_RECORD))
+
+
 def write_run_record(lake: Lake, record: dict) -> None:
-    path = Path(lake.uri("runs", record["run_id"], "run.json"))
+    path = run_record_path(lake, record["run_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_run_record(path: Path) -> dict:
+    """The run record at ``path``; RunRecordDamaged when it is not one (truncated, not a JSON
+    object, or without a run id, an outcome, a start time or its stages)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _damaged(path, f"not JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise _damaged(path, f"a JSON {type(record).__name__}, not an object")
+    for key, kind in (("run_id", str), ("status", str), ("started_at", str), ("stages", dict)):
+        if not isinstance(record.get(key), kind):
+            raise _damaged(path, f"{key} is {json.dumps(record.get(key))}")
+    try:
+        started_at(record)
+    except ValueError:
+        raise _damaged(path, f"started_at {record['started_at']!r} is not a time") from None
+    if not all(isinstance(f, dict) and isinstance(f.get("status"), str)
+               for f in record["stages"].values()):  # fmt: skip
+        raise _damaged(path, "a stage without an outcome")
+    return record
+
+
+def _damaged(path: Path, why: str) -> RunRecordDamaged:
+    return RunRecordDamaged(
+        f"run record {path} is damaged ({why}); move it out of runs/ (or repair it) to see "
+        "the other runs"
+    )
 
 
 def run_history(lake: Lake, limit: int = 10) -> list[dict]:
     """The last runs on this lake, newest first, as their ``runs/<run_id>/run.json`` say.
 
     A record still "running" whose process is gone (killed with SIGKILL, the machine
-    stopped) is shown as interrupted: nothing is running it any more.
+    stopped) is shown as interrupted: nothing is running it any more. A damaged record is
+    RunRecordDamaged naming it: never skipped in silence.
     """
-    records = []
-    for path in Path(lake.uri("runs")).glob("*/run.json"):
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            continue
-        if record.get("status") == "running" and not is_alive(
-            record.get("pid", -1), record.get("pid_start")
-        ):
-            record["status"] = INTERRUPTED
-            record["error"] = record.get("error") or "its process ended without an outcome"
-            for facts in record.get("stages", {}).values():
-                if facts.get("status") == "running":
-                    facts["status"] = INTERRUPTED
-        records.append(record)
-    records.sort(key=lambda r: r.get("started_at", ""), reverse=True)
+    records = [
+        shown_record(read_run_record(path))
+        for path in Path(lake.uri("runs")).glob(f"*/{RUN_RECORD}")
+    ]
+    records.sort(key=started_at, reverse=True)
     return records[:limit]
+
+
+def started_at(record: dict) -> datetime:
+    """When a run (or stage) record started; a time without a zone is taken as UTC."""
+    when = datetime.fromisoformat(record["started_at"])
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def shown_record(record: dict) -> dict:
+    """``record`` as it stands now: one still "running" whose process is gone is
+    interrupted, and so are its running stages."""
+    if record["status"] == "running" and not is_alive(
+        record.get("pid", -1), record.get("pid_start")
+    ):
+        record["status"] = INTERRUPTED
+        record["error"] = record.get("error") or "its process ended without an outcome"
+        for facts in record["stages"].values():
+            if facts["status"] == "running":
+                facts["status"] = INTERRUPTED
+    return record
 
 
 # ---------------------------------------------------------------- the run
