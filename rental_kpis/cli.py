@@ -19,6 +19,8 @@ DEFAULT_LAKE = Path("lake")
 def _generate(args: argparse.Namespace) -> int:
     from rental_kpis.devtools.datagen import generate
 
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, not {args.seed}")
     try:
         manifest = generate(args.out, args.transactions, args.seed, args.defect_rate)
     except OSError as error:  # the --out folder: not writable, under a file, …
@@ -112,6 +114,8 @@ def _status(args: argparse.Namespace) -> int:
     from rental_kpis.local.runner import run_history
     from rental_kpis.report.console import print_history
 
+    if args.last < 1:
+        raise UsageError(f"--last must be 1 or more, not {args.last}")
     records = run_history(local_lake(args.lake), args.last)
     if not records:
         print(f"no runs recorded in {args.lake}")

@@ -235,6 +235,18 @@ def it_refuses_a_lake_inside_a_dataset_folder_of_the_raw_input(tmp_path, where):
     assert sorted(check_raw(raw)) == sorted(DATASETS)  # the raw folder is still good input
 
 
+def it_refuses_a_negative_seed_in_one_line(tmp_path):
+    done = run_cli("generate", "--out", str(tmp_path / "raw"), "--seed", "-1")
+    assert_one_line_error(done, "--seed must be 0 or more, not -1")
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("last", ["0", "-3"])
+def it_refuses_a_status_of_no_runs_in_one_line(tmp_path, last):
+    done = run_cli("status", "--lake", str(tmp_path / "lake"), "--last", last)
+    assert_one_line_error(done, f"--last must be 1 or more, not {last}")
+
+
 GOOD_RECORD = {
     "run_id": "good",
     "status": "succeeded",
