@@ -27,7 +27,7 @@ from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import LakeUnusable
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local import glue as catalog
-from rental_kpis.local.runner import check_raw, load_raw
+from rental_kpis.local.runner import check_raw, failure_detail, load_raw
 
 # Drop only what lets root ignore permission bits; everything else stays as it is.
 WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
@@ -273,3 +273,29 @@ def it_names_a_damaged_run_record_in_one_line_instead_of_skipping_it(tmp_path, t
         (runs / run_id / "run.json").write_text(body)
     done = run_cli("status", "--lake", str(tmp_path / "lake"))
     assert_one_line_error(done, f"run record {runs / 'bad' / 'run.json'} is damaged", why)
+
+
+def it_refuses_a_master_that_is_not_a_spark_url_before_anything_starts(tmp_path):
+    raw = tmp_path / "raw"
+    generate(raw, 10, seed=1)
+    lake = tmp_path / "lake"
+    done = run_cli("run", "--raw", str(raw), "--lake", str(lake), "--master", "garbage://x")
+    assert_one_line_error(done, "--master 'garbage://x' is not a Spark master URL", "local[*]")
+    assert not lake.exists()
+
+
+# What spark-submit printed for ``--master garbage://x`` before the master was checked first:
+# the step's line used to be the last stack frame.
+SUBMIT_REFUSED = """\
+Exception in thread "main" org.apache.spark.SparkException: Master must either be yarn or start with spark, mesos, k8s, or local
+\tat org.apache.spark.deploy.SparkSubmit.error(SparkSubmit.scala:1052)
+\tat org.apache.spark.deploy.SparkSubmit.prepareSubmitEnvironment(SparkSubmit.scala:261)
+\tat org.apache.spark.deploy.SparkSubmit.main(SparkSubmit.scala)
+"""  # noqa: E501
+
+
+def it_says_why_spark_submit_refused_not_where_in_its_stack():
+    assert failure_detail(SUBMIT_REFUSED) == (
+        "org.apache.spark.SparkException: Master must either be yarn or start with spark, "
+        "mesos, k8s, or local"
+    )

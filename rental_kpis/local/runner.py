@@ -52,7 +52,7 @@ from rental_kpis.local.lock import (
     lock_fd,
     process_start,
 )
-from rental_kpis.local.submit import start_spark_submit, stop_spark_submit
+from rental_kpis.local.submit import check_master, start_spark_submit, stop_spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip  # noqa: F401 (the EMR scripts)
 from rental_kpis.spark import switch
 from rental_kpis.spark.session import quick_start_conf
@@ -187,7 +187,8 @@ def failure_detail(output: str) -> str:
     """The one line that says why a step failed.
 
     Our own ``error:`` line first (bad input); else the first JVM root cause that is not a
-    wrapper ("Caused by: …ChecksumException: … file …"); else the last exception line.
+    wrapper ("Caused by: …ChecksumException: … file …"); else the last exception line (the
+    exception itself, without an ``Exception in thread "main"`` prefix); never a stack frame.
     """
     lines = output.splitlines()
     for line in lines:
@@ -200,8 +201,14 @@ def failure_detail(output: str) -> str:
     ]
     if causes:
         return causes[0]
-    exceptions = [ln.strip() for ln in lines if re.match(r"^\s*[\w.]+(Error|Exception)\b", ln)]
+    exceptions = [m.group(1) for ln in lines if (m := EXCEPTION_LINE.match(ln))]
     return exceptions[-1] if exceptions else (lines[-1] if lines else "no output")
+
+
+# "org.apache.spark.SparkException: …", "Exception in thread "main" java.lang.…Exception: …"
+EXCEPTION_LINE = re.compile(
+    r'^\s*(?:Exception in thread "[^"]*"\s+)?([\w.$]+(?:Error|Exception)\b.*)$'
+)
 
 
 @dataclass
@@ -608,6 +615,7 @@ def run_local(
     lake = local_lake(lake_dir)
     if raw_dir is not None:
         check_lake_outside_raw(lake, Path(raw_dir))
+    check_master(master)
     result = RunResult(check_run_id(run_id) if run_id else new_run_id(), lake)
     notify = on_step or (lambda *_: None)
     with signals_interrupt(), lake_lock(lake, f"run {result.run_id}"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rental_kpis.errors import UsageError
 from rental_kpis.local.lock import RUN_TOKEN_ENV, kill_token_processes
 from rental_kpis.spark.session import (
     LOCAL_CONF,
@@ -28,6 +30,25 @@ from rental_kpis.spark.session import (
 # workers) and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
+
+
+# The master URLs spark-submit takes (Spark's "Master URLs" in "Submitting Applications").
+MASTER = re.compile(
+    r"local(\[(\*|[1-9][0-9]*)(,\s*[1-9][0-9]*)?\])?"
+    r"|local-cluster\[[1-9][0-9]*,\s*[1-9][0-9]*,\s*[1-9][0-9]*\]"
+    r"|(spark|mesos|k8s)://\S+|yarn"
+)
+
+
+def check_master(master: str) -> str:
+    """``master`` itself when it has the shape of a Spark master URL, else UsageError: one
+    line saying which shapes work, before any process starts."""
+    if not MASTER.fullmatch(master):
+        raise UsageError(
+            f"--master {master!r} is not a Spark master URL: use local, local[N], local[*], "
+            "spark://HOST:PORT, yarn, k8s://URL or mesos://URL"
+        )
+    return master
 
 
 @dataclass
