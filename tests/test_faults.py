@@ -5,6 +5,8 @@ Every wait is bounded; every process a test starts is stopped by the test (``_st
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from rental_kpis import cli
 from rental_kpis.devtools.datagen import generate
-from rental_kpis.errors import InputError, LakeBusy
+from rental_kpis.errors import InputError, LakeBusy, LakeUnusable
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local import athena as querying
 from rental_kpis.local import glue as catalog
+from rental_kpis.local import runner
 from rental_kpis.local.lock import LOCK_FILE, RUN_TOKEN_ENV, lake_lock, processes_with_token
 from rental_kpis.local.runner import check_raw, load_raw, run_history, run_local
 from rental_kpis.spark import switch
@@ -449,3 +453,89 @@ def it_takes_over_the_lake_of_a_runner_killed_with_sigkill(good_lake, raw, tmp_p
     assert processes_with_token(token) == []
     assert [s.step for s in result.steps] == ["crawl", "queries"]
     assert querying.run_named_query(result.lake, QUERY).rows == before
+
+
+# ---------------------------------------------------------------- a full disk
+
+FULL = "No space left on device"
+
+
+def _one_line_of(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rental-kpis: error: "), lines
+    return lines[0]
+
+
+def it_says_in_one_line_that_the_disk_filled_during_the_raw_copy(
+    raw, tmp_path, monkeypatch, capsys
+):
+    real_copy = shutil.copy2
+    copied: list[str] = []
+
+    def copy_until_full(source, target, **kwargs):
+        if copied:  # the first file fits, the second finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        copied.append(str(source))
+        return real_copy(source, target, **kwargs)
+
+    monkeypatch.setattr(shutil, "copy2", copy_until_full)
+    lake_dir = tmp_path / "lake"
+    code = cli.main(["run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "full"])
+    monkeypatch.undo()
+    assert code == 2
+    line = _one_line_of(capsys)
+    assert FULL in line and "the raw zone is as it was" in line
+    assert [p.name for p in (lake_dir / "raw").iterdir()] == ["_staging"]
+    assert list((lake_dir / "raw" / "_staging").iterdir()) == []
+    (record,) = run_history(Lake(str(lake_dir)))  # recorded, never gone in silence
+    assert record["status"] == "failed" and FULL in record["error"]
+
+
+def it_says_in_one_line_that_the_disk_filled_while_a_step_log_was_written(
+    raw, tmp_path, monkeypatch, capsys
+):
+    """The application's output goes to a log on a device that is full (``/dev/full``,
+    swapped in under the open log): the run stops its application and says so."""
+    stopped: list[object] = []
+
+    class Application:  # a spark-submit that prints its start and exits
+        stdout = iter(["Spark starting\n"] * 100)
+
+        def wait(self) -> int:
+            return 0
+
+    def submit(*args, workdir, **kwargs):
+        log = workdir / "validate_raw.log"
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(f"/proc/self/fd/{fd}")) == log:
+                    full = os.open("/dev/full", os.O_WRONLY)
+                    os.dup2(full, fd)
+                    os.close(full)
+        return Application()
+
+    monkeypatch.setattr(runner, "start_spark_submit", submit)
+    monkeypatch.setattr(runner, "stop_spark_submit", stopped.append)
+    lake_dir = tmp_path / "lake"
+    code = cli.main(["run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "full"])
+    assert code == 2
+    log = lake_dir / "runs" / "full" / "validate_raw.log"
+    assert f"step validate_raw: cannot write its log {log}: {FULL}" in _one_line_of(capsys)
+    assert len(stopped) == 1
+    (record,) = run_history(Lake(str(lake_dir)))
+    assert record["status"] == "failed" and FULL in record["error"]
+
+
+def it_keeps_the_previous_run_record_whole_when_the_disk_is_full(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    record = {"run_id": "r1", "status": "running", "started_at": "2026-01-01T00:00:00+00:00"}
+    runner.write_run_record(lake, {**record, "stages": {}})
+    path = Path(lake.uri("runs", "r1", "run.json"))
+    before = path.read_bytes()
+    temporary = path.with_name(f".run.json.{os.getpid()}.tmp")
+    temporary.symlink_to("/dev/full")  # where the next write goes first
+    with pytest.raises(LakeUnusable, match=f"run r1 \\(failed\\): cannot write its record {path}"):
+        runner.write_run_record(lake, {**record, "status": "failed", "stages": {}})
+    assert path.read_bytes() == before  # not cut short: the record before the write
+    assert not temporary.exists() and not temporary.is_symlink()

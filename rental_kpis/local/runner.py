@@ -29,12 +29,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from rental_kpis.errors import (
     Interrupted,
+    LakeUnusable,
     RunRecordDamaged,
     StepFailed,
+    os_error_text,
 )
 from rental_kpis.layout import (
     Lake,
@@ -160,12 +162,24 @@ def _switch_raw(found: dict[str, list[Path]], lake: Lake) -> None:
             pairs.append((str(staging), lake.raw(dataset)))
             staging.mkdir(parents=True)
             for path in files:
-                shutil.copy2(path, staging / path.name)
+                _copy_raw(path, staging)
     except BaseException:
         for staging, _ in pairs:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     switch.switch(pairs, root)
+
+
+def _copy_raw(path: Path, staging: Path) -> None:
+    """Copy one raw file into its staging folder; a copy the OS refuses (a full disk, no
+    permission) is LakeUnusable naming the file and the reason."""
+    try:
+        shutil.copy2(path, staging / path.name)
+    except OSError as error:
+        raise LakeUnusable(
+            f"cannot copy {path} into the lake's raw zone ({staging}): {os_error_text(error)}; "
+            "the raw zone is as it was"
+        ) from error
 
 
 def _local_root(lake: Lake) -> str:
@@ -235,6 +249,54 @@ class RunResult:
 StageEvent = Callable[[str, str, "StepResult | None"], None]
 
 
+def log_refused(step: str, path: Path, error: OSError) -> LakeUnusable:
+    """The one-line error of a step log the OS would not write (a full disk, …)."""
+    return LakeUnusable(f"step {step}: cannot write its log {path}: {os_error_text(error)}")
+
+
+def write_log(step: str, path: Path, text: str, mode: str = "w") -> None:
+    """Write (or, with mode "a", append) ``text`` to the log of ``step``; LakeUnusable when
+    the OS refuses."""
+    try:
+        with path.open(mode) as log:
+            log.write(text)
+    except OSError as error:
+        raise log_refused(step, path, error) from error
+
+
+class StepLogs:
+    """The open log of every step of one application, ``<folder>/<step>.log``; a write or a
+    close the OS refuses (a full disk shows at either) is LakeUnusable naming the log."""
+
+    def __init__(self, folder: Path, steps: Sequence[str]) -> None:
+        self.paths = {step: folder / f"{step}.log" for step in steps}
+        self.handles: dict[str, IO[str]] = {}
+        for step, path in self.paths.items():
+            try:
+                self.handles[step] = path.open("w")
+            except OSError as error:
+                self.close()
+                raise log_refused(step, path, error) from error
+
+    def write(self, step: str, text: str) -> None:
+        try:
+            self.handles[step].write(text)
+        except OSError as error:
+            raise log_refused(step, self.paths[step], error) from error
+
+    def close(self) -> None:
+        """Close every log; the first one that cannot be written out is raised after all are
+        closed."""
+        refused: LakeUnusable | None = None
+        for step, handle in self.handles.items():
+            try:
+                handle.close()
+            except OSError as error:
+                refused = refused or log_refused(step, self.paths[step], error)
+        if refused is not None:
+            raise refused
+
+
 def raw_bytes(lake: Lake) -> int | None:
     """Bytes of the lake's raw zone, or None for a remote lake (not listed from here)."""
     if lake.remote:
@@ -277,7 +339,7 @@ def run_spark_steps(
     script.write_text(APP_SCRIPT)
     args = ["--lake-root", lake.root, "--run-id", run_id, "--steps", ",".join(steps)]
     results: list[StepResult] = []
-    logs = {step: (runs / f"{step}.log").open("w") for step in steps}
+    logs = StepLogs(runs, steps)
     outputs: dict[str, list[str]] = {step: [] for step in steps}
     current, started = steps[0], time.monotonic()
     notify(current, "start", None)
@@ -308,7 +370,7 @@ def run_spark_steps(
         for line in proc.stdout:
             mark = parse_stage_mark(line.rstrip("\n"))
             if mark is None:
-                logs[current].write(line)
+                logs.write(current, line)
                 outputs[current].append(line)
                 continue
             step, event = mark
@@ -322,8 +384,7 @@ def run_spark_steps(
     finally:
         if proc is not None:  # interrupted or not: no process of the application survives
             stop_spark_submit(proc)
-        for handle in logs.values():
-            handle.close()
+        logs.close()
     if returncode != 0:
         detail = failure_detail("".join(outputs[current]))
         raise StepFailed(current, returncode, detail, str(runs / f"{current}.log"))
@@ -362,7 +423,7 @@ def run_session_steps(
         step, event = mark
         if event == "start":
             current.update(step=step, started=time.monotonic())
-            (runs / f"{step}.log").write_text(f"ran in {app} of process {os.getpid()}\n")
+            write_log(step, runs / f"{step}.log", f"ran in {app} of process {os.getpid()}\n")
             notify(step, "start", None)
         elif event == "done":
             summary = json.loads(Path(lake.run_summary(run_id, step)).read_text())
@@ -382,8 +443,7 @@ def run_session_steps(
             code, text = 2, f"error: {error}\n"
         else:  # the whole traceback (a JVM one included) to the log, its root cause to the line
             code, text = 1, "".join(traceback.format_exception(error))
-        with (runs / f"{step}.log").open("a") as log:
-            log.write(text)
+        write_log(step, runs / f"{step}.log", text, mode="a")
         raise StepFailed(step, code, failure_detail(text), str(runs / f"{step}.log")) from error
     return results
 
@@ -485,9 +545,22 @@ def run_record_path(lake: Lake, run_id: str) -> Path:
 
 
 def write_run_record(lake: Lake, record: dict) -> None:
+    """Write the record of its run whole or not at all: to a temporary file, then renamed
+    over the previous one, so a reader never meets half a record and a write the OS refuses
+    (a full disk) leaves the previous record as it was and is LakeUnusable naming the file."""
     path = run_record_path(lake, record["run_id"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    temporary = path.with_name(f".{RUN_RECORD}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise LakeUnusable(
+            f"run {record['run_id']} ({record.get('status')}): cannot write its record "
+            f"{path}: {os_error_text(error)}"
+        ) from error
 
 
 def read_run_record(path: Path) -> dict:
