@@ -98,12 +98,18 @@ def _query(args: argparse.Namespace) -> int:
     from rental_kpis import queries
     from rental_kpis.layout import local_lake, new_run_id
     from rental_kpis.local import athena
+    from rental_kpis.local.runner import kept_query_result
 
     if args.list or not args.name:
         for query in queries.all_queries():
             print(f"{query.name:<26} {query.description}")
         return 0
     lake = local_lake(args.lake)
+    if args.run_id:
+        kept = kept_query_result(lake, args.name, args.run_id)
+        if kept is not None:  # what that run kept, never rewritten
+            sys.stdout.write(kept)
+            return 0
     result = athena.run_named_query(lake, args.name, args.run_id or new_run_id())
     sys.stdout.write(result.to_csv())
     return 0
@@ -126,6 +132,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from rental_kpis.layout import check_lake_outside_raw, check_run_id, local_lake
+    from rental_kpis.local.runner import check_run_id_unused
     from rental_kpis.report import notebooks
 
     # Checked before any notebook runs (and before --out is made): each would fail later.
@@ -134,6 +141,8 @@ def _report(args: argparse.Namespace) -> int:
         check_lake_outside_raw(local_lake(args.lake), args.raw)
     if args.run_id:
         check_run_id(args.run_id)
+        if args.backend == "local":  # the notebooks make this run: a new one
+            check_run_id_unused(local_lake(args.lake), args.run_id)
 
     signals = _ReportSignals()
 

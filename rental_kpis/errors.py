@@ -124,6 +124,11 @@ class RunRecordDamaged(RentalKpisError):
     or without the run id, outcome, start time and stages every record has."""
 
 
+class RunIdTaken(UsageError):
+    """A run id already used on the lake: a finished run's record and results are kept as they
+    are, never rewritten by a second run of the same id."""
+
+
 def os_error_text(error: OSError) -> str:
     """``Permission denied: /lake/x`` from an OSError, without Python's ``[Errno 13]`` noise."""
     reason = error.strerror or type(error).__name__

@@ -1,0 +1,124 @@
+"""History is append-only: a run id names one run for good (its record, summaries and kept
+query results are never rewritten), and a run's later stages and its report work on the tables
+its own Spark steps wrote, or refuse."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from cli_runner import run_cli
+from test_security_paths import assert_one_line_error
+
+from rental_kpis.devtools.datagen import generate
+from rental_kpis.errors import RunIdTaken
+from rental_kpis.layout import Lake
+from rental_kpis.local.runner import run_local
+
+QUERY = "most_rented_vehicle_type"
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    generate(folder, 400, seed=32, defect_rate=0.002)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def other_raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("other_raw")
+    generate(folder, 300, seed=33)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished(raw, tmp_path_factory, spark) -> Lake:
+    """A lake with one whole run ``first`` (in the tests' session)."""
+    return run_local(raw, tmp_path_factory.mktemp("finished") / "lake", "first", spark=spark).lake
+
+
+def files_of(lake: Lake, run_id: str) -> dict[str, bytes]:
+    """Every file a run left: its record, summaries and logs, and its kept query results."""
+    root = Path(lake.root)
+    found = list(Path(lake.uri("runs", run_id)).iterdir())
+    found += Path(lake.uri("query-results")).glob(f"*/{run_id}.csv")
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(found)}
+
+
+def copy_of(lake: Lake, where: Path) -> Lake:
+    shutil.copytree(lake.root, where)
+    return Lake(str(where))
+
+
+# ---------------------------------------------------------------- a run id names one run
+
+
+def it_refuses_a_second_run_of_the_same_id_and_keeps_the_first(finished, other_raw, tmp_path):
+    lake = copy_of(finished, tmp_path / "lake")
+    before = files_of(lake, "first")
+    assert "runs/first/run.json" in before and f"query-results/{QUERY}/first.csv" in before
+    done = run_cli("run", "--raw", str(other_raw), "--lake", lake.root, "--run-id", "first")
+    assert_one_line_error(done, "run id first is taken", "run first succeeded", "another id")
+    assert files_of(lake, "first") == before
+    with pytest.raises(RunIdTaken, match="run first succeeded"):  # every stage, one by one
+        run_local(None, lake.root, run_id="first", steps=("queries",))
+    assert files_of(lake, "first") == before
+
+
+def it_reads_the_result_a_past_run_kept_instead_of_overwriting_it(
+    finished, other_raw, tmp_path, spark
+):
+    lake = copy_of(finished, tmp_path / "lake")
+    kept = Path(lake.uri("query-results", QUERY, "first.csv"))
+    before = kept.read_bytes()
+    run_local(other_raw, lake.root, "second", spark=spark)  # other tables, another answer
+    now = run_cli("query", QUERY, "--lake", lake.root)
+    assert now.returncode == 0 and now.stdout.encode() != before
+    past = run_cli("query", QUERY, "--lake", lake.root, "--run-id", "first")
+    assert past.returncode == 0, past.stderr
+    assert past.stdout.encode() == before  # what run first kept, not today's answer
+    assert kept.read_bytes() == before
+
+
+def it_keeps_a_query_result_under_a_new_id_once_and_refuses_the_id_for_a_run(
+    finished, raw, tmp_path
+):
+    lake = copy_of(finished, tmp_path / "lake")
+    first = run_cli("query", QUERY, "--lake", lake.root, "--run-id", "adhoc")
+    kept = Path(lake.uri("query-results", QUERY, "adhoc.csv"))
+    assert first.returncode == 0 and kept.read_text() == first.stdout
+    again = run_cli("query", QUERY, "--lake", lake.root, "--run-id", "adhoc")
+    assert again.stdout == first.stdout
+    done = run_cli("run", "--raw", str(raw), "--lake", lake.root, "--run-id", "adhoc")
+    assert_one_line_error(done, "run id adhoc is taken", f"query results are kept under it ({kept}")
+
+
+def it_refuses_a_query_result_for_a_run_that_kept_none(finished, tmp_path):
+    lake = copy_of(finished, tmp_path / "lake")
+    run_local(None, lake.root, "crawled", steps=("crawl",))  # partial: no queries yet
+    done = run_cli("query", QUERY, "--lake", lake.root, "--run-id", "crawled")
+    assert_one_line_error(done, "run id crawled is taken", "runs/crawled exists")
+    assert not Path(lake.uri("query-results", QUERY, "crawled.csv")).exists()
+
+
+def it_continues_a_partial_run_only_with_stages_it_has_not_run(finished, raw, tmp_path):
+    lake = copy_of(finished, tmp_path / "lake")
+    run_local(None, lake.root, "crawled", steps=("crawl",))
+    before = files_of(lake, "crawled")
+    with pytest.raises(RunIdTaken, match="run crawled already ran crawl"):
+        run_local(None, lake.root, "crawled", steps=("crawl", "queries"))
+    with pytest.raises(RunIdTaken, match="run crawled is partial and goes on only on the raw"):
+        run_local(raw, lake.root, "crawled", steps=("queries",))
+    assert files_of(lake, "crawled") == before
+    run_local(None, lake.root, "crawled", steps=("queries",))  # what it has not run yet
+    assert Path(lake.uri("query-results", QUERY, "crawled.csv")).exists()
+
+
+def it_refuses_a_report_under_a_taken_run_id_before_any_notebook(finished, tmp_path):
+    lake = copy_of(finished, tmp_path / "lake")
+    out = tmp_path / "out"
+    done = run_cli("report", "--lake", lake.root, "--out", str(out), "--run-id", "first")
+    assert_one_line_error(done, "run id first is taken")
+    assert not out.exists()
