@@ -10,7 +10,6 @@ Local); every other state calls moto's real emulated services.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,6 @@ from unittest import mock
 
 from moto.stepfunctions.parser.asl.component.common.error_name import custom_error_name
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
-from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (  # noqa: E501
-    IsTimestamp,
-)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_unsupported as unsupported_module,
 )
@@ -59,15 +55,6 @@ def load_test_case(state_machine: str, test_case: str, path: Path = MOCK_CONFIG)
     return MockTestCase(state_machine, test_case, states)
 
 
-def rfc3339(text: str) -> datetime.datetime | None:
-    """RFC 3339 as Step Functions reads it (fractions, offsets). moto's interpreter accepts only
-    ``%Y-%m-%dT%H:%M:%SZ`` yet writes ``$$.State.EnteredTime`` with microseconds and an offset."""
-    try:
-        return datetime.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def any_error_name(self, error_name: str | None) -> None:
     """A mocked Throw may name a ``States.*`` error (``States.TaskFailed`` is what a failed EMR
     step raises), as in Step Functions Local; moto's copy refuses such names wherever it carries
@@ -90,7 +77,6 @@ def mocked_test_case(test_case: MockTestCase) -> Iterator[None]:
     patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
     with (
         mock.patch.object(custom_error_name.CustomErrorName, "__init__", any_error_name),
-        mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(rfc3339)),
         mock.patch.object(execution_module.Execution, "_get_start_execution_worker", start_worker),
         mock.patch.object(unsupported_module, "_SUPPORTED_INTEGRATION_PATTERNS", patterns),
     ):

@@ -60,7 +60,7 @@ def it_passes_a_terminate_task_on_every_path_once_the_cluster_exists(deployment)
 
 def it_gives_every_task_a_retry_and_a_catch(deployment):
     tasks = [(n, s) for n, s in sm.iter_states(sm.render(deployment)) if s["Type"] == "Task"]
-    assert len(tasks) == 11
+    assert len(tasks) == 12
     for name, state in tasks:
         assert state.get("Retry"), name
         assert state.get("Catch"), name
@@ -224,6 +224,46 @@ def it_does_not_take_an_earlier_crawl_for_this_runs_crawl(sfn_world):
     result = sfn_world("OnlyAnEarlierCrawlSucceeded")
     assert (result["status"], result["error"]) == ("FAILED", "CrawlerTimedOut")
     assert "RunQueries" not in result["entered"]
+
+
+def it_does_not_take_an_earlier_crawl_whose_start_time_is_later_than_the_run(sfn_world):
+    """The crawl is recognised by its LastCrawl changing, not by a clock: an earlier crawl
+    stamped after the run started (another clock) is still not this run's."""
+    result = sfn_world("EarlierCrawlStampedInTheFuture")
+    assert (result["status"], result["error"]) == ("FAILED", "CrawlerTimedOut")
+    assert "RunQueries" not in result["entered"]
+
+
+def it_reads_the_crawl_whatever_the_json_form_of_its_start_time(sfn_world):
+    """No AWS page gives the JSON form of a timestamp in an aws-sdk integration's output; the
+    check compares LastCrawl whole as a string, so a start time not in RFC 3339 form works."""
+    result = sfn_world("CrawlTimesNotRfc3339")
+    assert result["status"] == "SUCCEEDED", result
+    assert result["entered"].count("GetCrawler") == 1
+
+
+def it_takes_the_first_crawl_ever_of_a_new_crawler(sfn_world):
+    result = sfn_world("FirstEverCrawl")
+    assert result["status"] == "SUCCEEDED", result
+    entered = result["entered"]
+    assert entered.index("NoCrawlBefore") < entered.index("StartCrawler")
+    assert "KeepLastCrawl" not in entered
+
+
+def it_reports_a_failed_first_crawl_ever(sfn_world):
+    result = sfn_world("CrawlerFailsOnFirstEverCrawl")
+    assert (result["status"], result["error"]) == ("FAILED", "CrawlerFailed")
+    assert "not authorized to perform: s3:GetObject" in result["cause"]
+
+
+def it_compares_no_timestamp_in_the_crawl_check(deployment):
+    """A timestamp comparison ("Choice workflow state") needs an RFC 3339 string and fails the
+    run uncatchably (States.Runtime) on anything else; the crawl check compares strings only."""
+    text = json.dumps(sm.render(deployment))
+    assert "Timestamp" not in text
+    states = dict(sm.iter_states(sm.render(deployment)))
+    assert states["ReadCrawlerBefore"]["Resource"] == states["GetCrawler"]["Resource"]
+    assert states["ReadCrawlerBefore"]["Next"] == "HadACrawlBefore"
 
 
 def it_fails_naming_the_query_when_athena_fails(sfn_world):
