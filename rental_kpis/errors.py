@@ -129,6 +129,11 @@ class RunIdTaken(UsageError):
     are, never rewritten by a second run of the same id."""
 
 
+class TablesReplaced(RentalKpisError):
+    """The tables a run's Spark steps wrote were replaced (by another run) before the run's
+    later stages, or its report, could use them."""
+
+
 def os_error_text(error: OSError) -> str:
     """``Permission denied: /lake/x`` from an OSError, without Python's ``[Errno 13]`` noise."""
     reason = error.strerror or type(error).__name__

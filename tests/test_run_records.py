@@ -11,10 +11,13 @@ import pytest
 from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
 
+from rental_kpis import walkthrough
 from rental_kpis.devtools.datagen import generate
-from rental_kpis.errors import RunIdTaken
+from rental_kpis.errors import RunIdTaken, TablesReplaced
 from rental_kpis.layout import Lake
-from rental_kpis.local.runner import run_local
+from rental_kpis.local import athena as querying
+from rental_kpis.local.runner import LOCAL_STAGES, run_history, run_local
+from rental_kpis.stages import SPARK_STAGES
 
 QUERY = "most_rented_vehicle_type"
 
@@ -122,3 +125,40 @@ def it_refuses_a_report_under_a_taken_run_id_before_any_notebook(finished, tmp_p
     done = run_cli("report", "--lake", lake.root, "--out", str(out), "--run-id", "first")
     assert_one_line_error(done, "run id first is taken")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- one run's tables
+
+
+def it_refuses_to_complete_a_run_on_another_runs_tables(raw, other_raw, tmp_path, spark):
+    """Sprint 2 ran the Spark steps of run x; before the orchestration notebook completes
+    it, ``rental-kpis run`` made run y on the same lake. Completing x now would crawl and
+    query y's tables under x's name, and its report would show y's numbers beside x's data
+    quality: refused, and x stays partial. A run with nothing between its stages completes,
+    in a copy of its lake too (its tables are told by their files' names and sizes)."""
+    run_local(raw, tmp_path / "lake", "alone", steps=SPARK_STAGES, spark=spark)
+    shutil.copytree(tmp_path / "lake", tmp_path / "copy")
+    lake_dir = tmp_path / "copy"
+    env = walkthrough.LocalBackend(lake_dir, raw)
+    env.run_pipeline("alone")
+    assert env.run_record("alone")["status"] == "succeeded"
+    assert list(env.run_record("alone")["stages"]) == list(LOCAL_STAGES)
+
+    run_local(None, lake_dir, "x", steps=SPARK_STAGES, spark=spark)
+    run_local(other_raw, lake_dir, "y", spark=spark)
+    record = Path(env.lake.uri("runs", "x", "run.json")).read_bytes()
+    replaced = r"run x: the tables its Spark steps wrote .* were replaced by run y"
+    with pytest.raises(TablesReplaced, match=replaced):
+        env.run_pipeline("x")
+    assert Path(env.lake.uri("runs", "x", "run.json")).read_bytes() == record
+    assert {r["run_id"]: r["status"] for r in run_history(env.lake)} == {
+        "alone": "succeeded",
+        "x": "partial",
+        "y": "succeeded",
+    }
+    for run_id in ("x", "alone"):  # their data quality would sit beside y's tables
+        with pytest.raises(TablesReplaced, match=rf"run {run_id}: .* its report would use"):
+            env.step_summary(run_id, "validate_raw")
+    assert env.step_summary("y", "validate_raw")["run_id"] == "y"
+    assert querying.run_named_query(env.lake, QUERY).rows  # y's tables, whole
+    assert env.pending_stages("x") == ("crawl", "queries")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import importlib
 import json
 import os
@@ -37,6 +38,7 @@ from rental_kpis.errors import (
     RunIdTaken,
     RunRecordDamaged,
     StepFailed,
+    TablesReplaced,
     os_error_text,
 )
 from rental_kpis.layout import (
@@ -695,8 +697,9 @@ def resumed_record(
     stages so far are kept, its outcome is reset. None when the id is unused.
 
     Only a partial run is continued, with stages it has not yet succeeded in, on the raw zone
-    it started with (no ``raw_dir``); any other use of a known id is RunIdTaken, and the
-    record stays as it was.
+    it started with (no ``raw_dir``), and on the tables its Spark steps wrote
+    (``check_run_tables``); any other use of a known id is RunIdTaken (TablesReplaced for the
+    tables), and the record stays as it was.
     """
     path = run_record_path(lake, run_id)
     if not path.exists():
@@ -712,6 +715,8 @@ def resumed_record(
         raise _taken(
             lake, run_id, f"run {run_id} is partial and goes on only on the raw zone it began with"
         )
+    recover_lake(lake)  # a switch a killed run left half done changes the tables: first
+    check_run_tables(lake, record, steps)
     record.update(
         status="running",
         finished_at=None,
@@ -720,6 +725,77 @@ def resumed_record(
         pid_start=process_start(os.getpid()),
     )
     return record
+
+
+# The zones the Spark steps write; their files are the tables a run's later stages read.
+TABLE_ZONES: tuple[str, ...] = ("curated", "rejected", "processed")
+TABLES_KEY = "tables"
+
+
+def tables_fingerprint(lake: Lake) -> str:
+    """What tells the tables in the lake now from any other write of them: a digest of the
+    path and size of every file in the table zones (``TABLE_ZONES``), staging folders aside.
+    Spark names the files it writes after the write job, so any new write of a table changes
+    it; copying or moving the lake does not."""
+    digest = hashlib.sha256()
+    for zone in TABLE_ZONES:
+        base = Path(lake.uri(zone))
+        for path in sorted(base.rglob("*")):
+            relative = path.relative_to(base)
+            if relative.parts[0] != STAGING_DIR and path.is_file():
+                digest.update(f"{zone}/{relative}\0{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def check_run_tables(lake: Lake, record: dict, what: Sequence[str] = ()) -> None:
+    """Refuse (TablesReplaced) to go on with run ``record`` when the tables its Spark steps
+    wrote are no longer the lake's: another run (or a step run by hand) wrote them since.
+    ``what`` names what was about to use them (stages; empty: its report). A record that
+    keeps no fingerprint (its Spark steps have not run) passes."""
+    kept = record.get(TABLES_KEY)
+    if kept is None or tables_fingerprint(lake) == kept:
+        return
+    run_id = record["run_id"]
+    later = _later_spark_run(lake, record)
+    by = f" by run {later['run_id']} (started {later['started_at']})" if later else ""
+    raise TablesReplaced(
+        f"run {run_id}: the tables its Spark steps wrote in {lake.root} were replaced{by}; "
+        f"its {', '.join(what) or 'report'} would use another run's tables: run the whole "
+        "pipeline again under a new run id"
+    )
+
+
+def check_tables_of(lake: Lake, run_id: str, what: Sequence[str] = ()) -> None:
+    """``check_run_tables`` for run ``run_id`` by its record; a run without one passes."""
+    path = run_record_path(lake, run_id)
+    if path.exists():
+        check_run_tables(lake, read_run_record(path), what)
+
+
+def _later_spark_run(lake: Lake, record: dict) -> dict | None:
+    """The newest other run whose Spark steps started after ``record``'s, if the records
+    tell (a damaged one among them: None)."""
+    since = max(_spark_starts(record), default=started_at(record))
+    try:
+        history = run_history(lake, limit=10**9)
+    except RunRecordDamaged:
+        return None
+    later = [
+        other
+        for other in history
+        if other["run_id"] != record["run_id"] and any(t > since for t in _spark_starts(other))
+    ]
+    return later[0] if later else None
+
+
+def _spark_starts(record: dict) -> list[datetime]:
+    """When each Spark stage of ``record`` started (stages without a readable time left out)."""
+    starts = []
+    for stage, facts in record["stages"].items():
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            if stage in SPARK_STAGES:
+                starts.append(started_at(facts))
+    return starts
 
 
 def run_local(
@@ -744,6 +820,8 @@ def run_local(
     stages stay in the record, and it goes on only as ``resumed_record`` allows; any other
     known run id is refused (RunIdTaken) before the lake changes. The lake is checked
     (``local_lake``, and outside ``raw_dir``'s dataset folders) before anything is made.
+    When the Spark steps succeed, the record keeps the fingerprint of the tables they left
+    (``tables_fingerprint``), which the run's later stages and its report check.
     """
     lake = local_lake(lake_dir)
     if raw_dir is not None:
@@ -810,6 +888,9 @@ def run_local(
                         for step in running:
                             on_stage(step, outcome, None)
                         raise
+                    if group[0] in SPARK_STAGES:
+                        record[TABLES_KEY] = tables_fingerprint(lake)
+                        write_run_record(lake, record)
             record["status"] = completed_status(record)
         except BaseException as error:
             if _is_interruption(error):

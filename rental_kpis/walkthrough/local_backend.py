@@ -143,6 +143,11 @@ class LocalBackend:
             return con.execute(f"SELECT {selected} FROM read_parquet(?)", [files]).fetchdf()
 
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
+        """What ``step`` of run ``run_id`` reported; TablesReplaced when the lake's tables are
+        no longer that run's (its numbers would sit beside another run's tables)."""
+        from rental_kpis.local.runner import check_tables_of
+
+        check_tables_of(self.lake, run_id)
         return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
 
     def run_record(self, run_id: str) -> dict[str, Any]:
