@@ -25,7 +25,7 @@ from moto.s3.models import s3_backends
 from moto.servicequotas.models import ServiceQuotasBackend
 
 from rental_kpis import queries
-from rental_kpis.aws import deploy, emr
+from rental_kpis.aws import deploy, emr, statemachine
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.names import Deployment
 from rental_kpis.cli import main
@@ -214,7 +214,12 @@ def it_builds_every_cluster_from_the_flags_setup_was_given(aws, raw, capsys):
     )["events"]
     scheduled = [e["taskScheduledEventDetails"] for e in history if e["type"] == "TaskScheduled"]
     [create] = [task for task in scheduled if task["resource"] == "createCluster"]
-    assert json.loads(create["parameters"]) == wanted
+    assert json.loads(create["parameters"]) == statemachine.create_cluster_parameters(wanted)
+    # ... and its SetIdleTimeout gives the cluster the idle policy: together, the same request.
+    definition = aws.client("stepfunctions").describe_state_machine(
+        stateMachineArn=d.state_machine_arn
+    )["definition"]
+    assert statemachine.cluster_request(json.loads(definition)) == wanted
     assert (
         f"cluster       1 primary + 1 core m5.2xlarge, emr-7.13.0, in subnet {subnet}, "
         "stops after 900 s idle"

@@ -49,9 +49,9 @@ def it_refuses_an_unknown_placeholder(tmp_path, deployment):
 def it_passes_a_terminate_task_on_every_path_once_the_cluster_exists(deployment):
     definition = sm.render(deployment)
     create = definition["States"]["CreateCluster"]
-    assert create["Next"] == "ValidateRaw"
+    assert create["Next"] == "SetIdleTimeout"
     # From the first state that runs on the cluster, no path to an end skips a terminate.
-    assert sm.paths_avoiding_terminate(definition, "ValidateRaw") == []
+    assert sm.paths_avoiding_terminate(definition, "SetIdleTimeout") == []
     # From CreateCluster, the only such path is its own Catch: creation failed, no cluster runs.
     assert sm.paths_avoiding_terminate(definition, "CreateCluster") == [
         ["CreateCluster", "NotifyFailure", "PipelineFailed"]
@@ -60,7 +60,7 @@ def it_passes_a_terminate_task_on_every_path_once_the_cluster_exists(deployment)
 
 def it_gives_every_task_a_retry_and_a_catch(deployment):
     tasks = [(n, s) for n, s in sm.iter_states(sm.render(deployment)) if s["Type"] == "Task"]
-    assert len(tasks) == 12
+    assert len(tasks) == 13
     for name, state in tasks:
         assert state.get("Retry"), name
         assert state.get("Catch"), name
@@ -73,8 +73,12 @@ def it_bounds_every_emr_task_with_a_caught_timeout(deployment):
     every one that runs once the cluster exists is caught on the way to a terminate task."""
     definition = sm.render(deployment)
     states = dict(sm.iter_states(definition))
-    emr_tasks = [n for n, s in states.items() if "elasticmapreduce" in s.get("Resource", "")]
-    assert len(emr_tasks) == 6
+    emr_tasks = [
+        n
+        for n, s in states.items()
+        if any(k in s.get("Resource", "") for k in ("elasticmapreduce", "aws-sdk:emr:"))
+    ]
+    assert len(emr_tasks) == 7
     for name in emr_tasks:
         assert states[name]["TimeoutSeconds"] > 0, name
         caught = {e for c in states[name]["Catch"] for e in c["ErrorEquals"]}
@@ -100,12 +104,24 @@ def it_names_its_states_after_the_stage_spine(deployment):
 
 
 def it_creates_the_cluster_the_config_builder_describes(deployment):
+    """CreateCluster sends the request less its idle policy, which SetIdleTimeout gives the
+    cluster through PutAutoTerminationPolicy; read back, the two are the builder's request."""
     spec = ClusterSpec(core_instance_count=3, idle_timeout_seconds=900)
-    params = sm.render(deployment, spec)["States"]["CreateCluster"]["Parameters"]
-    assert params == cluster_config(deployment, spec)
+    definition = sm.render(deployment, spec)
+    params = definition["States"]["CreateCluster"]["Parameters"]
+    wanted = cluster_config(deployment, spec)
+    assert "AutoTerminationPolicy" not in params
+    assert params == sm.create_cluster_parameters(wanted)
     assert params["StepConcurrencyLevel"] >= 2
-    assert params["AutoTerminationPolicy"] == {"IdleTimeout": 900}
     assert params["ReleaseLabel"].startswith("emr-7.")
+    idle = definition["States"]["SetIdleTimeout"]
+    assert idle["Resource"] == "arn:aws:states:::aws-sdk:emr:putAutoTerminationPolicy"
+    assert idle["Parameters"] == {
+        "ClusterId.$": "$.cluster.ClusterId",
+        "AutoTerminationPolicy": {"IdleTimeout": 900},
+    }
+    assert sm.cluster_request(definition) == wanted
+    assert ClusterSpec.from_request(sm.cluster_request(definition)) == spec
 
 
 def it_submits_each_step_with_the_builders_arguments(deployment):
@@ -282,6 +298,24 @@ def it_notifies_when_the_cluster_never_starts(sfn_world):
     assert "TERMINATED_WITH_ERRORS" in result["cause"]
 
 
+def it_terminates_the_cluster_when_its_idle_policy_cannot_be_set(sfn_world):
+    """SetIdleTimeout runs once the cluster exists: when PutAutoTerminationPolicy keeps failing
+    (errors of the SDK integration are named Emr.<ErrorName>), the run terminates the cluster
+    before the notice, and retried the call three times first."""
+    result = sfn_world("IdleTimeoutRefused")
+    assert (result["status"], result["error"]) == ("FAILED", "Emr.InvalidRequestException")
+    assert result["entered"] == [
+        "CreateCluster",
+        "SetIdleTimeout",
+        "TerminateClusterOnFailure",
+        "NotifyFailure",
+        "PipelineFailed",
+    ]
+    assert result["failed_tasks"] == 4
+    [notice] = result["notices"]
+    assert "Auto-termination policy is not supported" in notice["Message"]
+
+
 def it_terminates_the_cluster_when_a_step_times_out(sfn_world):
     """(moto's interpreter retries States.Timeout under a States.TaskFailed retrier, which AWS
     does not; the mock answers the timeout on both attempts, the path is the same.)"""
@@ -289,6 +323,7 @@ def it_terminates_the_cluster_when_a_step_times_out(sfn_world):
     assert (result["status"], result["error"]) == ("FAILED", "States.Timeout")
     assert result["entered"] == [
         "CreateCluster",
+        "SetIdleTimeout",
         "ValidateRaw",
         "TerminateClusterOnFailure",
         "NotifyFailure",

@@ -648,5 +648,5 @@ def it_draws_the_pipeline_with_its_failure_path_in_red():
     into_failure = [e for e in statemachine.edges(definition) if e.target in plan.failure]
     red = [a for a in arrows if a.get_edgecolor()[:3] == (214 / 255, 39 / 255, 40 / 255)]
     assert len(arrows) == len(statemachine.edges(definition))
-    assert len(red) == len(into_failure) == 17
-    assert chart.takeaway.startswith("27 states and 42 transitions; 17 of them lead into")
+    assert len(red) == len(into_failure) == 18
+    assert chart.takeaway.startswith("28 states and 44 transitions; 18 of them lead into")

@@ -72,6 +72,7 @@ def it_refuses_what_the_conditions_exclude():
     assert not allowed(sfn, "elasticmapreduce:AddTags", cluster, more)
     # resource tags: clusters of other projects, instances EMR did not make
     assert not allowed(sfn, "elasticmapreduce:TerminateJobFlows", cluster, {})
+    assert not allowed(sfn, "elasticmapreduce:PutAutoTerminationPolicy", cluster, {})
     instance = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0other"
     assert not allowed(emr_role, "ec2:TerminateInstances", instance, {})
     tagged = {"aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true"}

@@ -500,6 +500,18 @@ def _sfn_create_cluster(
     return rows + _create_cluster_extras(SFN, d, arn, cause, tags)
 
 
+def _sfn_idle_timeout(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
+    """EMR's PutAutoTerminationPolicy through the AWS SDK integration: Step Functions generates
+    no policy for SDK integrations ("Learning to use AWS service SDK integrations in Step
+    Functions"); the action takes the ``cluster*`` resource and supports ``aws:ResourceTag``
+    (Service Authorization Reference, "Actions, resources, and condition keys for Amazon
+    Elastic MapReduce")."""
+    cause = f"state {state} (aws-sdk:emr:putAutoTerminationPolicy)"
+    return _rows(
+        SFN, cause, ["elasticmapreduce:PutAutoTerminationPolicy"], [arn.cluster], PROJECT_CLUSTER
+    )
+
+
 def _sfn_emr_sync(rule: str, actions: tuple[str, ...]) -> Integration:
     def rows(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
         cause = f"state {state} (.sync: EventBridge rule {rule})"
@@ -538,6 +550,7 @@ def _sfn_publish(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) 
 
 INTEGRATIONS: dict[str, Integration] = {
     "arn:aws:states:::elasticmapreduce:createCluster": _sfn_create_cluster,
+    "arn:aws:states:::aws-sdk:emr:putAutoTerminationPolicy": _sfn_idle_timeout,
     "arn:aws:states:::elasticmapreduce:addStep.sync": _sfn_emr_sync(
         "StepFunctionsGetEventForEMRAddJobFlowStepsRule",
         (

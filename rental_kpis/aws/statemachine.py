@@ -83,12 +83,31 @@ def values(
 
 
 CREATE_CLUSTER_STATE = "CreateCluster"
+IDLE_TIMEOUT_STATE = "SetIdleTimeout"
+# The Step Functions guide's createCluster integration ("Create and manage Amazon EMR clusters
+# with Step Functions") lists no AutoTerminationPolicy, and CreateStateMachine has rejected it
+# ("The field "AutoTerminationPolicy" is not supported by Step Functions"). The state machine
+# gives it with EMR's PutAutoTerminationPolicy once the cluster id is known, an AWS SDK
+# integration ("Learning to use AWS service SDK integrations in Step Functions").
+CREATE_CLUSTER_ONLY = frozenset({"AutoTerminationPolicy"})
+
+
+def create_cluster_parameters(request: Mapping[str, Any]) -> dict[str, Any]:
+    """What the CreateCluster Task sends of a RunJobFlow request: all but the idle policy."""
+    return {k: v for k, v in request.items() if k not in CREATE_CLUSTER_ONLY}
 
 
 def cluster_request(definition: Mapping[str, Any]) -> dict[str, Any]:
-    """The RunJobFlow request a rendered definition's CreateCluster sends to EMR: the
-    deployment's cluster as setup deployed it (``emr.ClusterSpec.from_request`` reads it back)."""
-    return dict(definition["States"][CREATE_CLUSTER_STATE]["Parameters"])
+    """The RunJobFlow request the deployed cluster stands for (``emr.cluster_config``): the
+    rendered definition's CreateCluster parameters with the idle policy its SetIdleTimeout
+    gives the cluster. The notebooks send this very request (``emr.ClusterSpec.from_request``
+    reads it back)."""
+    states = definition["States"]
+    request = dict(states[CREATE_CLUSTER_STATE]["Parameters"])
+    request["AutoTerminationPolicy"] = dict(
+        states[IDLE_TIMEOUT_STATE]["Parameters"]["AutoTerminationPolicy"]
+    )
+    return request
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
