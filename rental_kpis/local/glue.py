@@ -283,10 +283,31 @@ def _inspect(con: duckdb.DuckDBPyConnection, folder: Path) -> TableInfo:
     try:
         return inspect_table(con, folder)
     except (pa.ArrowException, duckdb.Error) as error:
+        raise CatalogError(_unreadable(folder, error)) from error
+
+
+def _unreadable(folder: Path, error: Exception) -> str:
+    """Why the table in ``folder`` cannot be read: its name, its folder and the reader's first
+    line (which names the file)."""
+    reason = str(error).splitlines()[0].rstrip(".")
+    return f"table {folder.name} at {folder}: cannot read its Parquet files: {reason}"
+
+
+def _catalogued_dataset(lake: Lake, table: TableInfo) -> ds.Dataset:
+    """The files of a catalogued table, for a query: a table whose Parquet files are gone, or
+    whose first file cannot be read (truncated, damaged), is one CatalogError naming the table
+    and its folder, and saying how to make the lake whole again."""
+    folder = _table_folder(lake, table)
+    again = f"run the pipeline again (`rental-kpis run --lake {lake.root}`)"
+    if not parquet_files(folder):
         raise CatalogError(
-            f"table {folder.name} at {folder}: cannot read its Parquet files: "
-            f"{str(error).splitlines()[0]}"
-        ) from error
+            f"table {table.name} at {folder}: no Parquet file left since the crawl: {again}, "
+            f"or `rental-kpis crawl --lake {lake.root}` to drop it from the catalog"
+        )
+    try:
+        return table_dataset(folder, table.partition_keys)
+    except (pa.ArrowException, OSError) as error:
+        raise CatalogError(f"{_unreadable(folder, error)}; {again}") from error
 
 
 def _resolve(lake: Lake, location: str) -> str:
@@ -349,7 +370,7 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
         con.execute(f"CREATE SCHEMA {DATABASE}")
         for number, table in enumerate(tables):
             scan = f"_scan_{number}"
-            con.register(scan, table_dataset(_table_folder(lake, table), table.partition_keys))
+            con.register(scan, _catalogued_dataset(lake, table))
             con.execute(
                 f"CREATE VIEW {DATABASE}.{quote_identifier(table.name)} AS SELECT * FROM {scan}"
             )
