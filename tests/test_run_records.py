@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
+from test_user_errors import copy_of
 
 from rental_kpis import walkthrough
 from rental_kpis.devtools.datagen import generate
@@ -48,11 +49,6 @@ def files_of(lake: Lake, run_id: str) -> dict[str, bytes]:
     found = list(Path(lake.uri("runs", run_id)).iterdir())
     found += Path(lake.uri("query-results")).glob(f"*/{run_id}.csv")
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(found)}
-
-
-def copy_of(lake: Lake, where: Path) -> Lake:
-    shutil.copytree(lake.root, where)
-    return Lake(str(where))
 
 
 # ---------------------------------------------------------------- a run id names one run
