@@ -1,7 +1,7 @@
 """``rental-kpis query`` on the local backend, on lakes that are not as the pipeline left them:
-a table whose Parquet file was deleted or cut short after the crawl. Each lake is written by
-Spark (``write_world_tables``) and crawled, then damaged for real; the command runs as a user
-does (a subprocess)."""
+a table whose Parquet file was deleted or cut short after the crawl, and a lake the OS will not
+let us write. Each lake is written by Spark (``write_world_tables``) and crawled, then damaged
+or made read-only for real; the command runs as a user does (a subprocess)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 from cli_runner import run_cli
 from test_catalog_and_queries import write_world_tables
 from test_security_paths import assert_one_line_error
+from test_user_errors import read_only, run_cli_as_a_user, writable
 
 from rental_kpis.layout import Lake
 from rental_kpis.local import glue as catalog
+
+MONTHLY_REVENUE_CSV = "month,total_revenue,transaction_count\n2024-03,140.0,4\n"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,14 @@ def only_part_file(lake: Lake, table: str) -> Path:
     return part
 
 
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path below ``folder`` with its modification time and, for a file, its bytes."""
+    return {
+        str(path): (path.stat().st_mtime_ns, path.read_bytes() if path.is_file() else None)
+        for path in [folder, *folder.rglob("*")]
+    }
+
+
 # ---------------------------------------------------------------- a damaged table
 
 
@@ -54,3 +65,28 @@ def it_says_in_one_line_that_a_table_has_a_truncated_parquet_file(lake, size):
         handle.truncate(size)
     done = run_cli("query", "top_spending_users", "--lake", lake.root)
     assert_one_line_error(done, "table user_metrics", str(part), "run the pipeline again")
+
+
+# ---------------------------------------------------------------- a read-only lake
+
+
+def it_answers_from_a_read_only_lake_and_changes_nothing_in_it(lake):
+    root = Path(lake.root)
+    read_only(root)
+    before = snapshot(root)
+    try:
+        done = run_cli_as_a_user("query", "monthly_revenue", "--lake", lake.root)
+        named = run_cli_as_a_user("query", "monthly_revenue", "--lake", lake.root, "--run-id", "r9")
+    finally:
+        after = snapshot(root)
+        writable(root)
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", MONTHLY_REVENUE_CSV)
+    assert (named.returncode, named.stderr, named.stdout) == (0, "", MONTHLY_REVENUE_CSV)
+    assert after == before
+
+
+def it_keeps_the_result_of_a_query_on_a_lake_it_can_write(lake):
+    done = run_cli("query", "monthly_revenue", "--lake", lake.root)
+    assert (done.returncode, done.stdout) == (0, MONTHLY_REVENUE_CSV)
+    (kept,) = Path(lake.uri("query-results", "monthly_revenue")).iterdir()
+    assert kept.read_text() == MONTHLY_REVENUE_CSV

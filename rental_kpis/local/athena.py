@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -98,24 +99,48 @@ def run_sql(lake: Lake, name: str, athena_sql: str) -> QueryResult:
         return QueryResult(name, columns, cursor.fetchall())
 
 
-def run_named_query(lake: Lake, name: str, run_id: str | None = None) -> QueryResult:
-    """Run a named query; with a run id, keep its CSV under ``query-results/<name>/``."""
+def run_named_query(
+    lake: Lake, name: str, run_id: str | None = None, *, must_keep: bool = False
+) -> QueryResult:
+    """Run a named query; with a run id, keep its CSV under ``query-results/<name>/``.
+
+    Answering writes nothing: the catalog is only read. A lake the OS will not let us write
+    (read-only) still answers; its result is then not kept (``output`` stays None) and the
+    lake is left exactly as it was. A lake that can be written keeps it. With ``must_keep``
+    (a run's queries stage), and for any write that fails on a writable lake (a full disk),
+    a result that cannot be kept is one LakeUnusable.
+    """
     query = queries.load(name)
     if run_id:
         check_run_id(run_id)
     result = run_sql(lake, name, query.sql)
     if run_id:
         path = Path(lake.uri("query-results", name, f"{run_id}.csv"))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(result.to_csv())
-        except OSError as error:
-            raise LakeUnusable(
-                f"query {name}: cannot keep its result in {path}: {os_error_text(error)}"
-            ) from error
-        result.output = str(path)
+        if must_keep or can_write_below(path.parent):
+            result.output = str(keep_result(result, path))
     return result
 
 
+def can_write_below(folder: Path) -> bool:
+    """Whether the OS lets us write in ``folder``, or, when it does not exist yet, in its
+    nearest existing ancestor (where it would be made)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return os.access(existing, os.W_OK)
+
+
+def keep_result(result: QueryResult, path: Path) -> Path:
+    """Write the answer's CSV to ``path``; a write the OS refuses is one LakeUnusable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(result.to_csv())
+    except OSError as error:
+        raise LakeUnusable(
+            f"query {result.name}: cannot keep its result in {path}: {os_error_text(error)}"
+        ) from error
+    return path
+
+
 def run_all(lake: Lake, run_id: str | None = None) -> dict[str, QueryResult]:
-    return {name: run_named_query(lake, name, run_id) for name in queries.names()}
+    """Every named query, as a run's queries stage runs them: with a run id, each result is
+    kept, and one that cannot be is a LakeUnusable."""
+    return {name: run_named_query(lake, name, run_id, must_keep=True) for name in queries.names()}
