@@ -12,6 +12,7 @@ import boto3
 import moto_tls
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.emr.models import emr_backends
 from moto.glue.models import glue_backends
@@ -285,6 +286,66 @@ def it_runs_validate_raw_to_completion_before_submitting_the_kpi_steps(backend):
     assert set(timeline["status"]) == {"completed"}
     [cluster] = backend.session.client("emr").list_clusters()["Clusters"]
     assert cluster["Status"]["State"] == "TERMINATED"
+
+
+def it_retries_the_cluster_while_emr_refuses_a_new_instance_profile(backend):
+    """Right after setup EMR may answer RunJobFlow "Invalid InstanceProfile" until IAM has
+    propagated the profile: notebook 02 sends the request again after each delay."""
+    profile = backend.deployment.emr_ec2_role
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        f"Invalid InstanceProfile: {profile}.",
+        times=2,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0, 2.0, 4.0), sleep=seen.slept.append, say=seen.said.append)
+    sleep, _ = step_driver(backend, {})
+    timeline = backend.run_steps("run-iam", poll_seconds=0, sleep=sleep, role_wait=wait)
+    assert set(timeline["status"]) == {"completed"}
+    assert seen.slept == [1.0, 2.0]
+    assert len(seen.said) == 2 and "Invalid InstanceProfile" in seen.said[0]
+    assert "attempt 1 of 4" in seen.said[0]
+    assert len(backend.session.client("emr").list_clusters()["Clusters"]) == 1
+
+
+def it_gives_up_on_the_instance_profile_in_one_line_and_starts_no_cluster(backend):
+    profile = backend.deployment.emr_ec2_role
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        f"Invalid InstanceProfile: {profile}.",
+        times=9,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0, 2.0), sleep=seen.slept.append)
+    with pytest.raises(emr.ClusterRolesNotReady) as error:
+        backend.run_steps("run-iam", poll_seconds=0, sleep=lambda _: None, role_wait=wait)
+    assert seen.slept == [1.0, 2.0]
+    message = str(error.value)
+    assert "\n" not in message
+    assert "after 3 attempts over 3 s" in message
+    assert f"Invalid InstanceProfile: {profile}" in message
+    assert f"rental-kpis aws setup --bucket {BUCKET}" in message
+    assert backend.session.client("emr").list_clusters()["Clusters"] == []
+
+
+def it_does_not_retry_another_refusal_of_the_cluster(backend):
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        "The requested instance type m5.xlarge is not supported in the requested availability "
+        "zone.",
+        times=1,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0,), sleep=seen.slept.append)
+    with pytest.raises(ClientError, match="not supported in the requested availability zone"):
+        backend.run_steps("run-az", poll_seconds=0, sleep=lambda _: None, role_wait=wait)
+    assert seen.slept == []
 
 
 def it_stops_at_a_failed_validate_raw_and_names_its_log(backend):

@@ -13,7 +13,7 @@ from sfn_mocking import load_test_case, mocked_test_case
 from statelint.linter import Linter
 
 from rental_kpis.aws import statemachine as sm
-from rental_kpis.aws.emr import ClusterSpec, cluster_config, step_args
+from rental_kpis.aws.emr import ClusterSpec, RoleWait, cluster_config, step_args
 from rental_kpis.aws.names import Deployment
 from rental_kpis.errors import RunFailed
 from rental_kpis.queries import names as query_names
@@ -96,6 +96,12 @@ def it_creates_the_cluster_without_sync_and_retries_no_generic_failure(deploymen
     assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster"
     retried = {e for r in create["Retry"] for e in r["ErrorEquals"]}
     assert retried == {"EMR.AmazonElasticMapReduceException"}
+    # ... for about as long as notebook 02 waits for a new instance profile (emr.RoleWait).
+    [retry] = create["Retry"]
+    waited = sum(
+        retry["IntervalSeconds"] * retry["BackoffRate"] ** n for n in range(retry["MaxAttempts"])
+    )
+    assert waited == 70 and abs(waited - sum(RoleWait().delays)) <= 10
 
 
 def it_names_its_states_after_the_stage_spine(deployment):
@@ -203,6 +209,16 @@ def it_retries_a_throttled_cluster_creation(sfn_world):
     result = sfn_world("ThrottledThenFine")
     assert result["status"] == "SUCCEEDED"
     assert result["failed_tasks"] == 1
+
+
+def it_retries_the_cluster_while_emr_refuses_a_new_instance_profile(sfn_world):
+    """The optimised integration reports RunJobFlow's ValidationException "Invalid
+    InstanceProfile" (IAM not propagated yet) as EMR.AmazonElasticMapReduceException, the one
+    error CreateCluster retries: 3 retries, 10 + 20 + 40 s apart on AWS."""
+    result = sfn_world("InstanceProfileNotReadyYet")
+    assert result["status"] == "SUCCEEDED"
+    assert result["failed_tasks"] == 2
+    assert result["entered"].count("CreateCluster") == 1
 
 
 def it_terminates_the_cluster_and_reports_the_cause_when_a_step_fails_after_its_retry(sfn_world):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rental_kpis.aws.names import CLUSTER_TAGS, EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
-from rental_kpis.errors import EmrStepFailed, UsageError
+from rental_kpis.errors import EmrStepFailed, RentalKpisError, UsageError
 from rental_kpis.project import LIBRARY_ZIP
 from rental_kpis.spark.session import SESSION_CONF
 from rental_kpis.stages import SPARK_STAGES
@@ -205,13 +205,77 @@ def step_config(deployment: Deployment, step: str, run_id: str) -> dict[str, Any
     }
 
 
+class ClusterRolesNotReady(RentalKpisError):
+    """EMR still refuses the cluster's instance profile or a role after every retry."""
+
+
+@dataclass(frozen=True)
+class RoleWait:
+    """How ``create_cluster`` waits while EMR does not accept a role or instance profile that
+    setup has just made. IAM is eventually consistent (IAM User Guide, "Troubleshoot IAM":
+    "Changes that I make are not always immediately visible"), and EMR answers RunJobFlow with
+    ``ValidationException`` "Invalid InstanceProfile: …" meanwhile; AWS's own EMR sample retries
+    that answer (5 tries, 10 s apart), and "Eventual consistency in the Amazon EC2 API" advises
+    exponential backoff. The defaults: 5 tries, 5 + 10 + 20 + 40 s apart, about as long as the
+    state machine's CreateCluster retries. Tests pass ``sleep``."""
+
+    delays: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+    sleep: Callable[[float], None] = time.sleep
+    say: Callable[[str], None] = lambda message: None
+
+
+def roles_not_ready(error: Exception) -> bool:
+    """EMR's answer while IAM has not propagated the cluster's instance profile or a role to it:
+    ``ValidationException`` naming the instance profile or a role. Any other error is not."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = response.get("Error", {}).get("Code", "")
+    message = response.get("Error", {}).get("Message", "").lower()
+    words = ("instanceprofile", "instance profile", "role")
+    return code == "ValidationException" and any(word in message for word in words)
+
+
 def create_cluster(
-    deployment: Deployment, spec: ClusterSpec, session: boto3.Session | None = None
+    deployment: Deployment,
+    spec: ClusterSpec,
+    session: boto3.Session | None = None,
+    wait: RoleWait | None = None,
 ) -> str:
     """Start a cluster built from ``spec`` (the deployment's own: ``deploy.deployed_cluster``,
-    so that it is the cluster the state machine starts); returns its id."""
+    so that it is the cluster the state machine starts); returns its id.
+
+    While EMR answers that the instance profile or a role is not valid yet (``roles_not_ready``),
+    the request is sent again after each of ``wait.delays``; a RunJobFlow that failed created no
+    cluster, so a retry cannot start a second one. Still refused after the last one:
+    ``ClusterRolesNotReady``, one line naming EMR's answer and what to do. Any other error
+    propagates at once."""
+    wait = wait or RoleWait()
     emr = _client(deployment, session)
-    return emr.run_job_flow(**cluster_config(deployment, spec))["JobFlowId"]
+    request = cluster_config(deployment, spec)
+    attempts = len(wait.delays) + 1
+    for attempt, delay in enumerate((*wait.delays, None), start=1):
+        try:
+            return emr.run_job_flow(**request)["JobFlowId"]
+        except Exception as error:
+            if not roles_not_ready(error):
+                raise
+            answer = getattr(error, "response", {}).get("Error", {})
+            said = f"{answer.get('Code')}: {answer.get('Message')}"
+            if delay is None:
+                raise ClusterRolesNotReady(
+                    f"EMR still refuses the cluster's roles after {attempts} attempts over "
+                    f"{sum(wait.delays):.0f} s ({said}): IAM may need longer to make a new "
+                    "role or instance profile visible; start the run again in a few minutes, "
+                    f"or run `rental-kpis aws setup --bucket {deployment.bucket}` if the roles "
+                    "were removed"
+                ) from error
+            wait.say(
+                f"EMR does not accept the cluster's roles yet ({said}); waiting {delay:.0f} s "
+                f"for IAM to propagate (attempt {attempt} of {attempts})"
+            )
+            wait.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def add_steps(

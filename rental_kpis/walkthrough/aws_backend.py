@@ -134,17 +134,21 @@ class AwsBackend:
         spark: object = None,
         poll_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        role_wait: emr.RoleWait | None = None,
     ) -> pd.DataFrame:
         """Start the deployment's cluster (``cluster``), run validate_raw and wait for it, check
         it COMPLETED, then the two KPI steps side by side; terminate the cluster whatever
         happens. A step that does not complete raises ``EmrStepFailed`` with EMR's reason and
         the step's log, and nothing after it runs (the KPI steps would read missing or stale
         ``curated/``). Returns the three steps' timeline. ``spark`` (the notebook's session) is
-        not used: the cluster runs the steps."""
+        not used: the cluster runs the steps. While EMR does not accept the roles setup has just
+        made, the cluster's creation waits as ``role_wait`` says (``emr.RoleWait``; by default
+        about a minute, one printed line per wait) and then raises ``ClusterRolesNotReady``."""
         d, session = self.deployment, self.session
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
         check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
-        cluster = emr.create_cluster(d, self.cluster(), session=session)
+        wait = role_wait or emr.RoleWait(say=print)
+        cluster = emr.create_cluster(d, self.cluster(), session=session, wait=wait)
         ids: dict[str, str] = {}
         try:
             for batch in ((first,), rest):
