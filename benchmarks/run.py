@@ -9,7 +9,7 @@ tables), (c) a plain DuckDB SQL of the same validation and tables without the bo
 (every stage) and starting and stopping a bare local SparkSession, in the same sitting. It
 records wall time per step and in total, the CPU seconds of each process tree (contention on
 a shared machine stretches wall time more than CPU time), and the peak resident memory of
-the whole tree (JVM and Python workers included), sampled from /proc every 100 ms; and the
+the whole tree (JVM and Python workers included), sampled with psutil every 100 ms; and the
 load average before and after, so that a reader can tell a contended run.
 
     python benchmarks/run.py --sizes sample,100000,1000000,5000000,10000000 --repeats 3
@@ -35,6 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLE = ROOT / "data" / "raw"  # the committed sample: `make sample`, 20,000 rentals
@@ -45,59 +47,43 @@ DEFECT_RATE = 0.0001
 # ---------------------------------------------------------------- memory of a process tree
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _tree(pid: int) -> list[int]:
-    tree, found, todo = _children(), [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(tree.get(current, []))
-    return found
-
-
-def _proc_field(path: str, field: str) -> int:
-    """A ``field:  N kB`` line of a /proc file, in bytes (0 when the process is gone)."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and all its descendants that live now (none when ``pid`` is gone)."""
     try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
-def _rss(pids: list[int]) -> int:
-    return sum(_proc_field(f"/proc/{p}/status", "VmRSS:") for p in pids)
-
-
-def _pss(pids: list[int]) -> int:
-    return sum(_proc_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
+def _memory(processes: list[psutil.Process], full: bool) -> tuple[int, int]:
+    """Summed RSS and PSS of ``processes`` in bytes (a process gone meanwhile counts 0; PSS
+    is read only when ``full`` and counts 0 where the system has none, as on macOS)."""
+    rss = pss = 0
+    for process in processes:
+        try:
+            if full:
+                info = process.memory_full_info()
+                pss += getattr(info, "pss", 0)
+            else:
+                info = process.memory_info()
+            rss += info.rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return rss, pss
 
 
 def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, now (VmRSS summed: pages that
+    """Resident memory of ``pid`` and all its descendants, now (RSS summed: pages that
     processes share, such as forked Python workers', count once per process)."""
-    return _rss(_tree(pid))
+    return _memory(_tree(pid), full=False)[0]
 
 
 def tree_pss_bytes(pid: int) -> int:
-    """Proportional set size of ``pid`` and its descendants (``/proc/<pid>/smaps_rollup``):
-    a page shared by n processes counts 1/n in each, so the sum is the tree's real share of
-    the machine's memory, which summed VmRSS overstates."""
-    return _pss(_tree(pid))
+    """Proportional set size of ``pid`` and its descendants (Linux's ``smaps_rollup``, read
+    by psutil; 0 where the system has none): a page shared by n processes counts 1/n in each,
+    so the sum is the tree's real share of the machine's memory, which summed RSS overstates."""
+    return _memory(_tree(pid), full=True)[1]
 
 
 def _children_cpu() -> float:
@@ -119,8 +105,8 @@ def run_sampled(command: list[str], env: dict | None = None
     def sample() -> None:
         nonlocal peak, peak_pss
         while not done.is_set():
-            pids = _tree(process.pid)  # one walk of /proc for both measures
-            peak, peak_pss = max(peak, _rss(pids)), max(peak_pss, _pss(pids))
+            rss, pss = _memory(_tree(process.pid), full=True)  # one walk for both measures
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -225,17 +225,14 @@ class _ReportSignals:
 
 
 def _child_pids(parent: int) -> list[int]:
-    """Our direct children (the notebook kernel), from /proc."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return children
+    """The direct children of ``parent`` (the notebook kernel), as psutil lists them on any
+    system; none when ``parent`` is gone."""
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(parent).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def build_parser() -> argparse.ArgumentParser:

