@@ -13,7 +13,7 @@ import re
 import secrets
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,15 @@ from rental_kpis.spark.session import (
 # workers) and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
+
+
+def _find_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` where the system has one (Linux), else None (macOS)."""
+    return getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+
+
+# The Linux-only call that makes the child die with us; None where it does not exist.
+_prctl = _find_prctl()
 
 
 # The master URLs spark-submit takes (Spark's "Master URLs" in "Submitting Applications").
@@ -99,9 +108,12 @@ def start_spark_submit(
 
     The child is a process tree we must be able to stop whole (``stop_spark_submit``): it
     runs in a session (process group) of its own, so a Ctrl-C on our terminal reaches us
-    and not the JVM behind our back; it dies with us (PR_SET_PDEATHSIG) if we are killed
-    without a chance to clean up; every process of it carries ``token`` in its environment,
-    because pyspark's workers leave the group. ``keep_fds`` (the lake lock) stay open in it.
+    and not the JVM behind our back; every process of it carries ``token`` in its
+    environment, because pyspark's workers leave the group. ``keep_fds`` (the lake lock) stay
+    open in it. Where the system has ``prctl`` (Linux) it also dies with us
+    (PR_SET_PDEATHSIG) if we are killed without a chance to clean up; elsewhere it outlives
+    us holding the lock, and the next holder of the lake stops it by its token
+    (``lock.lake_lock``).
     """
     env = local_environment()
     conf = with_class_archive(conf, env["JAVA_HOME"])
@@ -119,7 +131,7 @@ def start_spark_submit(
         text=True,
         bufsize=1,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with_parent if _prctl is not None else None,
         pass_fds=keep_fds,
     )
     proc.rental_kpis_token = env[RUN_TOKEN_ENV]  # type: ignore[attr-defined]
@@ -127,8 +139,7 @@ def start_spark_submit(
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def stop_spark_submit(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
