@@ -16,12 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from cli_runner import run_cli
 
 from rental_kpis.errors import LakeBusy
 from rental_kpis.layout import Lake
-from rental_kpis.local.lock import LOCK_FILE, is_alive, lake_lock
+from rental_kpis.local.lock import LOCK_FILE, is_alive, lake_lock, process_start
 
 HOLDER = """
 import os, subprocess, sys, time
@@ -104,3 +105,19 @@ def it_refuses_a_lock_held_by_processes_not_provably_this_lakes(tmp_path):
         with refused, lake_lock(Lake(str(lake)), "run next"):
             pass
         assert all(_alive(pid) for pid in children)
+
+
+def it_names_a_process_by_its_pid_and_start_time_read_on_any_system():
+    """``process_start`` is psutil's start time; a lock file or run record of an earlier
+    version holds clock ticks since boot (Linux's /proc/<pid>/stat), which still name it."""
+    me, started = os.getpid(), process_start(os.getpid())
+    assert started is not None and is_alive(me, started)
+    epoch = psutil.Process(me).create_time()
+    assert is_alive(me, f"{epoch + 1:.2f}")  # read after the clock moved by a second
+    assert not is_alive(me, f"{epoch + 60:.2f}")  # a reused pid: another process
+    ticks = Path(f"/proc/{me}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    assert is_alive(me, ticks)
+    assert not is_alive(me, str(int(ticks) - 60 * os.sysconf("SC_CLK_TCK")))
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait(30)
+    assert process_start(gone.pid) is None and not is_alive(gone.pid, None)
