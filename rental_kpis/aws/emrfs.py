@@ -12,9 +12,11 @@ with storage and file systems" and the Knowledge Center page "Why does Amazon EM
 files with the $folder$ suffix in my Amazon S3 bucket?"):
 
 - ``read``: GetObject on the key (``s3:GetObject``).
-- ``stat`` (exists, getFileStatus): HeadObject on the key, which needs ``s3:GetObject`` on it
-  whether or not it exists, then a listing of ``key/`` (``s3:ListBucket`` with ``s3:prefix``):
-  on S3 a folder is a prefix, found by listing.
+- ``stat`` (exists, getFileStatus): HeadObject on the key and on its ``<key>_$folder$`` marker,
+  each needing ``s3:GetObject`` whether or not the object exists, then a listing of ``key/``
+  (``s3:ListBucket`` with ``s3:prefix``): on S3 a folder is a marker or a prefix, found by
+  asking for both (the order Hadoop's S3 file systems, where the marker convention comes from,
+  use).
 - ``list``: ListObjectsV2 under ``key/`` (``s3:ListBucket``, ``s3:prefix``).
 - ``write``: PutObject, or a multipart upload (``s3:PutObject``; its abort,
   ``s3:AbortMultipartUpload``).
@@ -79,7 +81,8 @@ def requests(operation: LakeOperation) -> list[S3Request]:
     if kind == "read":
         return [S3Request("s3:GetObject", key)]
     if kind == "stat":
-        return [S3Request("s3:GetObject", key), _listing(key)]
+        marker = S3Request("s3:GetObject", key + FOLDER_MARKER)
+        return [S3Request("s3:GetObject", key), marker, _listing(key)]
     if kind == "list":
         return [_listing(key)]
     if kind == "write":
