@@ -175,3 +175,27 @@ def it_stops_a_run_killed_with_sigterm(raw, tmp_path, logs):
     assert _record(lake, "killed")["status"] == "interrupted"
     assert not (lake / LOCK_FILE).read_text()
     assert _refused(logs) == ""
+
+
+CHILDREN = """
+import os, subprocess, sys
+sys.path.insert(0, {tests!r})
+import without_linux_only
+without_linux_only.install()
+from rental_kpis.cli import _child_pids
+kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+try:
+    print(_child_pids(os.getpid()) == [kernel.pid], flush=True)
+finally:
+    kernel.kill()
+"""
+
+
+def it_finds_the_notebook_kernel_that_report_interrupts(logs):
+    code = CHILDREN.format(tests=str(WITHOUT.parent))
+    env = {**os.environ, **{k: str(v) for k, v in logs.items()}}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert _refused(logs) == ""
