@@ -197,7 +197,7 @@ SAFE_CITY_CSV = (
         f"{row},CO,{600.0 - 100 * i},1,1\n"
         for i, row in enumerate(
             ['"\'=HYPERLINK(""http://x.test"",""click"")"', "'+cmd|' /C calc'!A0", "'@SUM(A1:A9)",
-             "'-2+3", "'\tTab", "\"'\rReturn\""]
+             "'-2+3", "\"'\tTab\"", "\"'\rReturn\""]
         )
     )
 )  # fmt: skip
@@ -226,3 +226,9 @@ def it_leaves_numbers_and_harmless_text_as_they_are():
 def it_quotes_a_cell_that_a_semicolon_separated_spreadsheet_would_split():
     answer = querying.QueryResult("q", ["name"], [("Lot;=HYPERLINK(1)",), ("a;b",)])
     assert answer.to_csv() == 'name\n"Lot;=HYPERLINK(1)"\n"a;b"\n'
+
+
+def it_quotes_a_cell_that_a_tab_separated_import_would_split():
+    # split on TAB, "Lot<TAB>=8" would start a cell with "=": a formula
+    answer = querying.QueryResult("q", ["v"], [("Lot\t=8",), ("a\tb",)])
+    assert answer.to_csv() == 'v\n"Lot\t=8"\n"a\tb"\n'

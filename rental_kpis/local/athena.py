@@ -62,9 +62,10 @@ def csv_record(cells: list[str]) -> str:
     and its quotes doubled. (Python's csv module leaves a cell with a lone CR unquoted when
     lines end in LF, and a reader then starts a new record there.) So is a cell holding a
     semicolon, the separator spreadsheets use in many locales: "Lot;=HYPERLINK(…)" would
-    otherwise open as two cells there, the second a formula."""
+    otherwise open as two cells there, the second a formula; and a cell holding a TAB, which
+    an import that splits on TAB would cut the same way ("Lot<TAB>=8")."""
     quoted = [
-        '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',;"\r\n') else cell
+        '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',;"\t\r\n') else cell
         for cell in cells
     ]
     return ",".join(quoted) + "\n"
