@@ -199,7 +199,7 @@ def it_builds_every_cluster_from_the_flags_setup_was_given(aws, raw, capsys):
     # Notebook 02 (and the report, which runs it): the cluster run_steps starts.
     backend = AwsBackend(BUCKET, REGION, raw, session=aws)
     backend.run_steps("nb-run", poll_seconds=0, sleep=emr_runs_the_steps(aws))
-    assert run_job_flow == [wanted]
+    assert run_job_flow == [emr.cluster_config(d, chosen, run_id="nb-run")]
     groups = aws.client("emr").list_instance_groups(ClusterId=_only_cluster(aws))
     [core] = [g for g in groups["InstanceGroups"] if g["InstanceGroupType"] == "CORE"]
     assert (core["InstanceType"], core["RequestedInstanceCount"]) == ("m5.2xlarge", 1)
@@ -214,7 +214,10 @@ def it_builds_every_cluster_from_the_flags_setup_was_given(aws, raw, capsys):
     )["events"]
     scheduled = [e["taskScheduledEventDetails"] for e in history if e["type"] == "TaskScheduled"]
     [create] = [task for task in scheduled if task["resource"] == "createCluster"]
-    assert json.loads(create["parameters"]) == statemachine.create_cluster_parameters(wanted)
+    tagged = emr.cluster_config(d, chosen, run_id="cli-run")  # the execution's name
+    assert json.loads(create["parameters"]) == {
+        k: v for k, v in tagged.items() if k != "AutoTerminationPolicy"
+    }
     # ... and its SetIdleTimeout gives the cluster the idle policy: together, the same request.
     definition = aws.client("stepfunctions").describe_state_machine(
         stateMachineArn=d.state_machine_arn
@@ -224,6 +227,32 @@ def it_builds_every_cluster_from_the_flags_setup_was_given(aws, raw, capsys):
         f"cluster       1 primary + 1 core m5.2xlarge, emr-7.13.0, in subnet {subnet}, "
         "stops after 900 s idle"
     ) in capsys.readouterr().out
+
+
+def it_terminates_the_cluster_a_run_lost_with_its_create_cluster(aws, raw, capsys):
+    """CreateCluster can fail or time out after EMR accepted RunJobFlow: the run never learns
+    the id. `aws run` finds the run's cluster by its run tag and terminates it, and no other."""
+    assert main(["aws", "setup", *AWS, "--raw", str(raw)]) == 0
+    d = Deployment(BUCKET, REGION, ACCOUNT)
+    spec = deploy.deployed_cluster(d, aws)
+    # The cluster EMR made for run lost-run, whose id the execution will not have; another
+    # run's cluster, and one of another deployment (another name), which must be left alone.
+    lost = emr.create_cluster(d, spec, session=aws, run_id="lost-run")
+    other_run = emr.create_cluster(d, spec, session=aws, run_id="other-run")
+    elsewhere = Deployment("someone-elses-bucket", REGION, ACCOUNT)
+    foreign = emr.create_cluster(elsewhere, spec, session=aws, run_id="lost-run")
+    capsys.readouterr()
+    # moto has no EMR behind the createCluster integration: the Task fails without an id.
+    assert main(["aws", "run", *AWS, "--run-id", "lost-run", "--poll-seconds", "0"]) == 1
+    err = capsys.readouterr().err
+    clusters = aws.client("emr").list_clusters()["Clusters"]
+    state = {c["Id"]: c["Status"]["State"] for c in clusters}
+    assert state[lost] in ("TERMINATING", "TERMINATED")
+    assert "TERMINAT" not in state[other_run] and "TERMINAT" not in state[foreign]
+    lines = [line for line in err.splitlines() if line.startswith("cluster ")]
+    assert lines == [
+        f"cluster {lost}: terminating (started by run lost-run, which never learnt its id)"
+    ]
 
 
 def _only_cluster(session: boto3.Session) -> str:
@@ -548,7 +577,7 @@ def it_runs_the_reports_notebooks_on_the_setup_cluster_and_one_cluster_only(
         core_instance_count=1,
         idle_timeout_seconds=900,
     )
-    assert received == [emr.cluster_config(d, chosen)]
+    assert received == [emr.cluster_config(d, chosen, run_id=run_id)]
     session = boto3.Session(region_name=REGION)
     assert len(session.client("emr").list_clusters()["Clusters"]) == 1
     executions = session.client("stepfunctions").list_executions(

@@ -13,7 +13,7 @@ from sfn_mocking import load_test_case, mocked_test_case
 from statelint.linter import Linter
 
 from rental_kpis.aws import statemachine as sm
-from rental_kpis.aws.emr import ClusterSpec, RoleWait, cluster_config, step_args
+from rental_kpis.aws.emr import ClusterSpec, RoleWait, cluster_config, create_cluster, step_args
 from rental_kpis.aws.names import Deployment
 from rental_kpis.errors import RunFailed
 from rental_kpis.queries import names as query_names
@@ -367,8 +367,17 @@ def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):
         summary = {"step": step, "versions": {"spark": "3.5.6"}}
         s3.put_object(Bucket=bucket, Key=f"runs/run-nb/{step}.json", Body=json.dumps(summary))
     backend = AwsBackend(bucket, REGION, "data/raw", session=session)
+    # A cluster EMR made for this run whose id the run never learnt (CreateCluster's first
+    # attempt failed after EMR accepted it, the retry made j-MOCKED0CLUSTER), and another run's.
+    d = backend.deployment
+    lost = create_cluster(d, ClusterSpec(), session=session, run_id="run-nb")
+    other = create_cluster(d, ClusterSpec(), session=session, run_id="run-other")
     with mocked_test_case(load_test_case("rental_pipeline", "HappyPath")):
         timeline = backend.run_pipeline("run-nb", poll_seconds=0.05)
+    state = {
+        c["Id"]: c["Status"]["State"] for c in session.client("emr").list_clusters()["Clusters"]
+    }
+    assert state[lost].startswith("TERMINAT") and not state[other].startswith("TERMINAT")
     assert timeline["stage"].iloc[0] == "CreateCluster"
     assert timeline["stage"].iloc[-1] == "Succeeded"
     assert set(timeline["status"]) == {"succeeded"}

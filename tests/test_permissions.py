@@ -89,7 +89,9 @@ def it_creates_clusters_with_the_tag_the_service_role_needs_to_stop_them():
     managed policies"). The service role's terminate and clean-up rights are scoped to that
     tag, so a cluster created without it could not be stopped by EMR."""
     sent = permissions.created_cluster_tags(statemachine.render(D))
-    assert sent == {t["Key"]: t["Value"] for t in emr.cluster_config(D)["Tags"]}
+    run = permissions.SAMPLE_RUN_ID
+    assert sent == {t["Key"]: t["Value"] for t in emr.cluster_config(D, run_id=run)["Tags"]}
+    assert sent["rental-kpis:run-id"] == run  # the execution's name, whose cluster it is
     assert sent["for-use-with-amazon-emr-managed-policies"] == "true"
     instance = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0emr"
     emr_role = POLICIES["emr_service_role"]

@@ -99,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         arn, session, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout, on_state=show
     )
     print(f"run {run_id}: {outcome.status}")
+    for line in stepfunctions.terminate_lost_clusters(d, session, run_id, outcome):
+        print(line, file=sys.stderr)
     if outcome.status == "SUCCEEDED":
         print(f"KPI tables:    s3://{d.bucket}/processed/  (Glue database {d.database})")
         print(f"query results: s3://{d.bucket}/query-results/  (Athena workgroup {d.workgroup})")

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rental_kpis.aws.names import CLUSTER_TAGS, EMR_RELEASE_LABEL, PROJECT_TAG, Deployment
+from rental_kpis.aws.names import (
+    CLUSTER_TAGS,
+    EMR_RELEASE_LABEL,
+    PROJECT_TAG,
+    RUN_ID_TAG,
+    Deployment,
+)
 from rental_kpis.errors import EmrStepFailed, RentalKpisError, UsageError
 from rental_kpis.project import LIBRARY_ZIP
 from rental_kpis.spark.session import SESSION_CONF
@@ -152,8 +158,11 @@ def cluster_instances(spec: ClusterSpec) -> dict[str, Any]:
     return instances
 
 
-def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> dict[str, Any]:
-    """The RunJobFlow request for the project's cluster (pure: no AWS call).
+def cluster_config(
+    deployment: Deployment, spec: ClusterSpec | None = None, run_id: str | None = None
+) -> dict[str, Any]:
+    """The RunJobFlow request for the project's cluster (pure: no AWS call), tagged with
+    ``run_id`` when given (``cluster_tags``).
 
     ``KeepJobFlowAliveWhenNoSteps`` is on because steps arrive one by one; the idle
     auto-termination policy is what stops a forgotten cluster from billing.
@@ -170,15 +179,17 @@ def cluster_config(deployment: Deployment, spec: ClusterSpec | None = None) -> d
         "StepConcurrencyLevel": spec.step_concurrency,
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
         "Instances": cluster_instances(spec),
-        "Tags": cluster_tags(),
+        "Tags": cluster_tags(run_id),
     }
 
 
-def cluster_tags() -> list[dict[str, str]]:
-    """The cluster's tags: the project's (the roles drive only clusters carrying it) and the one
+def cluster_tags(run_id: str | None = None) -> list[dict[str, str]]:
+    """The cluster's tags: the project's (the roles drive only clusters carrying it), the one
     EMR propagates to the EC2 resources it creates, which the service role's terminate and
-    clean-up rights are scoped to (``names.EMR_MANAGED_TAG``)."""
-    return [{"Key": key, "Value": value} for key, value in CLUSTER_TAGS]
+    clean-up rights are scoped to (``names.EMR_MANAGED_TAG``), and, given ``run_id``, the run
+    that starts it (``names.RUN_ID_TAG``: ``run_clusters`` finds it by that)."""
+    tags = [{"Key": key, "Value": value} for key, value in CLUSTER_TAGS]
+    return [*tags, {"Key": RUN_ID_TAG, "Value": run_id}] if run_id else tags
 
 
 def step_args(deployment: Deployment, step: str, run_id: str) -> list[str]:
@@ -241,9 +252,10 @@ def create_cluster(
     spec: ClusterSpec,
     session: boto3.Session | None = None,
     wait: RoleWait | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Start a cluster built from ``spec`` (the deployment's own: ``deploy.deployed_cluster``,
-    so that it is the cluster the state machine starts); returns its id.
+    so that it is the cluster the state machine starts), tagged with ``run_id``; returns its id.
 
     While EMR answers that the instance profile or a role is not valid yet (``roles_not_ready``),
     the request is sent again after each of ``wait.delays``; a RunJobFlow that failed created no
@@ -252,7 +264,7 @@ def create_cluster(
     propagates at once."""
     wait = wait or RoleWait()
     emr = _client(deployment, session)
-    request = cluster_config(deployment, spec)
+    request = cluster_config(deployment, spec, run_id)
     attempts = len(wait.delays) + 1
     for attempt, delay in enumerate((*wait.delays, None), start=1):
         try:
@@ -392,6 +404,28 @@ def project_clusters(deployment: Deployment, session: boto3.Session | None = Non
                 continue
             tags = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
             if {"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]} in tags:
+                found.append(cluster["Id"])
+    return found
+
+
+def run_clusters(
+    deployment: Deployment, run_id: str, session: boto3.Session | None = None
+) -> list[str]:
+    """Active clusters of this deployment that ``run_id`` started (tag ``names.RUN_ID_TAG``).
+    ListClusters filters by state only (EMR API Reference, "ListClusters"): each candidate
+    of the deployment's name is described for its tags."""
+    emr = _client(deployment, session)
+    wanted = (
+        {"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]},
+        {"Key": RUN_ID_TAG, "Value": run_id},
+    )
+    found = []
+    for page in emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES)):
+        for cluster in page["Clusters"]:
+            if cluster["Name"] != deployment.cluster_name:
+                continue
+            tags = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
+            if all(tag in tags for tag in wanted):
                 found.append(cluster["Id"])
     return found
 

@@ -31,6 +31,9 @@ PROJECT_TAG = ("project", "rental_kpis")
 EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 # Every cluster of the project is created with these tags (notebooks and state machine alike).
 CLUSTER_TAGS = (PROJECT_TAG, EMR_MANAGED_TAG)
+# ... and with this one, valued with the run id that starts it: a cluster whose id a run lost
+# (CreateCluster failed or timed out after EMR accepted the request) is found by it.
+RUN_ID_TAG = "rental-kpis:run-id"
 EMR_RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the version the local backend pins
 
 

@@ -36,7 +36,13 @@ from typing import Any
 
 from rental_kpis.aws import emrfs
 from rental_kpis.aws.emrfs import LakeOperation
-from rental_kpis.aws.names import CLUSTER_TAGS, EMR_MANAGED_TAG, PROJECT_TAG, Deployment
+from rental_kpis.aws.names import (
+    CLUSTER_TAGS,
+    EMR_MANAGED_TAG,
+    PROJECT_TAG,
+    RUN_ID_TAG,
+    Deployment,
+)
 from rental_kpis.layout import TABLES
 
 # Partitioned KPI tables (``rental_kpis.spark.kpis.PARTITIONS``; not imported: no pyspark here).
@@ -136,13 +142,19 @@ def propagated(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def created_cluster_tags(definition: Mapping[str, Any]) -> dict[str, str]:
-    """The tags the state machine's createCluster Task gives the cluster."""
+    """The tags the state machine's createCluster Task gives the cluster (a value taken from
+    the execution, ``Value.$``, as run ``SAMPLE_RUN_ID`` fills it)."""
     from rental_kpis.aws.statemachine import iter_states
 
     for _, state in iter_states(definition):
         if str(state.get("Resource", "")).startswith(CREATE_CLUSTER):
-            return {t["Key"]: t["Value"] for t in state["Parameters"].get("Tags", [])}
+            return {
+                t["Key"]: t.get("Value", SAMPLE_RUN_ID) for t in state["Parameters"].get("Tags", [])
+            }
     return {}
+
+
+SAMPLE_RUN_ID = "run-1"
 
 
 CREATE_CLUSTER = "arn:aws:states:::elasticmapreduce:createCluster"
@@ -373,7 +385,12 @@ def student_calls(d: Deployment) -> list[Call]:
     # emr.py: notebook 02 drives a cluster directly; teardown stops the project's clusters
     add("emr.RunJobFlow", "elasticmapreduce:RunJobFlow", ["*"], "emr.create_cluster")
     rows += _create_cluster_extras(
-        STUDENT, d, arn, "emr.create_cluster", dict(CLUSTER_TAGS), api="emr.RunJobFlow"
+        STUDENT,
+        d,
+        arn,
+        "emr.create_cluster",
+        {**dict(CLUSTER_TAGS), RUN_ID_TAG: SAMPLE_RUN_ID},
+        api="emr.RunJobFlow",
     )
     for api in ("AddJobFlowSteps", "DescribeStep", "DescribeCluster", "TerminateJobFlows"):
         add(
@@ -496,7 +513,9 @@ def _sfn_create_cluster(
         [arn.cluster],
         PROJECT_CLUSTER,
     )
-    tags = {t["Key"]: t["Value"] for t in task.get("Parameters", {}).get("Tags", [])}
+    tags = {
+        t["Key"]: t.get("Value", SAMPLE_RUN_ID) for t in task.get("Parameters", {}).get("Tags", [])
+    }
     return rows + _create_cluster_extras(SFN, d, arn, cause, tags)
 
 

@@ -13,12 +13,16 @@ from typing import Any
 
 from rental_kpis import queries
 from rental_kpis.aws.emr import ClusterSpec, cluster_instances, cluster_tags, step_args
-from rental_kpis.aws.names import Deployment, substitute
+from rental_kpis.aws.names import RUN_ID_TAG, Deployment, substitute
 from rental_kpis.project import STATE_MACHINE_FILE
 from rental_kpis.stages import SPARK_STAGES, stage
 
 TEMPLATE = STATE_MACHINE_FILE
 RUN_ID_SENTINEL = "\x00run-id\x00"
+# CreateCluster tags the cluster with the run id, the execution's name, so that a cluster whose
+# id the run lost (CreateCluster failed or timed out after EMR accepted RunJobFlow: the error
+# output holds only Error and Cause) can be found and terminated (``emr.run_clusters``).
+RUN_TAG = {"Key": RUN_ID_TAG, "Value.$": "$$.Execution.Name"}
 TERMINATE_RESOURCE = "arn:aws:states:::elasticmapreduce:terminateCluster"
 
 
@@ -69,7 +73,7 @@ def values(
         "CrawlerPollSeconds": timing.crawler_poll_seconds,
         "MaxCrawlerPolls": timing.max_crawler_polls,
         "ClusterInstances": cluster_instances(spec),
-        "ClusterTags": cluster_tags(),
+        "ClusterTags": [*cluster_tags(), RUN_TAG],
         "CreateClusterTimeoutSeconds": timing.create_cluster_timeout_seconds,
         "FirstStepTimeoutSeconds": timing.cluster_start_timeout_seconds
         + timing.step_timeout_seconds,
@@ -93,17 +97,22 @@ CREATE_CLUSTER_ONLY = frozenset({"AutoTerminationPolicy"})
 
 
 def create_cluster_parameters(request: Mapping[str, Any]) -> dict[str, Any]:
-    """What the CreateCluster Task sends of a RunJobFlow request: all but the idle policy."""
-    return {k: v for k, v in request.items() if k not in CREATE_CLUSTER_ONLY}
+    """The CreateCluster Task's parameters for a RunJobFlow request of ``emr.cluster_config``
+    without a run id: all but the idle policy, tagged with the execution's run id."""
+    params = {k: v for k, v in request.items() if k not in CREATE_CLUSTER_ONLY}
+    params["Tags"] = [*request["Tags"], RUN_TAG]
+    return params
 
 
 def cluster_request(definition: Mapping[str, Any]) -> dict[str, Any]:
-    """The RunJobFlow request the deployed cluster stands for (``emr.cluster_config``): the
-    rendered definition's CreateCluster parameters with the idle policy its SetIdleTimeout
-    gives the cluster. The notebooks send this very request (``emr.ClusterSpec.from_request``
+    """The RunJobFlow request the deployed cluster stands for (``emr.cluster_config`` without a
+    run id): the rendered definition's CreateCluster parameters, less the run-id tag each
+    execution fills in, with the idle policy its SetIdleTimeout gives the cluster. The
+    notebooks send this very request, with their run's tag (``emr.ClusterSpec.from_request``
     reads it back)."""
     states = definition["States"]
     request = dict(states[CREATE_CLUSTER_STATE]["Parameters"])
+    request["Tags"] = [t for t in request["Tags"] if t.get("Key") != RUN_ID_TAG]  # the run's own
     request["AutoTerminationPolicy"] = dict(
         states[IDLE_TIMEOUT_STATE]["Parameters"]["AutoTerminationPolicy"]
     )

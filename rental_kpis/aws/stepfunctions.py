@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from rental_kpis.aws import statemachine
+from rental_kpis.aws import emr, statemachine
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.aws.iam import Propagation
 from rental_kpis.aws.names import PROJECT_TAG, Deployment
@@ -160,6 +160,32 @@ def cluster_id_of(events: list[dict[str, Any]]) -> str | None:
         if details and entered == "CreateCluster":
             return json.loads(details.get("output") or "{}").get("ClusterId")
     return None
+
+
+def terminate_lost_clusters(
+    deployment: Deployment, session: boto3.Session, run_id: str, outcome: RunOutcome
+) -> list[str]:
+    """After a run has ended: terminate the clusters it started whose id it never learnt, one
+    line each.
+
+    CreateCluster may fail or time out after EMR accepted RunJobFlow, and a failed Task's error
+    output holds only Error and Cause ("Error handling in Step Functions"), so the run has no
+    id to terminate; and when its retry then succeeded, the run went on with a second cluster.
+    Every cluster the state machine creates is tagged with its run id (``names.RUN_ID_TAG``):
+    this finds the deployment's active clusters with that tag (``emr.run_clusters``), less the
+    one the run knows (its own terminate task stops that one), and asks EMR to terminate them.
+    Nothing is done for a run still running."""
+    if outcome.status == "RUNNING":
+        return []
+    known = cluster_id_of(outcome.events)
+    ids = [i for i in emr.run_clusters(deployment, run_id, session) if i != known]
+    if not ids:
+        return []
+    session.client("emr").terminate_job_flows(JobFlowIds=ids)
+    return [
+        f"cluster {cluster_id}: terminating (started by run {run_id}, which never learnt its id)"
+        for cluster_id in ids
+    ]
 
 
 def stop_running(deployment: Deployment, session: boto3.Session) -> list[str]:

@@ -148,7 +148,7 @@ class AwsBackend:
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
         check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
         wait = role_wait or emr.RoleWait(say=print)
-        cluster = emr.create_cluster(d, self.cluster(), session=session, wait=wait)
+        cluster = emr.create_cluster(d, self.cluster(), session=session, wait=wait, run_id=run_id)
         ids: dict[str, str] = {}
         try:
             for batch in ((first,), rest):
@@ -202,6 +202,9 @@ class AwsBackend:
 
     def _follow(self, arn: str, run_id: str, poll_seconds: float) -> pd.DataFrame:
         outcome = stepfunctions.follow_run(arn, self.session, poll_seconds=poll_seconds)
+        d = self.deployment
+        for line in stepfunctions.terminate_lost_clusters(d, self.session, run_id, outcome):
+            print(line)
         if outcome.status != "SUCCEEDED":
             raise RunFailed(run_id, outcome.status, outcome.error, outcome.cause)
         return execution_timeline(outcome.events)  # the history follow_run already read
