@@ -21,6 +21,7 @@ from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
 
 from rental_kpis.devtools.datagen import generate
+from rental_kpis.errors import InputError
 from rental_kpis.layout import Lake
 from rental_kpis.local.lock import LOCK_FILE
 from rental_kpis.local.runner import load_raw, recover_lake, run_local
@@ -71,10 +72,10 @@ def _contents(lake: Path) -> list[str]:
     return [(lake / name / "part-0").read_text() for name in NAMES]
 
 
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` but the lock (which a command makes) and its text."""
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the lock (which a command makes) and its bytes."""
     return {
-        str(p.relative_to(root)): p.read_text()
+        str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != LOCK_FILE
     }
@@ -304,7 +305,7 @@ def it_writes_hadoop_journals_relative_to_the_lake_so_a_copy_replays_its_own(
     copy = tmp_path / "copy"
     mount = _mounted(spark, lake=lake, copy=copy)
 
-    def killed(spark, pairs):
+    def killed(*args):
         raise KeyboardInterrupt  # the step dies after its journal, before any folder moves
 
     monkeypatch.setattr(fs, "_hadoop_apply", killed)
@@ -313,7 +314,9 @@ def it_writes_hadoop_journals_relative_to_the_lake_so_a_copy_replays_its_own(
         fs.switch_in(spark, [(f"{root}/processed/_staging/t.fresh", f"{root}/processed/t")], root)
     monkeypatch.undo()
     (journal,) = (lake / switch.JOURNAL_DIR).glob("*.json")
-    assert json.loads(journal.read_text()) == [["processed/_staging/t.fresh", "processed/t"]]
+    assert [(e["staging"], e["target"]) for e in json.loads(journal.read_text())] == [
+        ("processed/_staging/t.fresh", "processed/t")
+    ]
     shutil.copytree(lake, copy)
 
     assert fs.recover_switches(spark, f"{mount}/copy") == [f"{mount}/copy/processed/t"]
@@ -321,3 +324,157 @@ def it_writes_hadoop_journals_relative_to_the_lake_so_a_copy_replays_its_own(
     assert (copy / "processed" / "t" / "part-0").read_text() == "fresh"
     assert (lake / "processed" / "t" / "part-0").read_text() == "old"  # the original: as left
     assert journal.exists()
+
+
+# ------------------------------------------- the Hadoop (S3) path: a step killed in a rename
+
+FRESH = {"_SUCCESS": "", "part-0": "fresh rows 0", "part-1": "fresh rows 1 ..", "d=2/part-2": "2"}
+OLD = {"_SUCCESS": "", "part-0": "old rows", "part-9": "old rows 9"}
+
+
+def _write_tree(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+def _files_of(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def _journaled_hadoop_switch(spark, tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+    """A lake behind a ``viewfs://`` mount with tables ``processed/t`` and ``processed/u``
+    (``OLD``) and their staging folders (``FRESH``), whose ``switch_in`` died right after
+    writing its journal; the lake's folder and root URI. The test then leaves the folders as a
+    kill in an S3 rename would (a copy of each object, then a delete of each source)."""
+    lake = tmp_path / "lake"
+    for table in ("t", "u"):
+        _write_tree(lake / "processed" / table, OLD)
+        _write_tree(lake / "processed" / "_staging" / f"{table}.fresh", FRESH)
+    root = f"{_mounted(spark, lake=lake)}/lake"
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the step dies after its journal, before any folder moves
+
+    monkeypatch.setattr(fs, "_hadoop_apply", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fs.switch_in(
+            spark,
+            [(f"{root}/processed/_staging/{t}.fresh", f"{root}/processed/{t}") for t in "tu"],
+            root,
+        )
+    monkeypatch.undo()
+    assert len(list((lake / switch.JOURNAL_DIR).glob("*.json"))) == 1
+    return lake, root
+
+
+def _renamed_partly(lake: Path, table: str, copied: int, deleted: int) -> None:
+    """``table`` moved aside to ``<staging>.old``, then the first ``copied`` files of its
+    staging folder copied into it and the first ``deleted`` of them deleted from staging."""
+    staging = lake / "processed" / "_staging" / f"{table}.fresh"
+    (lake / "processed" / table).rename(f"{staging}.old")
+    names = sorted(FRESH)
+    _write_tree(lake / "processed" / table, {n: FRESH[n] for n in names[:copied]})
+    for name in names[:deleted]:
+        (staging / name).unlink()
+
+
+def _assert_switched(lake: Path) -> None:
+    for table in ("t", "u"):
+        assert _files_of(lake / "processed" / table) == FRESH
+    assert not list((lake / "processed" / "_staging").iterdir())
+    assert not list((lake / switch.JOURNAL_DIR).glob("*.json"))
+
+
+def it_records_the_files_of_each_staging_folder_in_a_hadoop_journal(spark, tmp_path, monkeypatch):
+    lake, _ = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    (journal,) = (lake / switch.JOURNAL_DIR).glob("*.json")
+    files = sorted([name, len(text)] for name, text in FRESH.items())
+    assert json.loads(journal.read_text()) == [
+        {"staging": f"processed/_staging/{t}.fresh", "target": f"processed/{t}", "files": files}
+        for t in "tu"
+    ]
+
+
+def it_keeps_a_table_copied_whole_when_killed_while_deleting_its_staging_folder(
+    spark, tmp_path, monkeypatch
+):
+    """Killed after ``t`` was copied whole, while its staging objects were being deleted: the
+    target is the table; today's replay moved the staging fragment over it."""
+    lake, root = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    _renamed_partly(lake, "t", copied=len(FRESH), deleted=2)
+
+    assert fs.recover_switches(spark, root) == [f"{root}/processed/{t}" for t in "tu"]
+
+    _assert_switched(lake)
+
+
+@pytest.mark.parametrize("copied", [0, 2, len(FRESH)])
+def it_moves_a_whole_staging_folder_again_when_killed_while_copying_it(
+    spark, tmp_path, monkeypatch, copied
+):
+    """Killed while ``t``'s staging folder was copied (none, some or all of its files, none
+    deleted yet): the staging folder is whole and is moved in again."""
+    lake, root = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    _renamed_partly(lake, "t", copied=copied, deleted=0)
+
+    fs.recover_switches(spark, root)
+
+    _assert_switched(lake)
+
+
+def it_replays_a_switch_killed_while_moving_the_old_table_aside(spark, tmp_path, monkeypatch):
+    lake, root = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    staging = lake / "processed" / "_staging" / "t.fresh"
+    _write_tree(Path(f"{staging}.old"), {"part-0": OLD["part-0"]})  # copied aside so far
+    (lake / "processed" / "t" / "part-0").unlink()  # and deleted from the table
+
+    fs.recover_switches(spark, root)
+
+    _assert_switched(lake)
+
+
+def it_refuses_to_replay_a_switch_whose_folders_are_both_partial(spark, tmp_path, monkeypatch):
+    """Neither folder holds every recorded file (a lake copied half way, a lost object):
+    refused, naming the journal, and nothing is touched, not even the sound pair ``u``."""
+    lake, root = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    # the target holds 3 of the 4 files, staging 2 of them (part-0, part-1)
+    _renamed_partly(lake, "t", copied=3, deleted=2)
+    (journal,) = (lake / switch.JOURNAL_DIR).glob("*.json")
+    before = _tree(lake)
+
+    with pytest.raises(switch.JournalRefused, match=r"neither .* holds all 4 files") as refused:
+        fs.recover_switches(spark, root)
+
+    assert isinstance(refused.value, InputError)
+    message = str(refused.value)
+    assert "\n" not in message and journal.name in message and "nothing was changed" in message
+    assert _tree(lake) == before
+
+
+def it_tells_a_changed_size_from_the_recorded_file(spark, tmp_path, monkeypatch):
+    lake, root = _journaled_hadoop_switch(spark, tmp_path, monkeypatch)
+    _renamed_partly(lake, "t", copied=len(FRESH), deleted=1)
+    (lake / "processed" / "t" / "part-0").write_text("fresh rows")  # copied short
+    before = _tree(lake)
+
+    with pytest.raises(switch.JournalRefused, match="neither"):
+        fs.recover_switches(spark, root)
+
+    assert _tree(lake) == before
+
+
+def it_replays_a_hadoop_journal_written_before_files_were_recorded(spark, tmp_path):
+    lake = tmp_path / "lake"
+    _write_tree(lake / "processed" / "t", OLD)
+    _write_tree(lake / "processed" / "_staging" / "t.fresh", FRESH)
+    _write_tree(lake / "processed" / "u", FRESH)  # switched before the kill: no staging left
+    _journal(
+        lake,
+        [["processed/_staging/t.fresh", "processed/t"], ["processed/_staging/u.x", "processed/u"]],
+    )
+    root = f"{_mounted(spark, lake=lake)}/lake"
+
+    assert fs.recover_switches(spark, root) == [f"{root}/processed/{t}" for t in "tu"]
+
+    _assert_switched(lake)

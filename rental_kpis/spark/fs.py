@@ -123,7 +123,10 @@ def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> N
     incomplete while it is copied; Glue and Athena see the table as it is at that moment).
     A process killed in between leaves the journal; ``recover_switches`` finishes it. The
     journal names each folder relative to ``root`` (``switch.journal_entry``), as the local
-    one does, so it means the same folders wherever the lake is.
+    one does, so it means the same folders wherever the lake is, and records the files of
+    each staging folder as listed right before the switch (``hadoop_files``): on S3 a killed
+    rename leaves both folders partial for a while, and only the files tell which one is
+    whole.
     """
     local_root = switch.local_path(root)
     local_pairs = [(switch.local_path(a), switch.local_path(b)) for a, b in pairs]
@@ -131,9 +134,16 @@ def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> N
         switch.switch([(str(a), str(b)) for a, b in local_pairs], local_root)
         return
     journal = f"{root.rstrip('/')}/{switch.JOURNAL_DIR}/{secrets.token_hex(6)}.json"
-    entries = [[switch.journal_entry(uri, root) for uri in pair] for pair in pairs]
+    entries = [
+        {
+            "staging": switch.journal_entry(staging, root),
+            "target": switch.journal_entry(target, root),
+            "files": hadoop_files(spark, staging),
+        }
+        for staging, target in pairs
+    ]
     write_text(spark, journal, json.dumps(entries))
-    _hadoop_apply(spark, pairs)
+    _hadoop_apply(spark, pairs, [entry["files"] is not None for entry in entries])
     fs, path = _path(spark, journal)
     fs.delete(path, False)
 
@@ -141,10 +151,12 @@ def switch_in(spark: SparkSession, pairs: list[tuple[str, str]], root: str) -> N
 def recover_switches(spark: SparkSession, root: str) -> list[str]:
     """Finish the switches a killed step left half done (see ``switch_in``); their targets.
 
-    Every journal is read and its entries resolved under ``root`` before any is replayed:
-    an entry outside the lake (``..``, an absolute URI of another place: a journal written
-    before entries were relative is taken only when all of it lies under ``root``) raises
-    ``switch.JournalRefused`` and nothing is touched.
+    Every journal is read, its entries resolved under ``root`` and the state of each pair
+    told (``_pending``) before any is replayed: an entry outside the lake (``..``, an
+    absolute URI of another place: a journal written before entries were relative is taken
+    only when all of it lies under ``root``), or a pair neither of whose folders holds the
+    files the journal recorded, raises ``switch.JournalRefused`` (one line naming the
+    journal) and nothing is touched.
     """
     local_root = switch.local_path(root)
     if local_root is not None:
@@ -154,40 +166,132 @@ def recover_switches(spark: SparkSession, root: str) -> list[str]:
         return []
     statuses = sorted(fs.listStatus(folder), key=lambda st: st.getModificationTime())
     journals = [st.getPath() for st in statuses if st.getPath().getName().endswith(".json")]
-    replays = [(path, _journal_pairs(spark, path.toString(), root)) for path in journals]
+    replays = []
+    for path in journals:
+        entries = _journal_pairs(spark, path.toString(), root)
+        pending = _pending(spark, path.toString(), entries)
+        replays.append((path, [(staging, target) for staging, target, _ in entries], pending))
     finished: list[str] = []
-    for path, pairs in replays:
-        _hadoop_apply(spark, pairs)
+    for path, pairs, pending in replays:
+        _hadoop_apply(spark, pairs, pending)
         finished += [b for _, b in pairs]
         fs.delete(path, False)
     return finished
 
 
-def _journal_pairs(spark: SparkSession, uri: str, root: str) -> list[tuple[str, str]]:
-    """The (staging, target) URIs a Hadoop journal names, each resolved under ``root``."""
+def hadoop_files(spark: SparkSession, uri: str) -> list[list[object]] | None:
+    """Every file under the folder ``uri`` as [path relative to it, size], sorted, as Hadoop's
+    FileSystem lists them (recursively); None when ``uri`` does not exist. The same form as
+    ``switch.Pair.files``, so the two journals describe a folder alike."""
+    fs, path = _path(spark, uri)
+    if not fs.exists(path):
+        return None
+    # Paths compared without scheme and authority, which a FileSystem may qualify its own way.
+    prefix = fs.makeQualified(path).toUri().getPath().rstrip("/") + "/"
+    found: list[list[object]] = []
+    listing = fs.listFiles(path, True)
+    while listing.hasNext():
+        status = listing.next()
+        name = status.getPath().toUri().getPath()
+        if not name.startswith(prefix):  # not expected of any FileSystem: refuse to guess
+            raise OSError(f"{uri} lists {status.getPath().toString()}, which is not under it")
+        found.append([name[len(prefix) :], int(status.getLen())])
+    return sorted(found)
+
+
+def _journal_pairs(
+    spark: SparkSession, uri: str, root: str
+) -> list[tuple[str, str, list[list[object]] | None]]:
+    """The (staging, target, recorded files) a Hadoop journal names, each URI resolved under
+    ``root``. A journal written before the files were recorded (a list of [staging, target])
+    gives None for the files."""
     try:
-        pairs = [(a, b) for a, b in json.loads(read_text(spark, uri) or "[]")]
-    except (ValueError, TypeError):  # not JSON, not a list of pairs
+        entries = json.loads(read_text(spark, uri) or "[]")
+        triples = [
+            (e["staging"], e["target"], e["files"]) if isinstance(e, dict) else (*e, None)
+            for e in entries
+        ]
+        pairs = [(a, b, _checked_files(files)) for a, b, files in triples]
+    except (ValueError, TypeError, KeyError):  # not JSON, not a list of switches
         raise switch.JournalRefused(
             f"switch journal {uri} holds no list of switches, so it cannot be replayed; "
             f"nothing was changed: delete it, then run the pipeline again"
         ) from None
     return [
-        (switch.resolve_entry(a, root, uri, staging=True), switch.resolve_entry(b, root, uri))
-        for a, b in pairs
+        (
+            switch.resolve_entry(a, root, uri, staging=True),
+            switch.resolve_entry(b, root, uri),
+            files,
+        )
+        for a, b, files in pairs
     ]
 
 
-def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]]) -> None:
-    """Move each staging folder in (the live one aside first); safe to repeat after a kill:
-    a pair whose staging folder is gone has switched."""
+def _checked_files(files: object) -> list[list[object]] | None:
+    """A journal's recorded files as ``hadoop_files`` gives them; TypeError for anything
+    else (then the journal is refused as unreadable)."""
+    if files is None:
+        return None
+    if not isinstance(files, list) or not all(
+        isinstance(f, list)
+        and len(f) == 2
+        and isinstance(f[0], str)
+        and isinstance(f[1], int)
+        and not isinstance(f[1], bool)
+        for f in files
+    ):
+        raise TypeError("not a list of [name, size]")
+    return sorted(files)
+
+
+def _pending(
+    spark: SparkSession,
+    journal: str,
+    entries: list[tuple[str, str, list[list[object]] | None]],
+) -> list[bool]:
+    """For each (staging, target, files) of ``journal``: whether its move is still to do.
+
+    On S3 a folder is renamed by copying each object, then deleting each source object, so a
+    step killed in a rename leaves a partial target (killed while copying) or a partial
+    staging folder (killed while deleting). What is where decides, by the files recorded:
+
+    - staging holds exactly the recorded files (names and sizes): (re)do the move, which is
+      right whether or not the target got a complete copy already;
+    - else the target holds exactly them: done (leftovers of staging and ``.old`` go);
+    - else neither is whole: ``switch.JournalRefused`` naming ``journal``, nothing touched.
+
+    A journal written before files were recorded (files None): the move is to do while the
+    staging folder exists, as that journal's code did.
+    """
+    pending = []
+    for staging, target, files in entries:
+        if files is None:
+            pending.append(exists(spark, staging))
+        elif hadoop_files(spark, staging) == files:
+            pending.append(True)
+        elif hadoop_files(spark, target) == files:
+            pending.append(False)
+        else:
+            raise switch.JournalRefused(
+                f"switch journal {journal} cannot be replayed: neither {target} nor {staging} "
+                f"holds all {len(files)} files it recorded (a step killed while moving the "
+                f"table); nothing was changed: delete {journal}, then run the pipeline again "
+                f"to rewrite the tables it names"
+            )
+    return pending
+
+
+def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]], pending: list[bool]) -> None:
+    """Move each ``pending`` staging folder in (the live one aside first), then delete what is
+    left of every staging folder and of its ``.old`` aside folder. The caller decides what is
+    pending (``_pending``): a pair not pending has switched."""
     jvm = spark.sparkContext._jvm
-    for staging, target in pairs:
+    for (staging, target), todo in zip(pairs, pending):
+        if not todo:
+            continue
         fs, new = _path(spark, staging)
         _, live = _path(spark, target)
         old = jvm.org.apache.hadoop.fs.Path(staging + ".old")
-        if not fs.exists(new):
-            continue
         if fs.exists(live):
             fs.delete(old, True)
             if not fs.rename(live, old):
@@ -195,8 +299,8 @@ def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]]) -> None:
         if not fs.rename(new, live):
             raise OSError(f"could not move {staging} to {target}")
     for staging, _ in pairs:
-        fs, old = _path(spark, staging + ".old")
-        fs.delete(old, True)
+        delete(spark, staging)  # a switched pair's partial leftover (killed while deleting)
+        delete(spark, staging + ".old")
 
 
 class Switch:
