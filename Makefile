@@ -85,9 +85,10 @@ bench: $(STAMP) ## Spark pipeline vs reference.py and plain DuckDB (BENCH_SIZES,
 
 # `clean` deletes only what the project made. $(LAKE) goes only when it is a lake: it holds the
 # lock file every run and crawl make (.rental_kpis.lock) and nothing but a lake's own entries;
-# anything else is kept and named. In $(REPORTS) only the files a report writes go: the executed
-# notebooks (named after notebooks/*.ipynb) and the HTML. Paths reach the shell through the
-# environment, never pasted into the recipe.
+# anything else is kept and named, and so is a lake that cannot be listed (find fails). In
+# $(REPORTS) only the files a report writes go: the executed notebooks (named after
+# notebooks/*.ipynb) and the HTML. Paths reach the shell through the environment, never pasted
+# into the recipe, and a relative lake gets ./ first, so that none is read as an option (-x).
 LAKE_ENTRIES := raw curated rejected processed runs query-results scripts emr-logs _switch \
   catalog.duckdb catalog.duckdb.wal .rental_kpis.lock .crawl-check-* .write-check
 REPORT_FILES := $(notdir $(wildcard $(dir $(lastword $(MAKEFILE_LIST)))notebooks/*.ipynb)) \
@@ -97,14 +98,15 @@ clean: export CLEAN_LAKE := $(LAKE)
 clean: export CLEAN_REPORTS := $(REPORTS)
 clean: ## remove the lake (if this project made it), the reports it wrote and caches (keeps .venv)
 	@lake="$$CLEAN_LAKE"; \
+	case "$$lake" in ""|/*) ;; *) lake="./$$lake" ;; esac; \
 	if [ -n "$$lake" ] && [ -d "$$lake" ] && [ ! -L "$$lake" ]; then \
 	  if [ ! -f "$$lake/.rental_kpis.lock" ]; then \
 	    echo "kept $$lake: not a lake (no .rental_kpis.lock)"; \
-	  else \
-	    other=$$(find "$$lake" -mindepth 1 -maxdepth 1 $(foreach e,$(LAKE_ENTRIES),! -name '$(e)') -print -quit); \
-	    if [ -n "$$other" ]; then echo "kept $$lake: it holds $$other, which no lake holds"; \
-	    else rm -rf -- "$$lake" && echo "removed lake $$lake"; fi; \
-	  fi; \
+	  elif ! other=$$(find "$$lake" -mindepth 1 -maxdepth 1 \
+	      $(foreach e,$(LAKE_ENTRIES),! -name '$(e)') -print -quit); then \
+	    echo "kept $$lake: it could not be listed (find failed)"; \
+	  elif [ -n "$$other" ]; then echo "kept $$lake: it holds $$other, which no lake holds"; \
+	  else rm -rf -- "$$lake" && echo "removed lake $$lake"; fi; \
 	elif [ -e "$$lake" ] || [ -L "$$lake" ]; then echo "kept $$lake: not a lake folder"; fi
 	@if [ -n "$$CLEAN_REPORTS" ] && [ -d "$$CLEAN_REPORTS" ]; then \
 	  for name in $(REPORT_FILES); do rm -f -- "$$CLEAN_REPORTS/$$name"; done; fi

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,13 +119,22 @@ exec /bin/rm "$@"
 """
 
 
-def make_clean(tmp_path: Path, **variables: str) -> list[str]:
-    """``make clean`` in ``tmp_path`` with ``variables`` exported by the shell, as a user's
-    environment would; the arguments ``rm`` was called with."""
+def make_clean(
+    tmp_path: Path,
+    makefile: Path = PROJECT_DIR / "Makefile",
+    cwd: Path | None = None,
+    shims: dict[str, str] | None = None,
+    **variables: str,
+) -> list[str]:
+    """``make clean`` in ``cwd`` (``tmp_path``) with ``variables`` exported by the shell, as a
+    user's environment would, and ``shims`` (name: script) first on the PATH; the arguments
+    ``rm`` was called with."""
     shim = tmp_path / "shim"
-    shim.mkdir(exist_ok=True)
-    (shim / "rm").write_text(RM_SHIM)
-    (shim / "rm").chmod(0o755)
+    shutil.rmtree(shim, ignore_errors=True)
+    shim.mkdir()
+    for name, script in {"rm": RM_SHIM, **(shims or {})}.items():
+        (shim / name).write_text(script)
+        (shim / name).chmod(0o755)
     log = tmp_path / "rm.log"
     log.write_text("")
     env = {
@@ -135,8 +145,8 @@ def make_clean(tmp_path: Path, **variables: str) -> list[str]:
         **variables,
     }
     done = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(PROJECT_DIR / "Makefile"), "clean"],
-        cwd=tmp_path,
+        ["make", "--no-print-directory", "-f", str(makefile), "clean"],
+        cwd=cwd or tmp_path,
         env=env,
         capture_output=True,
         text=True,
@@ -186,3 +196,33 @@ def it_removes_only_the_report_files_it_wrote(tmp_path):
     outside = [a for a in called if a.startswith("/") and not a.startswith(f"{tmp_path}/")]
     assert outside == []  # never rm /*.ipynb /*.html
     assert sorted(reports.iterdir()) == sorted(mine)
+
+
+def _lake_named(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / LOCK_FILE).write_text("")
+    (folder / "precious.txt").write_text("keep me")
+    return folder
+
+
+def it_reads_a_lake_named_like_an_option_as_a_folder(tmp_path):
+    lake = _lake_named(tmp_path / "-x")  # find read it as a predicate, failed, and rm ran
+    make_clean(tmp_path, LAKE="-x", REPORTS="")
+    assert (lake / "precious.txt").read_text() == "keep me"
+
+
+FAILING_FIND = """#!/bin/sh
+echo "find: something went wrong" >&2
+exit 1
+"""
+
+
+def it_keeps_a_lake_it_could_not_list(tmp_path):
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / LOCK_FILE).write_text("")  # a lake, but find fails: nothing is known of it
+    (lake / "runs").mkdir()
+    make_clean(tmp_path, shims={"find": FAILING_FIND}, LAKE="lake", REPORTS="")
+    assert (lake / "runs").is_dir()
+    make_clean(tmp_path, LAKE="lake", REPORTS="")  # listed: it goes
+    assert not lake.exists()
