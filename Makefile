@@ -87,15 +87,17 @@ bench: $(STAMP) ## Spark pipeline vs reference.py and plain DuckDB (BENCH_SIZES,
 # lock file every run and crawl make (.rental_kpis.lock) and nothing but a lake's own entries;
 # anything else is kept and named, and so is a lake that cannot be listed (find fails). In
 # $(REPORTS) only the files a report writes go: the executed notebooks (named after
-# notebooks/*.ipynb) and the HTML. Paths reach the shell through the environment, never pasted
-# into the recipe, and a relative lake gets ./ first, so that none is read as an option (-x).
+# notebooks/*.ipynb) and the HTML; never in notebooks/ itself (or a link to it), where they are
+# the sources. Paths reach the shell through the environment, never pasted into the recipe,
+# and a relative one gets ./ first, so that none is read as an option (-x) or found on CDPATH.
 LAKE_ENTRIES := raw curated rejected processed runs query-results scripts emr-logs _switch \
   catalog.duckdb catalog.duckdb.wal .rental_kpis.lock .crawl-check-* .write-check
-REPORT_FILES := $(notdir $(wildcard $(dir $(lastword $(MAKEFILE_LIST)))notebooks/*.ipynb)) \
-  rental_kpis_report.html
+NOTEBOOKS_DIR := $(dir $(lastword $(MAKEFILE_LIST)))notebooks
+REPORT_FILES := $(notdir $(wildcard $(NOTEBOOKS_DIR)/*.ipynb)) rental_kpis_report.html
 
 clean: export CLEAN_LAKE := $(LAKE)
 clean: export CLEAN_REPORTS := $(REPORTS)
+clean: export CLEAN_NOTEBOOKS := $(NOTEBOOKS_DIR)
 clean: ## remove the lake (if this project made it), the reports it wrote and caches (keeps .venv)
 	@lake="$$CLEAN_LAKE"; \
 	case "$$lake" in ""|/*) ;; *) lake="./$$lake" ;; esac; \
@@ -108,6 +110,15 @@ clean: ## remove the lake (if this project made it), the reports it wrote and ca
 	  elif [ -n "$$other" ]; then echo "kept $$lake: it holds $$other, which no lake holds"; \
 	  else rm -rf -- "$$lake" && echo "removed lake $$lake"; fi; \
 	elif [ -e "$$lake" ] || [ -L "$$lake" ]; then echo "kept $$lake: not a lake folder"; fi
-	@if [ -n "$$CLEAN_REPORTS" ] && [ -d "$$CLEAN_REPORTS" ]; then \
-	  for name in $(REPORT_FILES); do rm -f -- "$$CLEAN_REPORTS/$$name"; done; fi
+	@reports="$$CLEAN_REPORTS"; notebooks="$$CLEAN_NOTEBOOKS"; \
+	case "$$reports" in ""|/*) ;; *) reports="./$$reports" ;; esac; \
+	case "$$notebooks" in /*) ;; *) notebooks="./$$notebooks" ;; esac; \
+	if [ -n "$$reports" ] && [ -d "$$reports" ]; then \
+	  if ! here=$$(cd -P -- "$$reports" && pwd -P) || [ -z "$$here" ]; then \
+	    echo "kept the reports in $$reports: its real path could not be found"; \
+	  elif [ "$$here" = "$$(cd -P -- "$$notebooks" 2>/dev/null && pwd -P)" ] || \
+	      [ "$$reports" -ef "$$notebooks" ]; then \
+	    echo "kept $$reports: it is notebooks/, whose notebooks are the sources, not a report"; \
+	  else for name in $(REPORT_FILES); do rm -f -- "$$reports/$$name"; done; fi; \
+	fi
 	rm -rf test-artifacts spark-warehouse metastore_db .pytest_cache

@@ -198,6 +198,32 @@ def it_removes_only_the_report_files_it_wrote(tmp_path):
     assert sorted(reports.iterdir()) == sorted(mine)
 
 
+def it_keeps_the_source_notebooks_whatever_names_notebooks_as_the_report_folder(tmp_path):
+    # a copy of the project: its Makefile and notebooks/, which clean must never empty
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "Makefile").write_bytes((PROJECT_DIR / "Makefile").read_bytes())
+    sources = {name: f"source {name}" for name in report.NOTEBOOKS}
+    for name, text in sources.items():
+        (project / "notebooks" / f"{name}.ipynb").write_text(text)
+    (project / "link").symlink_to("notebooks")
+    (tmp_path / "elsewhere").symlink_to(project / "notebooks")
+    for reports in ("notebooks", "notebooks/", "./notebooks", "link", "link/",
+                    "../project/notebooks", str(project / "notebooks"),
+                    str(tmp_path / "elsewhere")):  # fmt: skip
+        make_clean(tmp_path, project / "Makefile", project, LAKE="", REPORTS=reports)
+        make_clean(tmp_path, project / "Makefile", LAKE="", REPORTS=reports)  # from elsewhere
+    for name, text in sources.items():
+        assert (project / "notebooks" / f"{name}.ipynb").read_text() == text
+
+    reports = project / "reports"  # a report folder beside them is still cleaned
+    reports.mkdir()
+    for path in report.report_files(reports):
+        path.write_text("a report")
+    make_clean(tmp_path, project / "Makefile", project, LAKE="", REPORTS="reports")
+    assert list(reports.iterdir()) == []
+
+
 def _lake_named(folder: Path) -> Path:
     folder.mkdir()
     (folder / LOCK_FILE).write_text("")
