@@ -25,3 +25,13 @@ def it_gives_each_session_its_own_region():
     first, second = clients.new_session("eu-west-1"), clients.new_session("us-east-1")
     assert first.client("s3").meta.region_name == "eu-west-1"
     assert second.client("sts").meta.region_name == "us-east-1"
+
+
+def it_gives_the_commands_and_notebooks_sessions_standard_retries(monkeypatch):
+    """``sts.session_for`` is where every ``aws`` command and the notebooks' backend get their
+    session: its clients retry in standard mode."""
+    from rental_kpis.aws import sts
+
+    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
+    client = sts.session_for("eu-west-1").client("stepfunctions")
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}

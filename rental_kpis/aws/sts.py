@@ -11,6 +11,7 @@ import difflib
 import boto3
 import botocore
 
+from rental_kpis.aws.clients import new_session
 from rental_kpis.aws.names import Deployment
 from rental_kpis.errors import UsageError
 
@@ -61,7 +62,7 @@ def known_regions() -> set[str]:
 
 
 def session_for(region: str | None) -> boto3.Session:
-    return boto3.Session(region_name=resolve_region(region))
+    return new_session(resolve_region(region))
 
 
 def deployment_for(bucket: str, region: str, session: boto3.Session) -> Deployment:
