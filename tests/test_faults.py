@@ -164,7 +164,8 @@ def it_takes_over_a_lock_whose_holder_died_and_stops_its_orphans(tmp_path):
     lake_dir.mkdir()
     lock = lake_dir / LOCK_FILE
     lock.write_text(f"run ghost (pid {_dead_pid()}, started x)\nstart 1\ntoken feedbeef\n")
-    identity = f"{lock.stat().st_dev}:{lock.stat().st_ino}"  # the file this holder wrote
+    folder = lake_dir.stat()  # the file this holder wrote, in the folder it held
+    identity = f"{lock.stat().st_dev}:{lock.stat().st_ino} {folder.st_dev}:{folder.st_ino}"
     lock.write_text(lock.read_text() + f"lock {identity}\n")
     orphan = subprocess.Popen(
         [

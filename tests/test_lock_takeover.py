@@ -90,6 +90,27 @@ def it_never_stops_the_processes_of_the_lake_a_lake_was_copied_from(tmp_path, ho
             assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("holder_state", ["running", "killed"])
+def it_never_stops_the_processes_of_the_lake_a_hard_linked_copy_came_from(
+    tmp_path, holder_state
+):
+    """``cp -al`` (or rsync --link-dest, snapshot tools): the copy's lock file IS the
+    original's, so its flock is the original's too; the copy is refused, nothing stopped."""
+    original = tmp_path / "lake"
+    with running_lake(original) as (holder, children):
+        if holder_state == "killed":
+            holder.kill()
+            holder.wait(30)
+        copy = tmp_path / "copy"
+        subprocess.run(["cp", "-al", str(original), str(copy)], check=True)
+
+        done = run_cli("crawl", "--lake", str(copy), timeout=120)
+
+        assert done.returncode == 2, done.stderr
+        assert "rental-kpis: error: lake" in done.stderr
+        assert all(_alive(pid) for pid in children)
+
+
 def it_refuses_a_lock_held_by_processes_not_provably_this_lakes(tmp_path):
     """A lock file copied from another lake while processes hold this lake's lock (a stand-in
     for a JVM of an older version): refused with one line, and nothing is stopped."""

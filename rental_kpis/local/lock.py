@@ -11,9 +11,11 @@ releases it when every descriptor of it is closed, so:
   carries the token in its environment (``RENTAL_KPIS_RUN_TOKEN``), the JVM's Python workers
   too, which live in process groups of their own (pyspark's daemon calls ``setpgid``). A lock
   whose holder process is dead is recognised: the processes that still carry its token are
-  killed and the lock taken over — only when the lock file is the one that holder wrote
-  (same device and inode). A copied lake's lock file names the original's token and the
-  original's inode: its processes belong to another lake, and a takeover never stops them.
+  killed and the lock taken over — only when the lock file is the one that holder wrote and
+  sits in the folder it held (same device and inode of both). A copied lake's lock file names
+  the original's token and the original's inodes: its processes belong to another lake, and a
+  takeover never stops them. A hard-linked copy (``cp -al``) shares the lock file itself, but
+  not the lake's folder, which cannot be hard-linked.
 
 The lock is re-entrant within one process: a run that crawls takes it once.
 """
@@ -140,7 +142,7 @@ class Holder:
     pid: int | None
     start: str | None
     token: str | None
-    lock: str | None  # "<device>:<inode>" of the lock file it wrote
+    lock: str | None  # "<device>:<inode>" of the lock file it wrote, and of its folder
 
     @classmethod
     def parse(cls, text: str) -> Holder:
@@ -160,16 +162,18 @@ class Holder:
         """Whether the holder process is known and gone (pid and start time)."""
         return self.pid is not None and not is_alive(self.pid, self.start)
 
-    def reapable_token(self, handle: IO[str]) -> str | None:
+    def reapable_token(self, handle: IO[str], root: Path) -> str | None:
         """The token whose processes a takeover may stop: this holder's, when it is dead and
-        wrote this very lock file (``handle``'s device and inode); else None."""
-        return self.token if self.dead() and self.lock == file_identity(handle) else None
+        wrote this very lock file in this very folder (``lock_identity``); else None."""
+        mine = self.dead() and self.lock == lock_identity(handle, root)
+        return self.token if mine else None
 
 
-def file_identity(handle: IO[str]) -> str:
-    """``<device>:<inode>`` of an open file: a copy of it, in a copied lake, has another."""
-    stat = os.fstat(handle.fileno())
-    return f"{stat.st_dev}:{stat.st_ino}"
+def lock_identity(handle: IO[str], root: Path) -> str:
+    """``<device>:<inode>`` of an open lock file and of its lake folder: a copy of the lake
+    has other ones (a hard-linked copy shares the file's, never the folder's)."""
+    file, folder = os.fstat(handle.fileno()), os.stat(root)
+    return f"{file.st_dev}:{file.st_ino} {folder.st_dev}:{folder.st_ino}"
 
 
 @contextmanager
@@ -206,7 +210,7 @@ def lake_lock(lake: Lake, holder: str) -> Iterator[HeldLock]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     handle.write(
         f"{holder} (pid {os.getpid()}, started {started})\n"
-        f"start {process_start(os.getpid())}\ntoken {token}\nlock {file_identity(handle)}\n"
+        f"start {process_start(os.getpid())}\ntoken {token}\nlock {lock_identity(handle, root)}\n"
     )
     handle.flush()
     held = _held[key] = HeldLock(root, handle, token)
@@ -235,7 +239,7 @@ def _acquire(handle: IO[str], root: Path) -> None:
         except BlockingIOError:
             handle.seek(0)
             holder = Holder.parse(handle.read())
-            token = holder.reapable_token(handle)
+            token = holder.reapable_token(handle, root)
             if token is None and holder.dead():
                 raise LakeBusy(
                     f"lake {root} is held by processes left by {holder.first}, which has "
@@ -255,7 +259,7 @@ def _acquire(handle: IO[str], root: Path) -> None:
         # JVM's Python workers): stop them before anything is written, when they are
         # provably this lake's (never those of the lake this one was copied from).
         handle.seek(0)
-        token = Holder.parse(handle.read()).reapable_token(handle)
+        token = Holder.parse(handle.read()).reapable_token(handle, root)
         if token is not None:
             left = kill_token_processes(token)
             if left:
