@@ -86,6 +86,10 @@ def crawls(monkeypatch) -> dict[str, str]:
     return outcome
 
 
+# How doctor names the quota the project's m5 nodes count against.
+STANDARD = "Standard (A, C, D, H, I, M, R, T, Z) (L-1216C47A)"
+
+
 def ec2_quota(monkeypatch, vcpus: float) -> None:
     """Give moto's Service Quotas the EC2 On-Demand Standard quota a new account may have
     (moto carries quotas for VPC only)."""
@@ -328,13 +332,20 @@ def it_starts_one_primary_node_that_fits_a_five_vcpu_quota(aws, monkeypatch, cap
     ]
     assert shapes == [("MASTER", "m5.xlarge", 1)]
 
-    emr.terminate_cluster(d, cluster, session=aws)
-
     ec2_quota(monkeypatch, 5.0)
+    assert main(["aws", "doctor", *AWS]) == 1  # the running cluster uses 4 of the 5 vCPUs
+    assert "5 − 4 in use = 1 free  → request 8: " in capsys.readouterr().out
+
+    emr.terminate_cluster(d, cluster, session=aws)
+    # moto leaves the nodes running; EMR terminates them with the cluster
+    nodes = aws.client("emr").list_instances(ClusterId=cluster)["Instances"]
+    aws.client("ec2").terminate_instances(InstanceIds=[n["Ec2InstanceId"] for n in nodes])
     assert main(["aws", "doctor", *AWS]) == 0
     out = capsys.readouterr().out
-    assert "✔ vCPU quota             5 vCPUs ≥ 4 vCPUs for 1 × m5.xlarge (primary only) " in out
-    assert "(m5.xlarge: 4 vCPUs)" in out
+    assert (
+        f"✔ vCPU quota             {STANDARD}: 4 vCPUs needed for 1 × m5.xlarge (primary only) "
+        "(m5.xlarge: 4 vCPUs), 5 − 0 in use = 5 free"
+    ) in out
 
 
 def it_computes_what_a_shape_needs_and_the_exact_quota_to_request(aws, monkeypatch, capsys):
@@ -343,22 +354,27 @@ def it_computes_what_a_shape_needs_and_the_exact_quota_to_request(aws, monkeypat
 
     assert main([*doctor, "--core-instances", "1"]) == 1
     [line] = [x for x in capsys.readouterr().out.splitlines() if "vCPU quota" in x]
-    assert line.startswith("✘ vCPU quota             5 vCPUs < 8 vCPUs for 1 primary + 1 core ")
+    assert line.startswith(
+        f"✘ vCPU quota             {STANDARD}: 8 vCPUs needed for 1 primary + 1 "
+    )
     assert (
-        "→ request 8: aws service-quotas request-service-quota-increase --service-code ec2 "
-        "--quota-code L-1216C47A --desired-value 8 --region eu-west-1"
+        "5 − 0 in use = 5 free  → request 8: aws service-quotas request-service-quota-increase "
+        "--service-code ec2 --quota-code L-1216C47A --desired-value 8 --region eu-west-1"
     ) in line
     assert line.endswith("or run a cluster that fits: --core-instances 0 (4 vCPUs)")
 
     assert main([*doctor, "--instance-type", "m5.2xlarge"]) == 1
     [line] = [x for x in capsys.readouterr().out.splitlines() if "vCPU quota" in x]
-    assert "5 vCPUs < 8 vCPUs for 1 × m5.2xlarge (primary only) (m5.2xlarge: 8 vCPUs)" in line
+    assert "8 vCPUs needed for 1 × m5.2xlarge (primary only) (m5.2xlarge: 8 vCPUs), 5 − 0 " in line
     assert "--desired-value 8 " in line and "--core-instances" not in line  # nothing smaller
 
     ec2_quota(monkeypatch, 32.0)
     assert main([*doctor, "--core-instances", "3", "--instance-type", "m5.2xlarge"]) == 0
     out = capsys.readouterr().out
-    assert "✔ vCPU quota             32 vCPUs ≥ 32 vCPUs for 1 primary + 3 core m5.2xlarge" in out
+    assert (
+        f"✔ vCPU quota             {STANDARD}: 32 vCPUs needed for 1 primary + 3 core m5.2x" in out
+    )
+    assert "m5.2xlarge: 8 vCPUs), 32 − 0 in use = 32 free" in out
     assert "✔ cost of one run        ≈ USD 1.11 (approximate: 1 primary + 3 core m5.2xlarge" in out
 
 
@@ -369,7 +385,7 @@ def it_checks_the_deployed_cluster_unless_told_otherwise(aws, raw, monkeypatch, 
     assert main(["aws", "doctor", *AWS]) == 1
     out = capsys.readouterr().out
     assert "1 primary + 2 core m5.xlarge, default VPC, idle stop 3600 s (as deployed)" in out
-    assert "5 vCPUs < 12 vCPUs for 1 primary + 2 core m5.xlarge" in out
+    assert "12 vCPUs needed for 1 primary + 2 core m5.xlarge (m5.xlarge: 4 vCPUs), 5 − 0 " in out
     assert "--desired-value 12 " in out and "--core-instances 0 (4 vCPUs)" in out
     assert main(["aws", "doctor", *AWS, "--core-instances", "0"]) == 0
     assert "(as deployed, with the flags given)" in capsys.readouterr().out
