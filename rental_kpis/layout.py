@@ -51,7 +51,42 @@ ZONE_CONTENTS: dict[str, str] = {
 
 def is_remote(root: str) -> bool:
     """True for object-store roots (``s3://``, ``s3a://``…), False for a local folder."""
-    return "://" in root and not root.startswith("file://")
+    return "://" in root and not _is_file_uri(root)
+
+
+def _is_file_uri(text: str) -> bool:
+    return text[:5].lower() == "file:"
+
+
+# A file URI as Hadoop prints it (file:/x), as RFC 8089 writes it (file:///x) or with its host
+# named (file://localhost/x). The scheme and host are case-insensitive.
+_FILE_URI = re.compile(r"file:(?://(?P<host>[^/]*))?(?P<path>/.*)?", re.IGNORECASE | re.DOTALL)
+
+
+def _file_uri_path(text: str) -> str:
+    """The local path a ``file:`` URI names (``file:/x``, ``file:///x``, ``file://localhost/x``
+    are all ``/x``; ``file:///`` is ``/``); any other text is returned unchanged.
+
+    A file URI of another host is not a folder here, ``file:`` or ``file://`` name none, and
+    ``file:x`` is no URI Hadoop and Python read alike: LakeUnusable, in one line.
+    """
+    match = _FILE_URI.fullmatch(text)
+    if not match:
+        if _is_file_uri(text):
+            raise LakeUnusable(
+                f"lake {text} is a file URI without an absolute path: give file:///path, "
+                "or the folder itself"
+            )
+        return text
+    host, path = match["host"], match["path"]
+    if host and host.lower() != "localhost":
+        raise LakeUnusable(
+            f"lake {text} is a file URI of the host {host}: the local backend needs a folder "
+            "of this machine (file:///path, or the path itself)"
+        )
+    if not path:
+        raise LakeUnusable(f"lake {text!r} names no folder: give one (default: lake)")
+    return "/" + path.lstrip("/")  # file:////x is /x too
 
 
 # ``s3:/b`` is what ``Path("s3://b")`` leaves of a URI: never a folder anyone meant.
@@ -74,7 +109,7 @@ def local_lake(root: str | os.PathLike[str]) -> Lake:
     text = os.fspath(root)
     if not text.strip():
         raise LakeUnusable(f"lake {text!r} names no folder: give one (default: lake)")
-    if is_remote(text) or (_URI_LIKE.match(text) and not text.startswith("file:")):
+    if is_remote(text) or (_URI_LIKE.match(text) and not _is_file_uri(text)):
         raise LakeUnusable(
             f"lake {text} is a URI: the local backend needs a folder "
             "(a lake on S3 runs with `rental-kpis aws run` or `report --backend aws`)"
@@ -134,9 +169,8 @@ class Lake:
     root: str
 
     def __post_init__(self) -> None:
-        root = self.root.rstrip("/") or self.root[:1]  # "/" and "//" stay the root
-        if root.startswith("file://"):
-            root = root[len("file://") :]
+        root = _file_uri_path(self.root)
+        root = root.rstrip("/") or root[:1]  # "/" and "//" stay the root
         if not is_remote(root):
             root = os.path.abspath(root)
         object.__setattr__(self, "root", root)

@@ -199,7 +199,13 @@ def it_keeps_the_traceback_of_a_key_error_bug_in_a_command(monkeypatch):
 @pytest.mark.parametrize("command", ["run", "crawl", "query", "status", "report"])
 @pytest.mark.parametrize(
     ("lake", "why"),
-    [("", "names no folder"), ("/", "root of the filesystem"), ("//", "root of the filesystem")],
+    [
+        ("", "names no folder"),
+        ("/", "root of the filesystem"),
+        ("//", "root of the filesystem"),
+        ("file:///", "root of the filesystem"),  # used to become a folder named file:
+        ("file://localhost/", "root of the filesystem"),
+    ],
 )
 def it_refuses_a_lake_that_is_empty_or_the_filesystem_root(tmp_path, command, lake, why):
     """These used to mean the current folder, which then became the lake."""
@@ -233,6 +239,30 @@ def it_refuses_a_lake_inside_a_dataset_folder_of_the_raw_input(tmp_path, where):
         load_raw(raw, Lake(str(lake)))
     assert sorted(raw.rglob("*")) == before
     assert sorted(check_raw(raw)) == sorted(DATASETS)  # the raw folder is still good input
+
+
+def it_reads_a_file_uri_lake_as_the_folder_it_names(tmp_path):
+    """file:/x is how Hadoop prints a local path; it used to become ./file:/x."""
+    lake = tmp_path / "lake"
+    for uri in (f"file:{lake}", f"file://{lake}", f"file://localhost{lake}/", f"FILE:{lake}"):
+        assert Lake(uri).root == str(lake)
+        done = run_cli("crawl", "--lake", uri, cwd=tmp_path)
+        assert_one_line_error(done, f"no lake at {lake}:")
+        assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("file://elsewhere/x", "a file URI of the host elsewhere"),
+        ("file:x", "without an absolute path"),
+        ("file:", "names no folder"),
+    ],
+)
+def it_refuses_a_file_uri_that_names_no_folder_of_this_machine(tmp_path, uri, why):
+    done = run_cli("crawl", "--lake", uri, cwd=tmp_path)
+    assert_one_line_error(done, uri, why)
+    assert list(tmp_path.iterdir()) == []
 
 
 def it_refuses_a_negative_seed_in_one_line(tmp_path):
