@@ -132,13 +132,22 @@ def local_lake(root: str | os.PathLike[str]) -> Lake:
 
 
 def check_lake_outside_raw(lake: Lake, raw: Path) -> None:
-    """Refuse a lake that is, or lies in, a dataset folder of the raw input ``raw``.
+    """Refuse a lake that is, or lies in, a dataset folder of the raw input ``raw``, and a raw
+    input that is, or lies anywhere in, the lake.
 
-    Made there, the lake's own folders would become entries of that dataset, which the input
-    check refuses on every later run with this raw folder: LakeUnusable before anything is
-    written. Links are followed on both sides.
+    Made in a dataset folder, the lake's own folders would become entries of that dataset,
+    which the input check refuses on every later run with this raw folder. A lake around the
+    raw input (``--raw data/raw --lake data``) would hold the user's data as its own: its raw
+    zone replaced by the run, and all of it deleted with the lake (``make clean``).
+    LakeUnusable before anything is written. Links are followed on both sides.
     """
     real = Path(lake.root).resolve()
+    input_folder = Path(raw).resolve()
+    if input_folder == real or real in input_folder.parents:
+        raise LakeUnusable(
+            f"lake {lake.root} holds the raw input {raw}: the lake would take the input as its "
+            "own (a run replaces its raw zone, cleaning deletes it); choose a lake outside it"
+        )
     for dataset in DATASETS:
         folder = (raw / dataset).resolve()
         if real == folder or folder in real.parents:

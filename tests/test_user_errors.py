@@ -265,6 +265,31 @@ def it_refuses_a_file_uri_that_names_no_folder_of_this_machine(tmp_path, uri, wh
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("lake_is", ["its parent", "the raw folder", "a link to its parent"])
+def it_refuses_a_lake_that_holds_the_raw_input(tmp_path, lake_is):
+    """`make run LAKE=data` with RAW=data/raw made the user's data the lake's: `make clean`
+    then deleted it."""
+    data = tmp_path / "data"
+    raw = data / "raw"
+    generate(raw, 100, seed=1)
+    (tmp_path / "link").symlink_to(data)
+    lake = {"its parent": "data", "the raw folder": "data/raw", "a link to its parent": "link"}[
+        lake_is
+    ]
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    for argv in (
+        ["run", "--raw", "data/raw", "--lake", lake],
+        ["run", "--raw", str(raw), "--lake", f"file:{tmp_path / lake}"],
+        ["report", "--raw", "data/raw", "--lake", lake, "--out", str(tmp_path / "out")],
+    ):
+        done = run_cli(*argv, cwd=tmp_path)
+        assert_one_line_error(done, "holds the raw input", "outside it")
+    with pytest.raises(LakeUnusable, match="holds the raw input"):
+        load_raw(raw, Lake(str(tmp_path / lake)))
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "link"]
+
+
 def it_refuses_a_negative_seed_in_one_line(tmp_path):
     done = run_cli("generate", "--out", str(tmp_path / "raw"), "--seed", "-1")
     assert_one_line_error(done, "--seed must be 0 or more, not -1")
