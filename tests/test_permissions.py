@@ -138,3 +138,11 @@ def it_keeps_the_operator_policy_clean_for_parliament():
     findings = analyze_policy_string(json.dumps(policy)).findings
     assert [(f.issue, f.detail) for f in findings] == []
     assert "${" not in json.dumps(policy)
+
+
+def it_allows_doctor_every_vcpu_quota_it_reads():
+    """The student's rows name the quotas ``doctor`` checks, kept in a list of their own
+    (permissions is standard library only and cannot import doctor)."""
+    from rental_kpis.aws import doctor
+
+    assert tuple(q.code for q in doctor.VCPU_QUOTAS) == permissions.DOCTOR_VCPU_QUOTAS

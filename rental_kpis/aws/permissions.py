@@ -45,6 +45,20 @@ from rental_kpis.aws.names import (
 )
 from rental_kpis.layout import TABLES
 
+# The "Running On-Demand … instances" quotas doctor reads (``doctor.VCPU_QUOTAS``; not imported:
+# doctor needs boto3, this module is standard library only).
+DOCTOR_VCPU_QUOTAS = (
+    "L-1216C47A",
+    "L-DB2E81BA",
+    "L-417A185B",
+    "L-74FC7D96",
+    "L-7295265B",
+    "L-1945791B",
+    "L-6E869C2A",
+    "L-2C3B7624",
+    "L-43DA4232",
+)
+
 # Partitioned KPI tables (``rental_kpis.spark.kpis.PARTITIONS``; not imported: no pyspark here).
 PARTITIONED_TABLES = ("daily_metrics",)
 
@@ -412,10 +426,19 @@ def student_calls(d: Deployment) -> list[Call]:
     ):
         add(f"ec2.{api}", f"ec2:{api}", ["*"], "doctor: network and instance types")
     add(
+        "ec2.DescribeInstances",
+        "ec2:DescribeInstances",
+        ["*"],
+        "doctor: the vCPUs of the On-Demand instances running in the region",
+    )
+    add(
         "service-quotas.GetServiceQuota",
         "servicequotas:GetServiceQuota",
-        [f"arn:{d.partition}:servicequotas:{d.region}:{d.account_id}:ec2/L-1216C47A"],
-        "doctor: the on-demand vCPU quota",
+        [
+            f"arn:{d.partition}:servicequotas:{d.region}:{d.account_id}:ec2/{code}"
+            for code in DOCTOR_VCPU_QUOTAS
+        ],
+        "doctor: the On-Demand vCPU quota of each instance family the cluster uses",
     )
     add(
         "emr.ListReleaseLabels",
