@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
 from test_security_paths import assert_one_line_error
 
+from rental_kpis.devtools import datagen
 from rental_kpis.devtools.datagen import PRICE_PER_HOUR, generate
 from rental_kpis.errors import UsageError
 from rental_kpis.layout import DATASETS
@@ -136,3 +138,68 @@ def it_regenerates_a_folder_it_wrote_only_while_it_holds_nothing_else(tmp_path):
 
     assert added.read_text() == "user_id\n1\n"
     assert {k: v for k, v in digest(tmp_path).items() if k != added.name} == first
+
+
+def _their_files(tmp_path: Path) -> Path:
+    """A user's folder outside the generated one, with a users.csv of their own."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "users.csv").write_text("the user's own rows\n")
+    return theirs
+
+
+@pytest.mark.parametrize("link", ["users", "users/users.csv", "generation_manifest.json"])
+def it_refuses_a_link_in_a_folder_it_wrote(tmp_path, link):
+    """A link in place of a folder or file generate wrote: rerun, it wrote through it."""
+    out = tmp_path / "raw"
+    generate(out, 100, seed=1)
+    theirs = _their_files(tmp_path)
+    path = out / link
+    if path.is_dir():
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+        path.symlink_to(theirs)
+    else:
+        path.unlink()
+        path.symlink_to(theirs / "users.csv")
+
+    done = run_cli("generate", "--out", str(out), "--transactions", "100")
+
+    assert_one_line_error(done, f"--out {out} holds a symbolic link, {path}")
+    assert (theirs / "users.csv").read_text() == "the user's own rows\n"
+    assert sorted(p.name for p in theirs.iterdir()) == ["users.csv"]
+
+
+@pytest.mark.parametrize("link", ["folder", "file", "hard"])
+def it_writes_no_file_through_a_link(tmp_path, monkeypatch, link):
+    """Should a link appear after the check (or a hard link, which is no symbolic one)."""
+    out = tmp_path / "raw"
+    generate(out, 100, seed=1)
+    theirs = _their_files(tmp_path)
+    users = out / "users"
+    if link == "folder":
+        (users / "users.csv").unlink()
+        users.rmdir()
+        users.symlink_to(theirs)
+    elif link == "file":
+        (users / "users.csv").unlink()
+        (users / "users.csv").symlink_to(theirs / "users.csv")
+    else:
+        (users / "users.csv").unlink()
+        os.link(theirs / "users.csv", users / "users.csv")
+    monkeypatch.setattr(datagen, "check_out", lambda _out: None)
+
+    with pytest.raises(UsageError, match="is a link, or not a file of the generator's own"):
+        generate(out, 100, seed=2)
+
+    assert (theirs / "users.csv").read_text() == "the user's own rows\n"
+    assert sorted(p.name for p in theirs.iterdir()) == ["users.csv"]
+
+
+def it_may_write_into_an_out_folder_that_is_a_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    generate(tmp_path / "out", 100, seed=1)
+    generate(tmp_path / "out", 100, seed=2)  # its own files, reached through the user's link
+    assert (tmp_path / "real" / "users" / "users.csv").is_file()
