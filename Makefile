@@ -85,7 +85,8 @@ bench: $(STAMP) ## Spark pipeline vs reference.py and plain DuckDB (BENCH_SIZES,
 
 # `clean` deletes only what the project made. $(LAKE) goes only when it is a lake: it holds the
 # lock file every run and crawl make (.rental_kpis.lock) and nothing but a lake's own entries;
-# anything else is kept and named, and so is a lake that cannot be listed (find fails). In
+# anything else is kept and named, and so is a lake that cannot be listed (find fails) or
+# that holds $(RAW), the input (a lake made by `make run LAKE=data` before run refused it). In
 # $(REPORTS) only the files a report writes go: the executed notebooks (named after
 # notebooks/*.ipynb) and the HTML; never in notebooks/ itself (or a link to it), where they are
 # the sources. Paths reach the shell through the environment, never pasted into the recipe,
@@ -97,13 +98,20 @@ REPORT_FILES := $(notdir $(wildcard $(NOTEBOOKS_DIR)/*.ipynb)) rental_kpis_repor
 
 clean: export CLEAN_LAKE := $(LAKE)
 clean: export CLEAN_REPORTS := $(REPORTS)
+clean: export CLEAN_RAW := $(RAW)
 clean: export CLEAN_NOTEBOOKS := $(NOTEBOOKS_DIR)
 clean: ## remove the lake (if this project made it), the reports it wrote and caches (keeps .venv)
-	@lake="$$CLEAN_LAKE"; \
+	@lake="$$CLEAN_LAKE"; raw="$$CLEAN_RAW"; \
 	case "$$lake" in ""|/*) ;; *) lake="./$$lake" ;; esac; \
+	case "$$raw" in ""|/*) ;; *) raw="./$$raw" ;; esac; \
 	if [ -n "$$lake" ] && [ -d "$$lake" ] && [ ! -L "$$lake" ]; then \
 	  if [ ! -f "$$lake/.rental_kpis.lock" ]; then \
 	    echo "kept $$lake: not a lake (no .rental_kpis.lock)"; \
+	  elif ! real=$$(cd -P -- "$$lake" && pwd -P) || [ -z "$$real" ]; then \
+	    echo "kept $$lake: its real path could not be found"; \
+	  elif [ -n "$$raw" ] && [ -d "$$raw" ] && \
+	      case "$$(cd -P -- "$$raw" && pwd -P)/" in "$$real"/*) true ;; *) false ;; esac; then \
+	    echo "kept $$lake: it holds $$raw, the raw input (RAW)"; \
 	  elif ! other=$$(find "$$lake" -mindepth 1 -maxdepth 1 \
 	      $(foreach e,$(LAKE_ENTRIES),! -name '$(e)') -print -quit); then \
 	    echo "kept $$lake: it could not be listed (find failed)"; \

@@ -252,3 +252,19 @@ def it_keeps_a_lake_it_could_not_list(tmp_path):
     assert (lake / "runs").is_dir()
     make_clean(tmp_path, LAKE="lake", REPORTS="")  # listed: it goes
     assert not lake.exists()
+
+
+def it_keeps_a_lake_that_holds_the_raw_input(tmp_path):
+    """`make run LAKE=data` (RAW: data/raw) made data/ a lake around the input, before run
+    refused that: `make clean LAKE=data` then deleted the user's data."""
+    data = tmp_path / "data"
+    generate(data / "raw", 100, seed=1)
+    (data / LOCK_FILE).write_text("")  # only a lake's entries: raw/ and the lock
+    before = _digests(data / "raw")
+    make_clean(tmp_path, LAKE="data", REPORTS="")  # RAW's default: data/raw
+    make_clean(tmp_path, LAKE=str(data), RAW=str(data / "raw"), REPORTS="")
+    (tmp_path / "link").symlink_to(data)
+    make_clean(tmp_path, LAKE="data", RAW="link/raw/users", REPORTS="")
+    assert _digests(data / "raw") == before
+    make_clean(tmp_path, LAKE="data", RAW="elsewhere", REPORTS="")  # another input: it goes
+    assert not data.exists()
