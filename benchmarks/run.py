@@ -91,14 +91,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_sampled(command: list[str], env: dict | None = None
-                ) -> tuple[subprocess.CompletedProcess, float, int, float, int]:
+def run_sampled(
+    command: list[str], env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, float, int, float, int]:
     """Run ``command``; return its result, wall seconds, the peak RSS of its tree, the CPU
     seconds of the tree (every descendant is waited for, so RUSAGE_CHILDREN counts it) and
     the peak PSS of the tree (``tree_pss_bytes``)."""
     started, cpu = time.monotonic(), _children_cpu()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+    )
     peak = peak_pss = 0
     done = threading.Event()
 
@@ -122,8 +124,13 @@ def run_sampled(command: list[str], env: dict | None = None
 def _measured(wall: float, peak: int, cpu: float, peak_pss: int, **more) -> dict:
     """One engine's run as the results record it (memory in MB), from the measures of
     ``run_sampled`` in its order."""
-    return {"total": wall, "cpu": cpu, "peak_rss_mb": round(peak / 2**20),
-            "peak_pss_mb": round(peak_pss / 2**20), **more}
+    return {
+        "total": wall,
+        "cpu": cpu,
+        "peak_rss_mb": round(peak / 2**20),
+        "peak_pss_mb": round(peak_pss / 2**20),
+        **more,
+    }
 
 
 # ---------------------------------------------------------------- the engines
@@ -169,12 +176,12 @@ def last_json(stdout: str, what: str) -> dict:
 
 def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
-    done, *measures = run_sampled([sys.executable, "-c", SPARK_CHILD, str(raw), str(lake),
-                                   driver_memory])
+    done, *measures = run_sampled(
+        [sys.executable, "-c", SPARK_CHILD, str(raw), str(lake), driver_memory]
+    )
     steps = last_json(_checked(done, "spark run"), "spark run")
     shutil.rmtree(lake, ignore_errors=True)
-    return _measured(*measures,
-                     steps={name: round(seconds, 2) for name, seconds in steps.items()})
+    return _measured(*measures, steps={name: round(seconds, 2) for name, seconds in steps.items()})
 
 
 def run_duckdb(child: list[str], raw: Path, what: str) -> dict:
@@ -186,8 +193,20 @@ def run_duckdb(child: list[str], raw: Path, what: str) -> dict:
 def run_cli_run(raw: Path, lake: Path) -> dict:
     """The whole ``rental-kpis run`` (raw copy, the Spark application, crawl, queries)."""
     shutil.rmtree(lake, ignore_errors=True)
-    done, *measures = run_sampled([sys.executable, "-m", "rental_kpis.cli", "run", "--raw",
-                                   str(raw), "--lake", str(lake), "--run-id", "bench"])
+    done, *measures = run_sampled(
+        [
+            sys.executable,
+            "-m",
+            "rental_kpis.cli",
+            "run",
+            "--raw",
+            str(raw),
+            "--lake",
+            str(lake),
+            "--run-id",
+            "bench",
+        ]
+    )
     _checked(done, "rental-kpis run")
     shutil.rmtree(lake, ignore_errors=True)
     return _measured(*measures)
@@ -196,8 +215,9 @@ def run_cli_run(raw: Path, lake: Path) -> dict:
 def run_bare_session() -> dict:
     from rental_kpis.spark.session import local_environment
 
-    done, *measures = run_sampled([sys.executable, "-c", BARE_SESSION_CHILD],
-                                  env=local_environment())
+    done, *measures = run_sampled(
+        [sys.executable, "-c", BARE_SESSION_CHILD], env=local_environment()
+    )
     _checked(done, "bare SparkSession")
     return _measured(*measures)
 
@@ -211,9 +231,25 @@ def ensure_data(size: str, data_dir: Path) -> tuple[Path, int]:
     raw = data_dir / f"raw_{rentals}"
     if not (raw / "generation_manifest.json").exists():
         print(f"generating {rentals:,} rentals into {raw}", flush=True)
-        subprocess.run([sys.executable, "-m", "rental_kpis.cli", "generate", "--out", str(raw),
-                        "--transactions", str(rentals), "--seed", str(SEED), "--defect-rate",
-                        str(DEFECT_RATE)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rental_kpis.cli",
+                "generate",
+                "--out",
+                str(raw),
+                "--transactions",
+                str(rentals),
+                "--seed",
+                str(SEED),
+                "--defect-rate",
+                str(DEFECT_RATE),
+            ],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
     return raw, rentals
 
 
@@ -234,17 +270,23 @@ def summarise(runs: list[dict]) -> list[dict]:
     """One row per size: medians over repeats; every ratio from medians of the same sitting."""
     rows = []
     for size in sorted({r["size"] for r in runs}):
-        of = {engine: [r for r in runs if r["size"] == size and r["engine"] == engine]
-              for engine in ("spark", "duckdb", "plain", "run", "bare")}
+        of = {
+            engine: [r for r in runs if r["size"] == size and r["engine"] == engine]
+            for engine in ("spark", "duckdb", "plain", "run", "bare")
+        }
         spark_t, ref_t = _median(of["spark"]), _median(of["duckdb"])
         row = {
-            "size": size, "label": of["spark"][0].get("label", f"{size:,}"),
+            "size": size,
+            "label": of["spark"][0].get("label", f"{size:,}"),
             "repeats": len(of["spark"]),
             "spark_seconds": round(spark_t, 1),
             "spark_cpu_seconds": round(_median(of["spark"], "cpu"), 1),
-            "spark_steps": {name: round(statistics.median(r["steps"][name] for r in of["spark"]), 1)
-                            for name in of["spark"][0]["steps"]},
-            "duckdb_seconds": round(ref_t, 1), "ratio": round(spark_t / ref_t, 2),
+            "spark_steps": {
+                name: round(statistics.median(r["steps"][name] for r in of["spark"]), 1)
+                for name in of["spark"][0]["steps"]
+            },
+            "duckdb_seconds": round(ref_t, 1),
+            "ratio": round(spark_t / ref_t, 2),
             "spark_rows_per_second": round(size / spark_t),
             "spark_peak_rss_mb": max(r["peak_rss_mb"] for r in of["spark"]),
             "spark_peak_pss_mb": _max_known(r.get("peak_pss_mb") for r in of["spark"]),
@@ -255,8 +297,11 @@ def summarise(runs: list[dict]) -> list[dict]:
             row.update(plain_seconds=round(plain_t, 1), plain_ratio=round(spark_t / plain_t, 2))
         if of["run"] and of["bare"]:
             run_t, bare_t = _median(of["run"]), _median(of["bare"])
-            row.update(run_seconds=round(run_t, 1), bare_session_seconds=round(bare_t, 1),
-                       run_ratio=round(run_t / bare_t, 2))
+            row.update(
+                run_seconds=round(run_t, 1),
+                bare_session_seconds=round(bare_t, 1),
+                run_ratio=round(run_t / bare_t, 2),
+            )
         rows.append(row)
     return rows
 
@@ -277,9 +322,11 @@ def scaling(summary: list[dict], small: int = 1_000_000, large: int = 10_000_000
         first, last = summary[0], summary[-1]
     else:
         return None
-    return (f"Scaling: Spark time({last['size']:,}) / time({first['size']:,}) = "
-            f"{last['spark_seconds'] / first['spark_seconds']:.2f} for "
-            f"{last['size'] / first['size']:.0f}× the rows.")
+    return (
+        f"Scaling: Spark time({last['size']:,}) / time({first['size']:,}) = "
+        f"{last['spark_seconds'] / first['spark_seconds']:.2f} for "
+        f"{last['size'] / first['size']:.0f}× the rows."
+    )
 
 
 def markdown(summary: list[dict], meta: dict) -> str:
@@ -288,9 +335,13 @@ def markdown(summary: list[dict], meta: dict) -> str:
         f"Measured {meta['date']} on {meta['host']} ({meta['cpus']} cores, "
         f"{meta['memory_gb']} GB), Spark driver capped at {meta['driver_memory']}; "
         f"medians of {meta['repeats']} runs"
-        + (f"; load average {load[0]:.1f} before, {load[1]:.1f} after (other work on the "
-           "machine stretches wall times: compare the ratios, measured in the same sitting)"
-           if load else "") + ".",
+        + (
+            f"; load average {load[0]:.1f} before, {load[1]:.1f} after (other work on the "
+            "machine stretches wall times: compare the ratios, measured in the same sitting)"
+            if load
+            else ""
+        )
+        + ".",
         "",
         "| rentals | Spark total s | validate / vehicle_location / user_transaction s "
         "| Spark CPU s | reference.py s | Spark ÷ reference | plain DuckDB s | Spark ÷ plain "
@@ -299,20 +350,27 @@ def markdown(summary: list[dict], meta: dict) -> str:
     ]
     for row in summary:
         steps = " / ".join(f"{v:.1f}" for v in row["spark_steps"].values())
-        plain = (f"{row['plain_seconds']:.1f} | {row['plain_ratio']:.2f}" if "plain_seconds" in row
-                 else "– | –")
+        plain = (
+            f"{row['plain_seconds']:.1f} | {row['plain_ratio']:.2f}"
+            if "plain_seconds" in row
+            else "– | –"
+        )
         lines.append(
             f"| {row['label']} | {row['spark_seconds']:.1f} | {steps} "
             f"| {row['spark_cpu_seconds']:.1f} | {row['duckdb_seconds']:.1f} "
             f"| {row['ratio']:.2f} | {plain} "
             f"| {row['spark_peak_rss_mb']:,} | {_mb(row.get('spark_peak_pss_mb'))} "
-            f"| {row['duckdb_peak_rss_mb']:,} |")
+            f"| {row['duckdb_peak_rss_mb']:,} |"
+        )
     for row in summary:
         if "run_ratio" in row:
-            lines += ["", f"{row['label']}: `rental-kpis run` (every stage) "
-                      f"{row['run_seconds']:.1f} s = {row['run_ratio']:.2f}× starting and "
-                      "stopping a bare local SparkSession "
-                      f"({row['bare_session_seconds']:.1f} s), measured in the same sitting."]
+            lines += [
+                "",
+                f"{row['label']}: `rental-kpis run` (every stage) "
+                f"{row['run_seconds']:.1f} s = {row['run_ratio']:.2f}× starting and "
+                "stopping a bare local SparkSession "
+                f"({row['bare_session_seconds']:.1f} s), measured in the same sitting.",
+            ]
     line = scaling(summary)
     if line:
         lines += ["", line]
@@ -335,8 +393,12 @@ def chart(summary: list[dict], path: Path) -> None:
     ax.plot(sizes, [r["duckdb_seconds"] for r in summary], "s-", label="DuckDB reference")
     plain = [r for r in summary if "plain_seconds" in r]
     if plain:
-        ax.plot([r["size"] / 1e6 for r in plain], [r["plain_seconds"] for r in plain], "^-",
-                label="plain DuckDB SQL")
+        ax.plot(
+            [r["size"] / 1e6 for r in plain],
+            [r["plain_seconds"] for r in plain],
+            "^-",
+            label="plain DuckDB SQL",
+        )
     ax.set_title("End-to-end time vs input size")
     ax.set_xlabel("rental transactions (millions)")
     ax.set_ylabel("wall time (seconds)")
@@ -359,13 +421,19 @@ def measure(size: str, raw: Path, lake: Path, driver_memory: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="sample,100000,1000000,5000000,10000000",
-                        help="comma-separated: 'sample' (data/raw) or numbers of rentals")
+    parser.add_argument(
+        "--sizes",
+        default="sample,100000,1000000,5000000,10000000",
+        help="comma-separated: 'sample' (data/raw) or numbers of rentals",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the other sizes of results/latest.json in the table")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sizes of results/latest.json in the table",
+    )
     args = parser.parse_args(argv)
     runs = []
     load_before = os.getloadavg()[0]
@@ -375,25 +443,33 @@ def main(argv: list[str] | None = None) -> int:
         lake = args.data_dir / f"lake_{size}"
         for repeat in range(args.repeats):
             for engine, result in measure(size, raw, lake, args.driver_memory):
-                runs.append({"size": rentals, "label": label, "engine": engine,
-                             "repeat": repeat, **result})
-                print(f"{label:>20} {engine:<6} #{repeat + 1}: {result['total']:7.1f} s "
-                      f"cpu {result['cpu']:7.1f} s {result.get('steps', '')} "
-                      f"peak {result['peak_rss_mb']} MB", flush=True)
+                runs.append(
+                    {"size": rentals, "label": label, "engine": engine, "repeat": repeat, **result}
+                )
+                print(
+                    f"{label:>20} {engine:<6} #{repeat + 1}: {result['total']:7.1f} s "
+                    f"cpu {result['cpu']:7.1f} s {result.get('steps', '')} "
+                    f"peak {result['peak_rss_mb']} MB",
+                    flush=True,
+                )
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "host": socket.gethostname(), "cpus": os.cpu_count(),
+        "host": socket.gethostname(),
+        "cpus": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-        "python": platform.python_version(), "driver_memory": args.driver_memory,
-        "repeats": args.repeats, "load_average": [load_before, os.getloadavg()[0]],
+        "python": platform.python_version(),
+        "driver_memory": args.driver_memory,
+        "repeats": args.repeats,
+        "load_average": [load_before, os.getloadavg()[0]],
     }
     if args.merge and (RESULTS / "latest.json").exists():
         runs = merged_runs(json.loads((RESULTS / "latest.json").read_text())["runs"], runs)
     summary = summarise(runs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"{meta['date']}-{meta['host']}"
-    stem.with_suffix(".json").write_text(json.dumps(
-        {"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n"
+    )
     table = markdown(summary, meta)
     stem.with_suffix(".md").write_text(table)
     chart(summary, stem.with_suffix(".png"))

@@ -176,8 +176,14 @@ def it_shows_the_peak_pss_and_a_dash_for_runs_that_did_not_record_it():
     runs = [spark(10, 10.0, 5.0), duck(10, 5.0)]
     assert bench.summarise(runs)[0]["spark_peak_pss_mb"] is None
     runs[0]["peak_pss_mb"] = 1234
-    meta = {"date": "d", "host": "h", "cpus": 2, "memory_gb": 24, "driver_memory": "2g",
-            "repeats": 1}
+    meta = {
+        "date": "d",
+        "host": "h",
+        "cpus": 2,
+        "memory_gb": 24,
+        "driver_memory": "2g",
+        "repeats": 1,
+    }
     assert "| 100 | 1,234 | 50 |" in bench.markdown(bench.summarise(runs), meta)
 
 

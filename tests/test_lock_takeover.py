@@ -91,9 +91,7 @@ def it_never_stops_the_processes_of_the_lake_a_lake_was_copied_from(tmp_path, ho
 
 
 @pytest.mark.parametrize("holder_state", ["running", "killed"])
-def it_never_stops_the_processes_of_the_lake_a_hard_linked_copy_came_from(
-    tmp_path, holder_state
-):
+def it_never_stops_the_processes_of_the_lake_a_hard_linked_copy_came_from(tmp_path, holder_state):
     """``cp -al`` (or rsync --link-dest, snapshot tools): the copy's lock file IS the
     original's, so its flock is the original's too; the copy is refused, nothing stopped."""
     original = tmp_path / "lake"
