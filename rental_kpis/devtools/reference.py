@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -156,7 +157,7 @@ def _counts(con: duckdb.DuckDBPyConnection, dataset: str) -> dict:
         UNION ALL
         SELECT 'malformed_row', count(*), coalesce(sum(copies), 0) FROM bad_{dataset}
     """).fetchall()
-    counts = {
+    counts: dict[str, Any] = {
         "input_rows": 0,
         "valid_rows": 0,
         "rejected_rows": 0,

@@ -13,9 +13,11 @@ import html
 import io
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -122,7 +124,9 @@ def _ranked_bars(
 def _ranked_money(ax: Axes, labels: list[str], values: pd.Series, colour: str = BLUE) -> None:
     """Ranked bars of amounts in USD, each labelled with its amount as the sentences write it."""
     _ranked_bars(ax, labels, values.tolist(), colour)
-    ax.bar_label(ax.containers[0], labels=[insights.money(v) for v in values], padding=3)
+    ax.bar_label(
+        cast(BarContainer, ax.containers[0]), labels=[insights.money(v) for v in values], padding=3
+    )
     ax.xaxis.set_major_formatter(USD)
 
 
@@ -170,7 +174,9 @@ def vehicle_types(vehicle_types: pd.DataFrame) -> Chart:
     utilization = 100 * ordered["utilization_rate"]
     use.bar(positions, utilization, color=GREY)
     use.set_xticks(positions, [literal(name) for name in names])
-    use.bar_label(use.containers[0], labels=[f"{v:.1f}%" for v in utilization], padding=2)
+    use.bar_label(
+        cast(BarContainer, use.containers[0]), labels=[f"{v:.1f}%" for v in utilization], padding=2
+    )
     use.set_title("Utilization")
     use.set_xlabel("Vehicle type")
     use.set_ylabel("Utilization (% of fleet hours)")
@@ -185,10 +191,11 @@ def daily_revenue(trend: pd.DataFrame) -> Chart:
     ordered = trend.sort_values("rental_date")
     days = insights.days(ordered["rental_date"])  # any year 0001-9999, not pandas' range
     figure, (ax,) = _figure()
-    ax.bar(days, ordered["total_revenue"], color=BLUE, alpha=0.45, label="daily revenue")
-    ax.plot(days, ordered["revenue_7day_mean"], color=ORANGE, linewidth=2.2, label="7-day mean")
+    # matplotlib's date units convert the dates; its stubs accept only numbers (arg-type).
+    ax.bar(days, ordered["total_revenue"], color=BLUE, alpha=0.45, label="daily revenue")  # type: ignore[arg-type]
+    ax.plot(days, ordered["revenue_7day_mean"], color=ORANGE, linewidth=2.2, label="7-day mean")  # type: ignore[arg-type]
     if days:
-        ax.set_xlim(*_date_range(min(days), max(days)))
+        ax.set_xlim(*_date_range(min(days), max(days)))  # type: ignore[arg-type]
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -297,7 +304,11 @@ def rejections(validation: dict, top: int = 4) -> Chart:
     if len(frame):
         for bar, dataset in zip(ax.containers[0], frame["dataset"], strict=True):
             bar.set_color(colours[dataset])
-        ax.bar_label(ax.containers[0], labels=[f"{v:,}" for v in frame["rows"]], padding=3)
+        ax.bar_label(
+            cast(BarContainer, ax.containers[0]),
+            labels=[f"{v:,}" for v in frame["rows"]],
+            padding=3,
+        )
         handles = [Patch(color=colours[d], label=insights.human(d)) for d in datasets]
         ax.legend(
             handles=handles, title="Dataset", loc="upper left", bbox_to_anchor=(1.01, 1.0),
@@ -317,7 +328,9 @@ def timeline(stages: pd.DataFrame, title: str = "Pipeline run timeline") -> Char
     ax.barh(positions, durations, left=stages["start_s"], color=BLUE)
     ax.set_yticks(positions, [insights.human(s) for s in stages["stage"]])
     ax.invert_yaxis()
-    ax.bar_label(ax.containers[0], labels=[f"{d:.1f} s" for d in durations], padding=3)
+    ax.bar_label(
+        cast(BarContainer, ax.containers[0]), labels=[f"{d:.1f} s" for d in durations], padding=3
+    )
     ax.margins(x=0.12)
     ax.set_title(title)
     ax.set_xlabel("Time since the run started (s)")

@@ -32,6 +32,7 @@ def step_printer() -> Callable[[str, str, StepResult | None], None]:
     running: dict[str, tuple[float, Status]] = {}
 
     def on_step(step: str, event: str, result: StepResult | None) -> None:
+        status: Status | None
         if event == "start":
             status = console.status(f"[bold]{step}[/] [dim]{stage(step).description}[/]")
             status.start()

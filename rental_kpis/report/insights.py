@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def money(value: float | None) -> str:
     """The one money format of the report, tables, sentences and bar labels alike: whole
     dollars with thousands separators ($1,234,567). Prices are whole dollars per hour, so
     totals are whole; averages lose only cents. No value is "n/a"."""
-    if missing(value):
+    if value is None or missing(value):
         return NOT_AVAILABLE
     return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
 
@@ -774,7 +775,8 @@ def facts_table(rows: list[tuple[str, str]]) -> ReportTable:
     )
 
 
-Formatter = Callable[[object], str]
+# A cell formatter: the cells are a frame's values, whatever its column holds.
+Formatter = Callable[[Any], str]
 
 
 def table(frame: pd.DataFrame, columns: dict[str, tuple[str, Formatter]]) -> ReportTable:

@@ -292,7 +292,9 @@ def execution_timeline(events: list[dict[str, Any]]) -> pd.DataFrame:
 
 def run_facts(record: dict[str, Any], summaries: dict[str, dict]) -> pd.DataFrame:
     """Run id, status, times, versions and stage timings: the report's last table."""
-    versions = next((s["versions"] for s in summaries.values() if s.get("versions")), {})
+    versions: dict[str, Any] = next(
+        (s["versions"] for s in summaries.values() if s.get("versions")), {}
+    )
     facts = [
         ("run id", record["run_id"]),
         ("status", record["status"]),
