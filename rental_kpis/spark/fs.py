@@ -8,6 +8,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -15,7 +16,8 @@ from rental_kpis.spark import switch
 
 
 def _path(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
+    # py4j's view of the JVM: untyped, and None only before the context starts.
+    jvm: Any = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
@@ -52,7 +54,7 @@ def read_head(spark: SparkSession, uri: str, limit: int = 1 << 20) -> bytes:
     that cannot be read raises OSError with Java's one-line reason.
     """
     fs, path = _path(spark, uri)
-    jvm = spark.sparkContext._jvm
+    jvm: Any = spark.sparkContext._jvm
     codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
         spark.sparkContext._jsc.hadoopConfiguration()
     ).getCodec(path)
@@ -98,7 +100,7 @@ def read_text(spark: SparkSession, uri: str) -> str | None:
     fs, path = _path(spark, uri)
     if not fs.exists(path):
         return None
-    jvm = spark.sparkContext._jvm
+    jvm: Any = spark.sparkContext._jvm
     stream = fs.open(path)
     try:
         scanner = jvm.java.util.Scanner(stream, "UTF-8").useDelimiter("\\A")
@@ -285,7 +287,7 @@ def _hadoop_apply(spark: SparkSession, pairs: list[tuple[str, str]], pending: li
     """Move each ``pending`` staging folder in (the live one aside first), then delete what is
     left of every staging folder and of its ``.old`` aside folder. The caller decides what is
     pending (``_pending``): a pair not pending has switched."""
-    jvm = spark.sparkContext._jvm
+    jvm: Any = spark.sparkContext._jvm
     for (staging, target), todo in zip(pairs, pending):
         if not todo:
             continue

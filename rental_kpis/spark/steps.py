@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, cast
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from rental_kpis import __version__
@@ -179,7 +180,7 @@ class Stored:
     seconds: float
 
 
-def _checkpoint_rdd(checkpoint: DataFrame) -> object:
+def _checkpoint_rdd(checkpoint: DataFrame) -> Any:  # a py4j handle: untyped
     """The RDD whose blocks hold a frame made by ``localCheckpoint``: the one its plan (a
     ``LogicalRDD``) reads. Classic PySpark's py4j handles, as on EMR; not Spark Connect."""
     return checkpoint._jdf.queryExecution().logical().rdd()
@@ -279,7 +280,8 @@ def _count_columns(flagged: DataFrame, dataset: str) -> list[Column]:
 def _counts(stored: DataFrame, dataset: str) -> dict | None:
     """The row accounting of a stored flagged frame (one small aggregation of its reason,
     copies and suspect columns), or None when it holds suspect records."""
-    metrics = stored.agg(*_count_columns(stored, dataset)).first().asDict()
+    row = cast(Row, stored.agg(*_count_columns(stored, dataset)).first())  # no groups: one row
+    metrics = row.asDict()
     return None if metrics.get("suspects") else counts_from(dataset, metrics).as_dict()
 
 
@@ -360,7 +362,8 @@ def read_dataset(spark: SparkSession, lake: Lake, dataset: str, text: str) -> Re
     keys (``_stored_keys``): the one pass over the records that needs no other dataset."""
     started = time.monotonic()
     uri = lake.raw(dataset)
-    threshold = spark.conf.get(SHARED_KEYS_FROM_BYTES_CONF, str(SHARED_KEYS_FROM_BYTES))
+    # A default given: a str, never None.
+    threshold = cast(str, spark.conf.get(SHARED_KEYS_FROM_BYTES_CONF, str(SHARED_KEYS_FROM_BYTES)))
     raw = read_raw(spark, dataset, uri, text)
     if fs.size(spark, uri) < int(threshold):
         return Reading(raw, None, time.monotonic() - started)
@@ -436,7 +439,8 @@ def validate_raw(spark: SparkSession, lake: Lake) -> dict:
         done = run_parallel(
             spark, {**{name: dimension(name) for name in DIMENSIONS}, RENTALS: first_reading}
         )
-        stored: dict[str, Stored] = {name: done[name] for name in DIMENSIONS}
+        # The dimensions' tasks return a Stored, the rentals' one a Reading.
+        stored: dict[str, Stored] = {name: cast(Stored, done[name]) for name in DIMENSIONS}
         keys = {name: valid_keys(stored[name].frame, name) for name in DIMENSIONS}
 
         def flag_rentals(raw: DataFrame, shared: DataFrame | None) -> DataFrame:
@@ -449,7 +453,7 @@ def validate_raw(spark: SparkSession, lake: Lake) -> dict:
             )
 
         def rentals() -> float:
-            first = done[RENTALS]
+            first = cast(Reading, done[RENTALS])
             stored[RENTALS] = store_dataset(spark, lake, RENTALS, flag_rentals, kept, first)
             return write_stored(stored[RENTALS], lake, RENTALS, together)
 

@@ -98,7 +98,12 @@ class Pair:
         # New inodes (a copied lake): the new folder is the one holding the recorded files.
         in_target = self.files is not None and _files(self.target) == self.files
         in_staging = self.files is not None and _files(self.staging) == self.files
-        if in_target and in_staging and _same_bytes(self.staging, self.target, self.files):
+        if (
+            in_target
+            and in_staging
+            and self.files is not None  # implied by in_target; narrows the type for mypy
+            and _same_bytes(self.staging, self.target, self.files)
+        ):
             return True  # the same files either way: nothing to switch
         if in_target == in_staging:
             raise JournalRefused(

@@ -26,8 +26,9 @@ counts, tables and a dimension's valid keys from that; the shared keys are store
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from rental_kpis.spark.schemas import (
@@ -397,7 +398,8 @@ def counts_from(dataset: str, metrics: dict) -> DatasetCounts:
 
 def summarise(flagged: DataFrame, dataset: str) -> DatasetCounts:
     """Count rows per reason in one small aggregation (every reason listed, zeros included)."""
-    return counts_from(dataset, flagged.agg(*count_columns(dataset)).first().asDict())
+    row = cast(Row, flagged.agg(*count_columns(dataset)).first())  # no groups: always one row
+    return counts_from(dataset, row.asDict())
 
 
 def flag_all(
