@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rental_kpis.errors import (
     Interrupted,
@@ -167,8 +167,8 @@ def _switch_raw(found: dict[str, list[Path]], lake: Lake) -> None:
             for path in files:
                 _copy_raw(path, staging)
     except BaseException:
-        for staging, _ in pairs:
-            shutil.rmtree(staging, ignore_errors=True)
+        for made, _ in pairs:
+            shutil.rmtree(made, ignore_errors=True)
         raise
     switch.switch(pairs, root)
 
@@ -417,7 +417,7 @@ def run_session_steps(
     runs.mkdir(parents=True, exist_ok=True)
     app = f"Spark application {spark.sparkContext.applicationId} ({spark.sparkContext.appName})"
     results: list[StepResult] = []
-    current = {"step": steps[0], "started": time.monotonic()}
+    current: dict[str, Any] = {"step": steps[0], "started": time.monotonic()}
 
     def announce(line: str) -> None:
         mark = parse_stage_mark(line)

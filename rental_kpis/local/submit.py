@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from rental_kpis.errors import UsageError
 from rental_kpis.local.lock import RUN_TOKEN_ENV, kill_token_processes
@@ -139,6 +140,7 @@ def start_spark_submit(
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    assert _prctl is not None  # installed as preexec_fn only when prctl was found
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
@@ -187,4 +189,5 @@ def spark_submit(
         stop_spark_submit(proc)
     if log_path:
         log_path.write_text(output)
-    return SubmitResult(proc.returncode, output, list(proc.args))
+    # start_spark_submit runs spark_submit_command's list of strings.
+    return SubmitResult(proc.returncode, output, list(cast("list[str]", proc.args)))
