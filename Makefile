@@ -67,9 +67,10 @@ check: lint test ## lint, then test
 
 # What ships to EMR (the zip's files and emr_steps/) runs on the cluster's Python, 3.9 on
 # emr-7.x: vermin fails on any construct or library call that needs a newer one.
-lint: $(STAMP) ## ruff lint and format check; the shipped code's minimum Python (vermin)
+lint: $(STAMP) ## ruff lint and format check; mypy; the shipped code's minimum Python (vermin)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check rental_kpis emr_steps
+	$(BIN)/mypy
 	$(BIN)/vermin --quiet --no-tips --violations --target=3.9- --eval-annotations \
 	  $$($(BIN)/python -m rental_kpis.project) emr_steps
 
