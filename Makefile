@@ -69,14 +69,14 @@ check: lint test ## lint, then test
 # emr-7.x: vermin fails on any construct or library call that needs a newer one.
 lint: $(STAMP) ## ruff lint and format check; mypy; the shipped code's minimum Python (vermin)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check rental_kpis emr_steps
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/vermin --quiet --no-tips --violations --target=3.9- --eval-annotations \
 	  $$($(BIN)/python -m rental_kpis.project) emr_steps
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format rental_kpis emr_steps
+	$(BIN)/ruff format .
 
 sample: $(STAMP) ## regenerate the committed sample under data/raw
 	$(BIN)/rental-kpis generate --out $(RAW) --transactions 20000 --seed 42 --defect-rate 0.0003
