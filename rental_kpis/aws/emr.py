@@ -396,36 +396,31 @@ ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 def project_clusters(deployment: Deployment, session: boto3.Session | None = None) -> list[str]:
     """Active clusters of this deployment: its cluster name and the project tag (another
     deployment in the same account has another name; a cluster of anyone else lacks both)."""
-    emr = _client(deployment, session)
-    found = []
-    for page in emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES)):
-        for cluster in page["Clusters"]:
-            if cluster["Name"] != deployment.cluster_name:
-                continue
-            tags = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
-            if {"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]} in tags:
-                found.append(cluster["Id"])
-    return found
+    return _clusters_tagged(deployment, [], session)
 
 
 def run_clusters(
     deployment: Deployment, run_id: str, session: boto3.Session | None = None
 ) -> list[str]:
-    """Active clusters of this deployment that ``run_id`` started (tag ``names.RUN_ID_TAG``).
+    """Active clusters of this deployment that ``run_id`` started (tag ``names.RUN_ID_TAG``)."""
+    return _clusters_tagged(deployment, [{"Key": RUN_ID_TAG, "Value": run_id}], session)
+
+
+def _clusters_tagged(
+    deployment: Deployment, tags: list[dict[str, str]], session: boto3.Session | None
+) -> list[str]:
+    """Active clusters of the deployment's name carrying the project tag and ``tags``.
     ListClusters filters by state only (EMR API Reference, "ListClusters"): each candidate
     of the deployment's name is described for its tags."""
     emr = _client(deployment, session)
-    wanted = (
-        {"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]},
-        {"Key": RUN_ID_TAG, "Value": run_id},
-    )
+    wanted = [{"Key": PROJECT_TAG[0], "Value": PROJECT_TAG[1]}, *tags]
     found = []
     for page in emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_STATES)):
         for cluster in page["Clusters"]:
             if cluster["Name"] != deployment.cluster_name:
                 continue
-            tags = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
-            if all(tag in tags for tag in wanted):
+            have = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"].get("Tags", [])
+            if all(tag in have for tag in wanted):
                 found.append(cluster["Id"])
     return found
 
