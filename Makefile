@@ -7,6 +7,8 @@ LAKE   ?= lake
 RAW    ?= data/raw
 REPORTS ?= reports
 PYTEST_ARGS ?=
+# The notebooks' Jupyter kernel: this virtualenv's Python, registered inside the venv.
+KERNEL := rental-kpis
 
 .DEFAULT_GOAL := help
 BENCH_SIZES ?= sample,100000,1000000,5000000,10000000
@@ -22,6 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (rental_kpis)" >/dev/null
 	$(BIN)/rental-kpis class-archive
 	touch $(STAMP)
 
@@ -35,8 +38,11 @@ report: $(STAMP) ## run the notebooks with papermill into reports/ and render th
 run: $(STAMP) ## only the pipeline on the sample data (data/raw -> lake/), with its summary
 	$(BIN)/rental-kpis run --raw $(RAW) --lake $(LAKE)
 
+# Rooted at the project, so reports/ and docs/ open too; the file browser starts in notebooks/.
 lab: $(STAMP) ## JupyterLab on notebooks/, with this project's virtualenv as the kernel
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	  --MappingKernelManager.default_kernel_name=$(KERNEL) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 browser: ## Chromium + ChromeDriver for the browser tests and the screenshot (apt; root or sudo)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \

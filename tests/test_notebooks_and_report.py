@@ -18,8 +18,9 @@ import pytest
 from cli_runner import run_cli
 
 from rental_kpis.devtools import notebook_outputs
-from rental_kpis.errors import NotebookFailed
-from rental_kpis.project import PROJECT_DIR
+from rental_kpis.errors import NotebookFailed, UsageError
+from rental_kpis.project import NOTEBOOK_DIR, PROJECT_DIR
+from rental_kpis.report import kernel
 from rental_kpis.report import notebooks as report
 from rental_kpis.stages import SPARK_STAGES
 
@@ -105,12 +106,43 @@ def it_titles_the_notebooks_after_the_course_plan():
     }  # fmt: skip
 
 
-def it_gives_jupyter_this_virtualenv_as_the_kernel():
-    """`make lab` and papermill start the notebooks' "python3" kernel with this interpreter."""
+def it_gives_jupyter_this_virtualenv_as_the_kernel_every_notebook_names():
+    """`make lab` and papermill start the notebooks' named kernel with this interpreter."""
     from jupyter_client.manager import KernelManager
 
-    command = KernelManager(kernel_name="python3").format_kernel_cmd()
-    assert command[:3] == [sys.executable, "-m", "ipykernel_launcher"]
+    assert kernel.project_kernel() == "rental-kpis"
+    command = KernelManager(kernel_name="rental-kpis").format_kernel_cmd()
+    assert command[0] == sys.executable and "ipykernel_launcher" in command
+    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        spec = nbformat.read(path, as_version=4).metadata["kernelspec"]
+        assert spec["name"] == "rental-kpis", path.name
+
+
+def it_registers_the_named_kernel_in_the_virtualenv_when_it_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernel, "KERNEL", "rental-kpis-missing-here")
+    monkeypatch.setattr(kernel.sys, "prefix", str(tmp_path))
+    assert kernel.project_kernel() == "rental-kpis-missing-here"
+    spec = json.loads(
+        (tmp_path / "share/jupyter/kernels/rental-kpis-missing-here/kernel.json").read_text()
+    )
+    assert spec["argv"][0] == sys.executable
+
+
+def it_refuses_a_kernel_of_that_name_that_runs_another_python(tmp_path, monkeypatch):
+    foreign = tmp_path / "kernels" / "rental-kpis"
+    foreign.mkdir(parents=True)
+    (foreign / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["/elsewhere/.venv/bin/python", "-m", "ipykernel_launcher"],
+                "display_name": "old checkout",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    with pytest.raises(UsageError, match=r"runs /elsewhere/\.venv/bin/python, not this project"):
+        kernel.project_kernel()
 
 
 # ---------------------------------------------------------------- executed under papermill

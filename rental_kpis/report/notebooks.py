@@ -20,6 +20,7 @@ from pathlib import Path
 from rental_kpis.errors import NotebookFailed, UsageError, os_error_text
 from rental_kpis.layout import new_run_id
 from rental_kpis.project import NOTEBOOK_DIR
+from rental_kpis.report.kernel import project_kernel
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
 NOTEBOOKS: tuple[str, ...] = (
@@ -71,7 +72,7 @@ def execute(source: Path, target: Path, parameters: dict[str, str]) -> None:
                 str(target),
                 parameters=parameters,
                 cwd=str(source.parent),
-                kernel_name="python3",
+                kernel_name=project_kernel(),
                 progress_bar=False,
                 log_output=False,
                 kernel_manager_class=_ipc_kernel_manager(sockets),
