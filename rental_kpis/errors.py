@@ -10,6 +10,11 @@ from __future__ import annotations
 class RentalKpisError(Exception):
     """Base class of the project's own errors."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows in place of a traceback: in a notebook, as on the command line,
+        an error the project raises on purpose is one line."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class InputError(RentalKpisError):
     """The input is not what SPEC §1 promises: the step cannot run on it."""
@@ -40,6 +45,15 @@ class UnknownName(UsageError):
 
 class NoRunYet(RentalKpisError):
     """A lake or state machine without the succeeded run a command needs."""
+
+
+class NotebookOrder(UsageError):
+    """A notebook opened before the one that makes what it needs: names the notebook to run
+    first (and the command that does the same)."""
+
+
+class AwsUnavailable(UsageError):
+    """No AWS credentials, or none that STS accepts: the aws backend cannot start."""
 
 
 class StepFailed(RentalKpisError):

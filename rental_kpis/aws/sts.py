@@ -10,10 +10,11 @@ import difflib
 
 import boto3
 import botocore
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rental_kpis.aws.clients import new_session
 from rental_kpis.aws.names import Deployment
-from rental_kpis.errors import UsageError
+from rental_kpis.errors import AwsUnavailable, UsageError
 
 Session = boto3.Session  # for type hints outside aws/, which never imports boto3 itself
 
@@ -66,8 +67,16 @@ def session_for(region: str | None) -> boto3.Session:
 
 
 def deployment_for(bucket: str, region: str, session: boto3.Session) -> Deployment:
-    """The deployment's names, with the account id STS reports for these credentials."""
-    account = session.client("sts").get_caller_identity()["Account"]
+    """The deployment's names, with the account id STS reports for these credentials;
+    AwsUnavailable (one line: what to configure) when there are none or STS refuses them."""
+    try:
+        account = session.client("sts").get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as error:
+        raise AwsUnavailable(
+            f"AWS did not accept these credentials ({error}): configure them with "
+            "`aws configure` (or AWS_PROFILE=…), check with `rental-kpis aws doctor`; "
+            "docs/aws.md explains the setup"
+        ) from None
     return Deployment(bucket, region, account)
 
 
