@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from rental_kpis.errors import Interrupted, RentalKpisError, UsageError, os_error_text
+from rental_kpis.project import LAKE_VARIABLE, default_lake
 
 DESCRIPTION = (
     "The rental marketplace's KPI pipeline: validate raw CSV, compute the KPI tables with "
     "Spark, catalog and query them, and report. `rental-kpis COMMAND --help` explains each."
 )
 DEFAULT_RAW = Path("data/raw")
-DEFAULT_LAKE = Path("lake")
+LAKE_HELP = f"lake folder (default: ${LAKE_VARIABLE} if set, else lake)"
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -262,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RAW,
         help="raw folder with <dataset>/*.csv (default: data/raw)",
     )
-    run.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    run.add_argument("--lake", default=str(default_lake()), help=LAKE_HELP)
     run.add_argument("--run-id", default=None, help="name of the run (default: a new id)")
     run.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
     run.add_argument(
@@ -281,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     archive.set_defaults(func=_class_archive)
 
     crawl = sub.add_parser("crawl", help="catalog processed/ (the local Glue crawler)")
-    crawl.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    crawl.add_argument("--lake", default=str(default_lake()), help=LAKE_HELP)
     crawl.set_defaults(func=_crawl)
 
     query = sub.add_parser("query", help="run a named query; CSV with a header on stdout")
     query.add_argument("name", nargs="?", help="query name (see --list)")
     query.add_argument("--list", action="store_true", help="list the named queries")
-    query.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    query.add_argument("--lake", default=str(default_lake()), help=LAKE_HELP)
     query.add_argument("--run-id", default=None, help="names query-results/<name>/<run_id>.csv")
     query.set_defaults(func=_query)
 
@@ -297,14 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="The last runs on a lake, newest first: whole run id, outcome (succeeded,"
         " partial: not every stage ran yet, failed, running), stages and error.",
     )
-    status.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    status.add_argument("--lake", default=str(default_lake()), help=LAKE_HELP)
     status.add_argument("--last", type=int, default=10, help="how many runs (default: 10)")
     status.set_defaults(func=_status)
 
     rep = sub.add_parser(
         "report", help="run the notebooks in order (papermill) and render the HTML report"
     )
-    rep.add_argument("--lake", default=str(DEFAULT_LAKE), help="lake folder (default: lake)")
+    rep.add_argument("--lake", default=str(default_lake()), help=LAKE_HELP)
     rep.add_argument(
         "--out",
         type=Path,

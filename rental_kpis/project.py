@@ -7,6 +7,7 @@ that imports pandas, duckdb or boto3 by mistake fails on the first local run, no
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -17,7 +18,15 @@ NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 IAM_POLICY_DIR = PROJECT_DIR / "iam_policies"
 STATE_MACHINE_FILE = PROJECT_DIR / "stepfunctions" / "rental_pipeline.asl.json"
 LIBRARY_ZIP = "rental_kpis.zip"
+# The one setting that points every notebook and command at another lake folder.
+LAKE_VARIABLE = "RENTAL_KPIS_LAKE"
 SHIPPED_PACKAGES = ("spark",)  # sub-packages that go to EMR besides the root modules
+
+
+def default_lake(base: Path = Path()) -> Path:
+    """The lake folder when none is given: ``$RENTAL_KPIS_LAKE`` if set, else ``base/lake``
+    (the notebooks pass the project folder, the commands the working directory)."""
+    return Path(os.environ.get(LAKE_VARIABLE) or base / "lake")
 
 
 def shipped_files() -> list[Path]:
