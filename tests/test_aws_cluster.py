@@ -1,7 +1,7 @@
 """The deployment's one cluster, against moto: every cluster the project creates is built from
 the shape ``rental-kpis aws setup`` recorded (the state machine's, the notebooks', the report's),
 the default shape fits a new account's On-Demand vCPU quota, ``aws doctor`` computes what a
-shape needs and what to request, and notebook 04 completes the run notebook 02 started on EMR
+shape needs and what to request, and notebook 03 completes the run notebook 02 started on EMR
 instead of starting a second cluster."""
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ def it_checks_the_deployed_cluster_unless_told_otherwise(aws, raw, monkeypatch, 
     assert "(as deployed, with the flags given)" in capsys.readouterr().out
 
 
-# ---------------------------------------------------------------- notebook 04 on AWS
+# ---------------------------------------------------------------- notebook 03 on AWS
 
 
 @pytest.fixture
@@ -430,7 +430,7 @@ def it_completes_the_run_notebook_02_started_without_a_second_cluster(deployed, 
     facts = backend.run_facts("run-02")["value"]
     assert facts["status"] == "succeeded" and facts["stage crawl"].endswith("(succeeded)")
     assert backend.run_timeline("run-02")["stage"].tolist() == timeline["stage"].tolist()
-    assert backend.latest_run_id() == "run-02"
+    assert backend.current_run_id() == "run-02"
 
     again = backend.run_pipeline("run-02", poll_seconds=0, sleep=lambda _: None)  # nothing left
     assert again["stage"].tolist() == timeline["stage"].tolist()
@@ -558,7 +558,7 @@ def it_runs_the_reports_notebooks_on_the_setup_cluster_and_one_cluster_only(
     moto_in_thread, tmp_path, monkeypatch
 ):
     """``rental-kpis report --backend aws`` runs notebook 02, which starts the deployment's
-    cluster as setup chose it, and notebook 04, which completes that run: one cluster, no
+    cluster as setup chose it, and notebook 03, which completes that run: one cluster, no
     execution of the state machine. (Notebooks 03 and 05 need Athena's real answers, which moto
     does not compute; ``report.build`` is the function the command calls.)"""
     import nbformat
@@ -583,7 +583,7 @@ def it_runs_the_reports_notebooks_on_the_setup_cluster_and_one_cluster_only(
         backend="aws",
         bucket=BUCKET,
         region=REGION,
-        notebooks=("02_sprint2_emr_processing", "04_orchestration"),
+        notebooks=("02_sprint2_emr_processing", "03_sprint2_orchestration"),
     )
 
     d = Deployment(BUCKET, REGION, ACCOUNT)
@@ -612,9 +612,10 @@ def it_runs_the_reports_notebooks_on_the_setup_cluster_and_one_cluster_only(
             for cell in nbformat.read(out / f"{name}.ipynb", as_version=4).cells
             for o in cell.get("outputs", [])
         )
-        for name in ("02_sprint2_emr_processing", "04_orchestration")
+        for name in ("02_sprint2_emr_processing", "03_sprint2_orchestration")
     }
     assert "1 x m5.2xlarge" in shown["02_sprint2_emr_processing"]  # the core nodes shown
     assert "900 s" in shown["02_sprint2_emr_processing"]
-    assert f"Stages of run `{run_id}` still to run: crawl, queries" in shown["04_orchestration"]
+    still_to_run = f"Stages of run `{run_id}` still to run: crawl, queries"
+    assert still_to_run in shown["03_sprint2_orchestration"]
     assert datetime.fromisoformat(record["finished_at"]) <= datetime.now(timezone.utc)

@@ -1,6 +1,6 @@
 """The AWS path on a fresh account, against moto: setup waits out IAM propagation, teardown
 leaves nothing running (executions, clusters) and says what it could not remove, notebook 02
-orders its steps and stops at a failed one, notebook 03's crawl must be this run's and succeed,
+orders its steps and stops at a failed one, notebook 04's crawl must be this run's and succeed,
 ``aws doctor`` reads everything it needs, and every boto3 call made has a row in the permission
 table."""
 
@@ -414,7 +414,7 @@ def it_reports_a_run_of_notebook_02_that_has_no_execution(backend):
     backend.session.client("s3").put_object(  # a run cut short: not complete, not the newest
         Bucket=BUCKET, Key="runs/run-partial/validate_raw.json", Body=b"{}"
     )
-    assert backend.latest_run_id() == "run-02"
+    assert backend.current_run_id() == "run-02"
     facts = backend.run_facts("run-02")["value"]
     assert (facts["run id"], facts["status"], facts["spark version"]) == (
         "run-02",
@@ -526,8 +526,8 @@ def it_has_a_row_for_every_call_the_student_makes(session, raw, monkeypatch, glu
     queue_athena_result(REGION, ["a"], [["1"]])
     backend.query("most_rented_vehicle_type")
     put_summaries(session, "run-02", "2026-01-02T10:05:00+00:00")
-    backend.latest_run_id(), backend.run_facts("run-02")
-    for _ in queries.all_queries():  # notebook 04 completes run-02: crawl, queries, record
+    backend.current_run_id(), backend.run_facts("run-02")
+    for _ in queries.all_queries():  # notebook 03 completes run-02: crawl, queries, record
         queue_athena_result(REGION, ["a"], [["1"]])
     backend.pending_stages("run-02")
     backend.run_pipeline("run-02", poll_seconds=0, sleep=end_crawl(backend, "SUCCEEDED"))

@@ -358,7 +358,7 @@ def it_terminates_a_cluster_that_failed_to_start(sfn_world):
 
 
 def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):
-    """What notebooks 04 and 05 call on AWS: run, timeline, newest run, run facts."""
+    """What notebooks 03 and 05 call on AWS: run, timeline, newest run, run facts."""
     session = boto3.Session(region_name=REGION)
     bucket = "rental-kpis-test"
     s3 = session.client("s3")
@@ -382,7 +382,7 @@ def it_runs_the_pipeline_through_the_notebooks_aws_backend(sfn_world):
     assert timeline["stage"].iloc[-1] == "Succeeded"
     assert set(timeline["status"]) == {"succeeded"}
     assert (timeline["end_s"] >= timeline["start_s"]).all()
-    assert backend.latest_run_id() == "run-nb"
+    assert backend.current_run_id() == "run-nb"
     facts = backend.run_facts("run-nb")["value"]
     assert (facts["run id"], facts["status"], facts["spark version"]) == (
         "run-nb",

@@ -99,9 +99,9 @@ def it_titles_the_notebooks_after_the_course_plan():
     assert titles == {
         "01_sprint1_setup_and_ingestion": "# Sprint 1 — Setup & ingestion",
         "02_sprint2_emr_processing": "# Sprint 2 — Pipeline development & execution: processing",
-        "03_sprint3_catalog_and_athena":
+        "04_sprint3_catalog_and_athena":
             "# Sprint 3 — Integration, testing & demo: the catalog and Athena",
-        "04_orchestration": "# Sprint 2 — Pipeline development & execution: orchestration",
+        "03_sprint2_orchestration": "# Sprint 2 — Pipeline development & execution: orchestration",
         "05_final_report": "# Rental marketplace KPI report",
     }  # fmt: skip
 
@@ -305,7 +305,7 @@ def spark_applications(events: Path) -> list[str]:
 
 @pytest.mark.slow
 def it_starts_the_spark_application_once_per_demo(built):
-    """Notebook 02 teaches in its session and then runs the steps in it; 04 completes that run
+    """Notebook 02 teaches in its session and then runs the steps in it; 03 completes that run
     instead of running them again (before: both ran the pipeline, 214 of 235 s of `make demo`;
     then: 02's session and a spark-submit, two JVM starts)."""
     started = Counter(spark_applications(built["events"]))

@@ -140,7 +140,7 @@ def describe(deployment: Deployment, session: boto3.Session, run_id: str) -> dic
 
 
 def execution_exists(deployment: Deployment, session: boto3.Session, run_id: str) -> bool:
-    """True when the state machine ran ``run_id`` (notebook 04 or ``aws run``); a run of
+    """True when the state machine ran ``run_id`` (notebook 03 or ``aws run``); a run of
     notebook 02 drove EMR directly and has no execution."""
     sfn = session.client("stepfunctions")
     try:

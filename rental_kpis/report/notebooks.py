@@ -21,19 +21,13 @@ from rental_kpis.errors import NotebookFailed, UsageError, os_error_text
 from rental_kpis.layout import new_run_id
 from rental_kpis.project import NOTEBOOK_DIR
 from rental_kpis.report.kernel import project_kernel
+from rental_kpis.walkthrough.order import NOTEBOOKS, ORCHESTRATION, PROCESSING, REPORT
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
-NOTEBOOKS: tuple[str, ...] = (
-    "01_sprint1_setup_and_ingestion",
-    "02_sprint2_emr_processing",
-    "03_sprint3_catalog_and_athena",
-    "04_orchestration",
-    "05_final_report",
-)
-FINAL = NOTEBOOKS[-1]
-# The notebooks that take the run id: 02 runs the Spark steps under it, 04 completes that very
+FINAL = REPORT
+# The notebooks that take the run id: 02 runs the Spark steps under it, 03 completes that very
 # run (crawl, queries) instead of running Spark again, 05 reports on it.
-RUN_ID_NOTEBOOKS = ("02_sprint2_emr_processing", "04_orchestration", "05_final_report")
+RUN_ID_NOTEBOOKS = (PROCESSING, ORCHESTRATION, REPORT)
 HTML_NAME = "rental_kpis_report.html"
 
 

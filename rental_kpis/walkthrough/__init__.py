@@ -1,6 +1,7 @@
 """What the sprint notebooks call: one backend object with the same methods on both backends.
 
-A notebook says ``backend = open_backend("local", …)`` (or ``"aws"``) and then calls the same
+A notebook says ``env = start(notebook, "local", …)`` (or ``"aws"``: ``open_backend`` after its
+parameters and prerequisites are checked, ``order``) and then calls the same
 methods either way: upload and verify the raw zone, run the Spark steps, crawl, query, run the
 whole pipeline, read a run's facts. Every method returns a pandas frame or a plain dict that a
 notebook cell shows as it is. Not used on EMR.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rental_kpis.errors import UsageError
 from rental_kpis.walkthrough.local_backend import LocalBackend
+from rental_kpis.walkthrough.order import NOTEBOOKS, start
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
     catalog_tables,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from rental_kpis.walkthrough.aws_backend import AwsBackend
 
 __all__ = [
+    "NOTEBOOKS",
     "AwsBackend",
     "LocalBackend",
     "catalog_frame",
@@ -56,6 +59,7 @@ __all__ = [
     "run_facts",
     "source_beside",
     "stage_timeline",
+    "start",
     "steps_table",
 ]
 

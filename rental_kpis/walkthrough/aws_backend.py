@@ -3,7 +3,7 @@ Step Functions. Every AWS call lives in ``rental_kpis.aws``; this class only str
 together and shapes frames for the notebooks (``rental-kpis aws setup`` made the resources).
 
 Every cluster it starts is the deployment's (``deploy.deployed_cluster``: the one the state
-machine starts), and a run is computed once: notebook 04 completes the run notebook 02 started
+machine starts), and a run is computed once: notebook 03 completes the run notebook 02 started
 on EMR (crawl, queries) instead of starting the state machine, and its second cluster, again.
 """
 
@@ -21,7 +21,7 @@ from rental_kpis import queries
 from rental_kpis.aws import athena, deploy, emr, glue, s3, stepfunctions
 from rental_kpis.aws.sts import deployment_for, resolve_region, session_for
 from rental_kpis.errors import NoRunYet, RunFailed, UsageError
-from rental_kpis.layout import DATASETS, check_run_id, is_raw_data_file
+from rental_kpis.layout import DATASETS, TABLES, check_run_id, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES, STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # after the steps. The state machine's notice (SNS) is its own: a notebook shows the outcome.
 COMPLETION_STAGES: tuple[str, ...] = ("crawl", "queries")
 RUN_RECORD = "run.json"
+NO_DEFAULT: Any = object()
 
 
 class AwsBackend:
@@ -147,6 +148,8 @@ class AwsBackend:
         d, session = self.deployment, self.session
         first, rest = SPARK_STAGES[0], SPARK_STAGES[1:]
         check_run_id(run_id)  # before a cluster starts: the id names S3 keys and steps
+        if len(self._succeeded_steps(run_id)) == len(SPARK_STAGES):
+            return self.run_timeline(run_id)  # the cell run again: shown, not run again
         wait = role_wait or emr.RoleWait(say=print)
         cluster = emr.create_cluster(d, self.cluster(), session=session, wait=wait, run_id=run_id)
         ids: dict[str, str] = {}
@@ -282,31 +285,33 @@ class AwsBackend:
         key = self.lake.key(self.lake.run_summary(run_id, step))
         return s3.read_json(self.deployment, self.session, key)
 
-    def latest_run_id(self) -> str:
-        """The newest whole run: a succeeded execution of the state machine (``aws run``, or
-        notebook 04 on a new run id) or a run of notebook 02 completed by notebook 04 (its run
-        record), whichever finished last; else the newest run whose three step summaries are
-        on S3 (notebook 02 alone)."""
-        finished: dict[str, datetime] = {}
+    def has_raw(self) -> bool:
+        """Every dataset has a data file under ``raw/`` in the bucket (notebook 01 uploaded)."""
+        found = {key.split("/")[1] for key in self._keys("raw/") if key.count("/") == 2}
+        return set(DATASETS) <= found
+
+    def has_tables(self) -> bool:
+        """Every KPI table has Parquet objects under ``processed/`` (a run's steps wrote it)."""
+        keys = self._keys("processed/")
+        return all(any(k.startswith(f"processed/{t}/") for k in keys) for t in TABLES)
+
+    def current_run_id(self, default: Any = NO_DEFAULT) -> str:
+        """The run that last wrote the tables: of the succeeded executions of the state machine
+        and the runs whose three step summaries are on S3 (notebook 02's), the one that
+        finished last; ``default`` (else NoRunYet) when there is none."""
+        finished = {run: _as_time(end) for run, end in self._summarised_runs().items() if end}
         execution = stepfunctions.latest_succeeded(self.deployment, self.session)
         if execution is not None:
             desc = stepfunctions.describe(self.deployment, self.session, execution)
             finished[execution] = _as_time(desc.get("stopDate") or desc["startDate"])
-        for key in self._keys("runs/"):
-            parts = key.split("/")  # runs/<run_id>/run.json
-            if len(parts) == 3 and parts[2] == RUN_RECORD:
-                record = s3.read_json(self.deployment, self.session, key)
-                if record.get("status") == "succeeded" and record.get("finished_at"):
-                    finished[parts[1]] = _as_time(record["finished_at"])
         if finished:
             return max(finished, key=lambda run: finished[run])
-        complete = self._summarised_runs()
-        if not complete:
-            raise NoRunYet(
-                f"no succeeded execution of {self.deployment.state_machine} and no run with "
-                f"all step summaries under s3://{self.deployment.bucket}/runs/"
-            )
-        return max(complete, key=lambda run: complete[run])
+        if default is not NO_DEFAULT:
+            return default
+        raise NoRunYet(
+            f"no succeeded execution of {self.deployment.state_machine} and no run with "
+            f"all step summaries under s3://{self.deployment.bucket}/runs/"
+        )
 
     def _summarised_runs(self) -> dict[str, str]:
         """Run id -> when its last step finished, for runs whose every Spark step left a
@@ -324,7 +329,7 @@ class AwsBackend:
 
     def run_facts(self, run_id: str) -> pd.DataFrame:
         """A state-machine run's facts from its execution; a run of notebook 02 (EMR steps
-        driven directly, no execution of that name) from its run record when notebook 04
+        driven directly, no execution of that name) from its run record when notebook 03
         completed it, else from its step summaries on S3."""
         summaries = {s: self.step_summary(run_id, s) for s in SPARK_STAGES}
         if not stepfunctions.execution_exists(self.deployment, self.session, run_id):
@@ -346,7 +351,7 @@ class AwsBackend:
 
     def run_timeline(self, run_id: str) -> pd.DataFrame:
         """The execution's states; for a run without execution, the stages of its run record
-        (notebook 04 completed it), else its steps from the summaries."""
+        (notebook 03 completed it), else its steps from the summaries."""
         if stepfunctions.execution_exists(self.deployment, self.session, run_id):
             return execution_timeline(stepfunctions.history(self.deployment, self.session, run_id))
         record = self._run_record(run_id)

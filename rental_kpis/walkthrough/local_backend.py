@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rental_kpis.errors import NoRunYet, UnknownName
-from rental_kpis.layout import DATABASE, DATASETS, Lake, is_raw_data_file
+from rental_kpis.layout import DATABASE, DATASETS, TABLES, Lake, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
     catalog_frame,
@@ -23,6 +23,19 @@ from rental_kpis.walkthrough.tables import (
     stage_timeline,
     stages_of,
 )
+
+NO_DEFAULT: Any = object()
+
+
+def _running(spark: Any) -> bool:
+    """A SparkSession whose context has not been stopped."""
+    return spark is not None and getattr(spark.sparkContext, "_jsc", None) is not None
+
+
+def _files(folder: Path, deep: bool = False) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in (folder.rglob("*") if deep else folder.iterdir()) if p.is_file()]
 
 
 class LocalBackend:
@@ -89,15 +102,18 @@ class LocalBackend:
     def run_steps(self, run_id: str, spark: Any = None) -> pd.DataFrame:
         """The three Spark steps, as EMR runs them; returns their timeline.
 
-        Given ``spark`` (the notebook's session) and a small raw zone, they run in that
-        session: the same step functions the scripts call, and the demo starts Spark once.
-        A larger raw zone gets a spark-submit application of its own, as ``rental-kpis run``
-        does, with the settings sized for it (the notebook's session is tuned for a slice).
+        Given ``spark`` (the notebook's session, still running) and a small raw zone, they run
+        in that session: the same step functions the scripts call, and the demo starts Spark
+        once. A larger raw zone, or a stopped session, gets a spark-submit application of its
+        own, as ``rental-kpis run`` does. A run whose steps already succeeded (the cell run
+        again) is shown as it was recorded, not run again: a finished run is never rewritten.
         """
         from rental_kpis.local.runner import SMALL_INPUT_BYTES, raw_bytes, run_local
 
+        if not set(SPARK_STAGES) & set(self.pending_stages(run_id)):
+            return self.run_timeline(run_id)
         small = (raw_bytes(self.lake) or 0) < SMALL_INPUT_BYTES
-        session = spark if small else None
+        session = spark if small and _running(spark) else None
         run_local(None, Path(self.lake.root), run_id=run_id, steps=SPARK_STAGES, spark=session)
         return self.run_timeline(run_id)
 
@@ -153,14 +169,36 @@ class LocalBackend:
     def run_record(self, run_id: str) -> dict[str, Any]:
         return json.loads(Path(self.lake.uri("runs", run_id, "run.json")).read_text())
 
-    def latest_run_id(self) -> str:
-        """The newest run on this lake that succeeded."""
-        from rental_kpis.local.runner import run_history
+    def has_raw(self) -> bool:
+        """Every dataset has a data file in the lake's raw zone (notebook 01 uploaded it)."""
+        return all(
+            any(is_raw_data_file(p.name) for p in _files(Path(self.lake.raw(d)))) for d in DATASETS
+        )
 
-        runs = [r for r in run_history(self.lake, limit=1000) if r["status"] == "succeeded"]
-        if not runs:
-            raise NoRunYet(f"no succeeded run on {self.lake.root}: run the pipeline first")
-        return runs[0]["run_id"]
+    def has_tables(self) -> bool:
+        """Every KPI table has Parquet files in the processed zone (a run's steps wrote it)."""
+        return all(
+            any(p.suffix == ".parquet" for p in _files(Path(self.lake.processed(t)), deep=True))
+            for t in TABLES
+        )
+
+    def current_run_id(self, default: Any = NO_DEFAULT) -> str:
+        """The run whose Spark steps wrote the tables the lake holds now (by the fingerprint
+        its record keeps; a record from before fingerprints counts by its steps alone), newest
+        first; ``default`` (else NoRunYet) when no record says so. A report's numbers and its
+        tables then always belong to one run."""
+        from rental_kpis.local.runner import TABLES_KEY, run_history, tables_fingerprint
+
+        now = tables_fingerprint(self.lake)
+        for record in run_history(self.lake, limit=10**9):
+            spark_done = all(
+                record["stages"].get(s, {}).get("status") == "succeeded" for s in SPARK_STAGES
+            )
+            if spark_done and record.get(TABLES_KEY, now) == now:  # none kept: older record
+                return record["run_id"]
+        if default is not NO_DEFAULT:
+            return default
+        raise NoRunYet(f"no run on {self.lake.root} wrote the tables it holds: run the pipeline")
 
     def run_facts(self, run_id: str) -> pd.DataFrame:
         record = self.run_record(run_id)
