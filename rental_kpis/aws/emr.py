@@ -459,6 +459,7 @@ def cluster_state(
 
 
 def _client(deployment: Deployment, session: boto3.Session | None):
-    import boto3
+    """EMR's client from ``session``, else from a session with the standard retry mode."""
+    from rental_kpis.aws.clients import new_session
 
-    return (session or boto3.Session(region_name=deployment.region)).client("emr")
+    return (session or new_session(deployment.region)).client("emr")
