@@ -118,6 +118,18 @@ def it_gives_jupyter_this_virtualenv_as_the_kernel_every_notebook_names():
         assert spec["name"] == "rental-kpis", path.name
 
 
+def it_roots_make_lab_at_the_project_so_reports_open_and_starts_in_notebooks():
+    import subprocess
+
+    shown = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "lab"], cwd=PROJECT_DIR, capture_output=True,
+        text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "--ServerApp.root_dir=." in shown
+    assert "--LabApp.default_url=/lab/tree/notebooks" in shown
+    assert "--MappingKernelManager.default_kernel_name=rental-kpis" in shown
+
+
 def it_registers_the_named_kernel_in_the_virtualenv_when_it_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(kernel, "KERNEL", "rental-kpis-missing-here")
     monkeypatch.setattr(kernel.sys, "prefix", str(tmp_path))
@@ -280,14 +292,16 @@ def shown(path: Path) -> str:
 def it_walks_through_validation_and_a_kpi_function_in_sprint_2(built):
     text = shown(built["out"] / "02_sprint2_emr_processing.ipynb")
     # a validation example: rows failing a rule, with the rule's reason beside them
-    assert "rejected rows, for example" in text
-    for reason in ("negative_amount", "unknown_user", "non_positive_duration", "missing_key"):
+    assert "the first two rejected rows of each reason" in text
+    reasons = ("negative_amount", "unknown_user", "non_positive_duration", "missing_key")
+    for reason in (*reasons, "conflicting_key"):
         assert reason in text, reason
     assert "def first_failing(" in text
     # each KPI function's own source, beside its result; one physical plan
     for function in ("location_performance", "vehicle_type_performance", "user_metrics"):
         assert f"def {function}(" in text, function
-    assert "== Physical Plan ==" in text and "HashAggregate" in text
+    assert "HashAggregate" in text and "Exchange hashpartitioning" in text
+    assert "InMemoryTableScan" in text and "InMemoryRelation" not in text  # one line a scan
     # then the steps as EMR runs them: the spark-submit command of each step
     assert re.search(r"spark-submit .*--py-files \S+rental_kpis\.zip \S+/validate_raw\.py", text)
 

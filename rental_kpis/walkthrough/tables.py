@@ -221,8 +221,18 @@ def source_beside(function: Callable[..., Any], result: pd.DataFrame) -> SourceB
 
 
 def rounded(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """Floats rounded for reading; money in the tables is never rounded (SPEC §4)."""
-    return frame.round({c: digits for c in frame.select_dtypes("float").columns})
+    """Floats rounded for reading, rates (``*_rate``: fractions) to ``digits + 2`` places so
+    that close ones still differ; money in the tables is never rounded (SPEC §4)."""
+    floats = frame.select_dtypes("float").columns
+    return frame.round({c: digits + 2 if c.endswith("_rate") else digits for c in floats})
+
+
+def by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """A KPI table sorted by its key, the first column (location_id, vehicle_type, user_id,
+    rental_date): the order a reader looks rows up in."""
+    if frame.empty:
+        return frame
+    return frame.sort_values(frame.columns[0], kind="stable").reset_index(drop=True)
 
 
 def local_raw_uri(env: Any, dataset: str) -> str:
