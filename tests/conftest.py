@@ -37,6 +37,7 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 # ran them while the other idled.
 LONGEST_FILES_FIRST = [
     "test_notebooks_and_report.py",
+    "test_notebook_order.py",
     "test_faults.py",
     "test_validation_paths.py",
     "test_emr_steps.py",

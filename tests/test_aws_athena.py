@@ -9,6 +9,7 @@ from moto import mock_aws
 
 from rental_kpis import queries
 from rental_kpis.aws import run_named_query
+from rental_kpis.aws.athena import explain_named_query
 
 REGION = "eu-west-1"
 
@@ -73,3 +74,25 @@ def it_runs_a_named_query_through_awswrangler_with_its_exact_sql(aws):
     assert execution["ResultConfiguration"]["OutputLocation"].startswith(
         "s3://rental-kpis-test/query-results/"
     )
+
+
+def it_asks_athena_for_a_named_querys_plan_with_explain(aws):
+    aws.client("s3").create_bucket(
+        Bucket="rental-kpis-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    athena = aws.client("athena")
+    athena.create_work_group(
+        Name="rental-kpis",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": "s3://rental-kpis-test/query-results/"}
+        },
+    )
+    plan_rows = [["Fragment 0 [SINGLE]"], ["    Output layout: [city, state]"]]
+    queue_athena_result(REGION, ["Query Plan"], plan_rows)
+
+    plan = explain_named_query("revenue_by_city", workgroup="rental-kpis", boto3_session=aws)
+
+    assert plan == "Fragment 0 [SINGLE]\n    Output layout: [city, state]"
+    (execution_id,) = athena.list_query_executions(WorkGroup="rental-kpis")["QueryExecutionIds"]
+    execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+    assert execution["Query"] == "EXPLAIN " + queries.load("revenue_by_city").sql

@@ -147,6 +147,14 @@ def it_answers_the_named_query(world_lake, name):
     assert len(saved) == 1 + len(result.rows)
 
 
+def it_explains_a_named_query_without_running_it(world_lake):
+    from rental_kpis.walkthrough.local_backend import LocalBackend
+
+    plan = LocalBackend(world_lake.root, "").query_plan("revenue_by_city")
+    assert "HASH_GROUP_BY" in plan and "ORDER_BY" in plan
+    assert not Path(world_lake.uri("query-results", "revenue_by_city")).exists()
+
+
 def it_prints_a_query_as_csv_and_lists_the_queries(world_lake):
     done = run_cli("query", "most_rented_vehicle_type", "--lake", world_lake.root)
     assert done.returncode == 0, done.stderr

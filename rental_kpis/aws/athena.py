@@ -118,3 +118,25 @@ def delete_workgroup(deployment: Deployment, session: boto3.Session) -> list[str
         return []
     athena.delete_work_group(WorkGroup=deployment.workgroup, RecursiveDeleteOption=True)
     return [f"workgroup {deployment.workgroup}"]
+
+
+def explain_named_query(
+    name: str,
+    *,
+    workgroup: str,
+    database: str = DATABASE,
+    boto3_session: boto3.Session | None = None,
+) -> str:
+    """The plan Athena makes for named query ``name`` (``EXPLAIN``; it reads no data), as
+    the text Athena returns, one line per row.
+
+    Athena SQL reference: "Using EXPLAIN and EXPLAIN ANALYZE in Athena" (EXPLAIN runs no
+    query and scans no data)."""
+    frame = run_sql(
+        "EXPLAIN " + queries.load(name).sql,
+        label=name,
+        workgroup=workgroup,
+        database=database,
+        boto3_session=boto3_session,
+    )
+    return "\n".join(str(value) for value in frame.iloc[:, 0]) if len(frame.columns) else ""

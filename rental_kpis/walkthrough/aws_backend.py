@@ -24,6 +24,7 @@ from rental_kpis.errors import NoRunYet, RunFailed, UsageError
 from rental_kpis.layout import DATASETS, TABLES, check_run_id, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES, STAGES
 from rental_kpis.walkthrough.tables import (
+    by_key,
     catalog_frame,
     execution_timeline,
     known_table,
@@ -86,7 +87,8 @@ class AwsBackend:
         return pd.DataFrame(checks, columns=["check", "result"]).set_index("check")
 
     def processed(self, name: str) -> pd.DataFrame:
-        return s3.read_parquet(self.lake.processed(known_table(name)) + "/", self.session)
+        """A KPI table read straight from the processed zone on S3, sorted by its key."""
+        return by_key(s3.read_parquet(self.lake.processed(known_table(name)) + "/", self.session))
 
     def rental_pairs(self) -> pd.DataFrame:
         """Pickup and dropoff location of every valid rental, from the curated zone on S3."""
@@ -393,6 +395,15 @@ class AwsBackend:
     def query(self, name: str) -> pd.DataFrame:
         return athena.run_named_query(
             name, workgroup=self.deployment.workgroup, boto3_session=self.session
+        )
+
+    def query_plan(self, name: str) -> str:
+        """Athena's plan for named query ``name`` (EXPLAIN: no data read)."""
+        return athena.explain_named_query(
+            name,
+            workgroup=self.deployment.workgroup,
+            database=self.deployment.database,
+            boto3_session=self.session,
         )
 
     def table(self, name: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from rental_kpis.errors import NoRunYet, UnknownName
 from rental_kpis.layout import DATABASE, DATASETS, TABLES, Lake, is_raw_data_file
 from rental_kpis.stages import SPARK_STAGES
 from rental_kpis.walkthrough.tables import (
+    by_key,
     catalog_frame,
     deployment_of,
     known_table,
@@ -223,7 +224,7 @@ class LocalBackend:
         )
 
     def processed(self, name: str) -> pd.DataFrame:
-        """A KPI table read straight from the processed zone (before any crawl)."""
+        """A KPI table read straight from the processed zone (before any crawl), by key."""
         import duckdb
 
         from rental_kpis.local.glue import table_dataset
@@ -231,13 +232,24 @@ class LocalBackend:
         dataset = table_dataset(Path(self.lake.processed(known_table(name))))
         with duckdb.connect() as con:
             con.register("processed_table", dataset)
-            return con.execute("SELECT * FROM processed_table").fetchdf()
+            return by_key(con.execute("SELECT * FROM processed_table").fetchdf())
 
     def query(self, name: str) -> pd.DataFrame:
         from rental_kpis.local import athena
 
         result = athena.run_named_query(self.lake, name)
         return pd.DataFrame(result.rows, columns=result.columns)
+
+    def query_plan(self, name: str) -> str:
+        """The plan DuckDB makes for named query ``name`` on the local catalog (its EXPLAIN of
+        the translated SQL: the physical operators, no data read)."""
+        from rental_kpis import queries
+        from rental_kpis.local import glue
+        from rental_kpis.local.athena_sql import athena_to_duckdb
+
+        sql = athena_to_duckdb(queries.load(name).sql)
+        with glue.connect(self.lake) as con:
+            return "\n".join(row[1] for row in con.execute("EXPLAIN " + sql).fetchall())
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole KPI table, read through the catalog (as Athena would)."""
