@@ -9,26 +9,46 @@ REPORTS ?= reports
 PYTEST_ARGS ?=
 # The notebooks' Jupyter kernel: this virtualenv's Python, registered inside the venv.
 KERNEL := rental-kpis
+# What `make install` installs: every package, transitive ones too, with the hashes of all its
+# files (Linux, macOS, Windows). `make lock` writes it from requirements.txt (the exact pins and
+# why some are held back) and pyproject.toml (ranges, extras, dependency groups), resolved with
+# uv for every platform and every Python from LOCK_PYTHON, the oldest that requires-python
+# allows. uv is installed into .venv only for that; `make install` never needs it.
+LOCK := requirements.lock
+LOCK_PYTHON := 3.11
+UV := uv==0.13.9
+LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
 BENCH_SIZES ?= sample,100000,1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install demo run report lab browser tracer screenshot test fuzz check lint format sample bench clean
+.PHONY: help install lock demo run report lab browser tracer screenshot test fuzz check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (rental_kpis)" >/dev/null
 	$(BIN)/rental-kpis class-archive
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the pinned requirements and the package
+install: $(STAMP) ## create .venv and install requirements.lock (hash-checked) and the package
+
+# Transitive packages keep their locked versions unless a pin needs otherwise; to move them to
+# the newest that fit as well: make lock LOCK_ARGS=--upgrade. Then make check, and commit the
+# lock with requirements.txt and pyproject.toml (tests/test_dependencies.py checks they agree).
+lock: ## resolve requirements.txt + pyproject.toml into requirements.lock, with hashes
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(UV)
+	$(BIN)/uv pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
+	  --no-python-downloads --custom-compile-command 'make lock' \
+	  --all-extras --group pyproject.toml:dev $(LOCK_ARGS) \
+	  requirements.txt pyproject.toml -o $(LOCK)
 
 demo: report ## the whole walkthrough on the sample: notebooks in order, then the HTML report
 

@@ -115,8 +115,10 @@ def it_stops_every_process_of_a_run_killed_with_sigterm_during_a_spark_step(
     try:
         # the step has started, and its Spark application is doing work (a JVM with our token)
         _wait(
-            lambda: _record(lake_dir, "killed").get("stages", {}).get(step, {}).get("status")
-            == "running",
+            lambda: (
+                _record(lake_dir, "killed").get("stages", {}).get(step, {}).get("status")
+                == "running"
+            ),
             240,
             f"{step} to start",
         )
@@ -433,11 +435,10 @@ def it_takes_over_the_lake_of_a_runner_killed_with_sigkill(good_lake, raw, tmp_p
     run = _cli("run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "shot")
     try:
         _wait(
-            lambda: _record(lake_dir, "shot")
-            .get("stages", {})
-            .get("validate_raw", {})
-            .get("status")
-            == "running",
+            lambda: (
+                _record(lake_dir, "shot").get("stages", {}).get("validate_raw", {}).get("status")
+                == "running"
+            ),
             240,
             "validate_raw to start",
         )

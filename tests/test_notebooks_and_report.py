@@ -232,19 +232,20 @@ def it_loads_nothing_from_the_network_and_shows_no_code(page):
 @pytest.mark.slow
 def it_shows_headline_numbers_equal_to_the_kpi_tables(page, built):
     lake = built["lake"]
-    revenue, rentals = (
+    # One row each: a DuckDB 2 relation has no fetchone(), it keeps no result between calls.
+    [(revenue, rentals)] = (
         processed(lake, "location_performance")
         .aggregate("sum(total_revenue), sum(transaction_count)")
-        .fetchone()
+        .fetchall()
     )
-    users = processed(lake, "user_metrics").count("*").fetchone()[0]
-    rented, fleet = (
+    [(users,)] = processed(lake, "user_metrics").count("*").fetchall()
+    [(rented, fleet)] = (
         processed(lake, "vehicle_type_performance")
         .aggregate("sum(unique_vehicles_rented), sum(fleet_size)")
-        .fetchone()
+        .fetchall()
     )
-    first, last = (
-        processed(lake, "daily_metrics").aggregate("min(rental_date), max(rental_date)").fetchone()
+    [(first, last)] = (
+        processed(lake, "daily_metrics").aggregate("min(rental_date), max(rental_date)").fetchall()
     )
     expected = {
         "Revenue": f"${revenue:,.0f}",

@@ -15,7 +15,12 @@ import duckdb
 import pandas as pd
 import pytest
 from cli_runner import run_cli
-from test_catalog_and_queries import EXPECTED_ANSWERS, EXPECTED_TYPES, write_world_tables
+from test_catalog_and_queries import (
+    EXPECTED_ANSWERS,
+    EXPECTED_TYPES,
+    approx_answers,
+    write_world_tables,
+)
 
 from rental_kpis import queries
 from rental_kpis.errors import InvalidRunId, UnknownName
@@ -84,7 +89,7 @@ def it_crawls_and_queries_a_lake_under_a_hostile_folder(processed, tmp_path, fol
     for name, (columns, keys) in EXPECTED_TYPES.items():
         assert (tables[name].columns, tables[name].partition_keys) == (columns, keys), name
         assert tables[name].location == lake.processed(name)
-    assert answers(lake) == pytest.approx(EXPECTED_ANSWERS, rel=1e-12)
+    assert answers(lake) == approx_answers(EXPECTED_ANSWERS)
 
 
 def it_prints_a_query_of_a_lake_under_a_quote_from_the_command_line(processed, tmp_path):
@@ -119,7 +124,7 @@ def it_skips_a_table_folder_whose_name_would_inject_sql(processed, tmp_path):
         evil: "not a table name (lowercase letters, digits and _ only, as Athena requires)"
     }
     assert sorted(t.name for t in catalog.get_tables(lake)) == sorted(EXPECTED_TYPES)
-    assert answers(lake) == pytest.approx(EXPECTED_ANSWERS, rel=1e-12)
+    assert answers(lake) == approx_answers(EXPECTED_ANSWERS)
 
 
 def it_queries_its_own_data_when_the_lake_is_copied(processed, tmp_path):
@@ -131,7 +136,7 @@ def it_queries_its_own_data_when_the_lake_is_copied(processed, tmp_path):
     # The original changes (here: it is gone); the copy must not notice.
     shutil.rmtree(original.root)
 
-    assert answers(copy) == pytest.approx(EXPECTED_ANSWERS, rel=1e-12)
+    assert answers(copy) == approx_answers(EXPECTED_ANSWERS)
     assert {t.location for t in catalog.get_tables(copy)} == {
         copy.processed(name) for name in EXPECTED_TYPES
     }
