@@ -162,9 +162,11 @@ def it_answers_the_named_query(world_lake, name):
 def it_explains_a_named_query_without_running_it(world_lake):
     from rental_kpis.walkthrough.local_backend import LocalBackend
 
+    lake = Path(world_lake.root)
+    before = sorted((p, p.stat().st_mtime_ns) for p in lake.rglob("*"))
     plan = LocalBackend(world_lake.root, "").query_plan("revenue_by_city")
     assert "hash group by" in plan.lower() and "order by" in plan.lower()
-    assert not Path(world_lake.uri("query-results", "revenue_by_city")).exists()
+    assert sorted((p, p.stat().st_mtime_ns) for p in lake.rglob("*")) == before  # no result kept
 
 
 def it_prints_a_query_as_csv_and_lists_the_queries(world_lake):
