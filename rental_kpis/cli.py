@@ -99,7 +99,7 @@ def _query(args: argparse.Namespace) -> int:
     from rental_kpis import queries
     from rental_kpis.layout import local_lake, new_run_id
     from rental_kpis.local import athena
-    from rental_kpis.local.runner import kept_query_result
+    from rental_kpis.local.run_ids import kept_query_result
 
     if args.list or not args.name:
         for query in queries.all_queries():
@@ -118,7 +118,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from rental_kpis.layout import local_lake
-    from rental_kpis.local.runner import run_history
+    from rental_kpis.local.run_records import run_history
     from rental_kpis.report.console import print_history
 
     if args.last < 1:
@@ -133,7 +133,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from rental_kpis.layout import check_lake_outside_raw, check_run_id, local_lake
-    from rental_kpis.local.runner import check_run_id_unused
+    from rental_kpis.local.run_ids import check_run_id_unused
     from rental_kpis.report import notebooks
 
     # Checked before any notebook runs (and before --out is made): each would fail later.

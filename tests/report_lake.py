@@ -16,7 +16,7 @@ from rental_kpis.devtools.datagen import generate
 from rental_kpis.devtools.reference import run_reference
 from rental_kpis.layout import Lake
 from rental_kpis.local import glue as catalog
-from rental_kpis.local.runner import LOCAL_STAGES
+from rental_kpis.local.run_records import LOCAL_STAGES
 from rental_kpis.stages import SPARK_STAGES
 
 # Each payload opens a dialog if it ever runs as markup; the report must show it as text.

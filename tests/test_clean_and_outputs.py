@@ -22,7 +22,7 @@ from rental_kpis.errors import NotebookFailed
 from rental_kpis.layout import Lake
 from rental_kpis.local import glue as catalog
 from rental_kpis.local.lock import LOCK_FILE
-from rental_kpis.local.runner import load_raw
+from rental_kpis.local.raw_zone import load_raw
 from rental_kpis.project import NOTEBOOK_DIR, PROJECT_DIR
 from rental_kpis.report import notebooks as report
 

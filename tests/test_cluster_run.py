@@ -29,7 +29,7 @@ from rental_kpis.aws.emrfs import LakeOperation
 from rental_kpis.aws.names import Deployment
 from rental_kpis.devtools.datagen import generate
 from rental_kpis.layout import Lake
-from rental_kpis.local.runner import load_raw
+from rental_kpis.local.raw_zone import load_raw
 from rental_kpis.local.submit import spark_submit_command
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 from rental_kpis.spark.session import local_environment, quick_start_conf, with_class_archive

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from rental_kpis.layout import Lake
-from rental_kpis.local.runner import RunResult, StepResult
+from rental_kpis.local.results import RunResult, StepResult
 from rental_kpis.report import console as printing
 
 # Rich markup that fails (an unmatched closing tag) or restyles, an escape sequence that clears

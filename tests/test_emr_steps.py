@@ -12,7 +12,8 @@ from tables import assert_matches_generator
 
 from rental_kpis.devtools.datagen import generate
 from rental_kpis.layout import Lake
-from rental_kpis.local.runner import _stage_groups, load_raw
+from rental_kpis.local.raw_zone import load_raw
+from rental_kpis.local.runner import _stage_groups
 from rental_kpis.local.submit import spark_submit
 from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 from rental_kpis.spark.session import quick_start_conf
@@ -79,7 +80,7 @@ def it_rejects_an_unknown_step_in_the_application_arguments():
 
 def it_names_the_failing_step_of_the_application_and_keeps_each_steps_log(raw, tmp_path):
     from rental_kpis.errors import StepFailed
-    from rental_kpis.local.runner import run_spark_steps
+    from rental_kpis.local.spark_app import run_spark_steps
 
     lake = Lake(str(tmp_path / "lake"))
     load_raw(raw, lake)
@@ -104,7 +105,8 @@ def it_names_the_failing_step_of_the_application_and_keeps_each_steps_log(raw, t
 
 def it_runs_the_steps_exactly_in_a_session_the_caller_already_has(raw, tmp_path, spark):
     """The sprint 2 notebook hands its session over: no second application, the same tables."""
-    from rental_kpis.local.runner import LOCAL_STAGES, run_local
+    from rental_kpis.local.run_records import LOCAL_STAGES
+    from rental_kpis.local.runner import run_local
 
     lake = Lake(str(tmp_path / "lake"))
     events: list[tuple[str, str]] = []
@@ -127,7 +129,7 @@ def it_runs_the_steps_exactly_in_a_session_the_caller_already_has(raw, tmp_path,
     # a genuine failure (a corrupt file, not bad input): exit code 1, the JVM's root cause in
     # one line, the whole traceback in the step's log
     from rental_kpis.errors import StepFailed
-    from rental_kpis.local.runner import run_session_steps
+    from rental_kpis.local.spark_app import run_session_steps
 
     users = next(Path(lake.curated("users")).glob("*.parquet"))
     users.write_bytes(b"this is not parquet")
@@ -143,7 +145,7 @@ def it_names_the_failing_step_in_the_callers_session_with_the_exit_code_of_bad_i
     raw, tmp_path, spark
 ):
     from rental_kpis.errors import StepFailed
-    from rental_kpis.local.runner import run_session_steps
+    from rental_kpis.local.spark_app import run_session_steps
 
     lake = Lake(str(tmp_path / "lake"))
     load_raw(raw, lake)
@@ -167,7 +169,7 @@ def it_names_the_failing_step_in_the_callers_session_with_the_exit_code_of_bad_i
 def it_lets_ctrl_c_through_in_the_callers_session_and_leaves_it_usable(raw, tmp_path, spark):
     """An interruption is not a failed step: it propagates (the run records it as interrupted),
     the session's jobs are cancelled, and nothing of the interrupted step is switched in."""
-    from rental_kpis.local.runner import run_session_steps
+    from rental_kpis.local.spark_app import run_session_steps
 
     lake = Lake(str(tmp_path / "lake"))
     load_raw(raw, lake)

@@ -26,9 +26,11 @@ from rental_kpis.errors import InputError, LakeBusy, LakeUnusable
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local import athena as querying
 from rental_kpis.local import glue as catalog
-from rental_kpis.local import runner
+from rental_kpis.local import run_records, spark_app
 from rental_kpis.local.lock import LOCK_FILE, RUN_TOKEN_ENV, lake_lock, processes_with_token
-from rental_kpis.local.runner import check_raw, load_raw, run_history, run_local
+from rental_kpis.local.raw_zone import check_raw, load_raw
+from rental_kpis.local.run_records import run_history
+from rental_kpis.local.runner import run_local
 from rental_kpis.spark import switch
 from rental_kpis.stages import SPARK_STAGES
 
@@ -351,7 +353,7 @@ def it_finishes_a_raw_zone_switch_killed_halfway_on_the_next_run(raw, tmp_path):
             "-c",
             "import sys; from pathlib import Path\n"
             "from rental_kpis.layout import Lake\n"
-            "from rental_kpis.local.runner import load_raw\n"
+            "from rental_kpis.local.raw_zone import load_raw\n"
             "load_raw(Path(sys.argv[1]), Lake(sys.argv[2]))",
             str(other),
             str(lake_dir),
@@ -517,8 +519,8 @@ def it_says_in_one_line_that_the_disk_filled_while_a_step_log_was_written(
                     os.close(full)
         return Application()
 
-    monkeypatch.setattr(runner, "start_spark_submit", submit)
-    monkeypatch.setattr(runner, "stop_spark_submit", stopped.append)
+    monkeypatch.setattr(spark_app, "start_spark_submit", submit)
+    monkeypatch.setattr(spark_app, "stop_spark_submit", stopped.append)
     lake_dir = tmp_path / "lake"
     code = cli.main(["run", "--raw", str(raw), "--lake", str(lake_dir), "--run-id", "full"])
     assert code == 2
@@ -532,12 +534,12 @@ def it_says_in_one_line_that_the_disk_filled_while_a_step_log_was_written(
 def it_keeps_the_previous_run_record_whole_when_the_disk_is_full(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     record = {"run_id": "r1", "status": "running", "started_at": "2026-01-01T00:00:00+00:00"}
-    runner.write_run_record(lake, {**record, "stages": {}})
+    run_records.write_run_record(lake, {**record, "stages": {}})
     path = Path(lake.uri("runs", "r1", "run.json"))
     before = path.read_bytes()
     temporary = path.with_name(f".run.json.{os.getpid()}.tmp")
     temporary.symlink_to("/dev/full")  # where the next write goes first
     with pytest.raises(LakeUnusable, match=f"run r1 \\(failed\\): cannot write its record {path}"):
-        runner.write_run_record(lake, {**record, "status": "failed", "stages": {}})
+        run_records.write_run_record(lake, {**record, "status": "failed", "stages": {}})
     assert path.read_bytes() == before  # not cut short: the record before the write
     assert not temporary.exists() and not temporary.is_symlink()

@@ -16,7 +16,9 @@ from rental_kpis.errors import StepFailed
 from rental_kpis.layout import Lake
 from rental_kpis.local import athena as querying
 from rental_kpis.local import glue as catalog
-from rental_kpis.local.runner import LOCAL_STAGES, LOCK_FILE, run_history, run_local
+from rental_kpis.local.lock import LOCK_FILE
+from rental_kpis.local.run_records import LOCAL_STAGES, run_history
+from rental_kpis.local.runner import run_local
 from rental_kpis.stages import STAGES
 
 WIDE = {**os.environ, "COLUMNS": "200"}  # rich wraps at 80 columns without a terminal

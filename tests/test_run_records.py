@@ -17,7 +17,8 @@ from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import RunIdTaken, TablesReplaced
 from rental_kpis.layout import Lake
 from rental_kpis.local import athena as querying
-from rental_kpis.local.runner import LOCAL_STAGES, run_history, run_local
+from rental_kpis.local.run_records import LOCAL_STAGES, run_history
+from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
 
 QUERY = "most_rented_vehicle_type"

@@ -16,7 +16,8 @@ from report_lake import build_lake
 
 from rental_kpis import cli
 from rental_kpis import walkthrough as backends
-from rental_kpis.local.runner import LOCAL_STAGES, run_history, run_local
+from rental_kpis.local.run_records import LOCAL_STAGES, run_history
+from rental_kpis.local.runner import run_local
 from rental_kpis.project import PROJECT_DIR
 from rental_kpis.stages import SPARK_STAGES
 

@@ -24,7 +24,8 @@ from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import InputError
 from rental_kpis.layout import Lake
 from rental_kpis.local.lock import LOCK_FILE
-from rental_kpis.local.runner import load_raw, recover_lake, run_local
+from rental_kpis.local.raw_zone import load_raw, recover_lake
+from rental_kpis.local.runner import run_local
 from rental_kpis.spark import fs, switch
 
 NAMES = ["curated/a", "rejected/a", "curated/b"]

@@ -27,7 +27,8 @@ from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import LakeUnusable
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.local import glue as catalog
-from rental_kpis.local.runner import check_raw, failure_detail, load_raw
+from rental_kpis.local.raw_zone import check_raw, load_raw
+from rental_kpis.local.step_logs import failure_detail
 
 # Drop only what lets root ignore permission bits; everything else stays as it is.
 WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]

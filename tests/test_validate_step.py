@@ -102,9 +102,8 @@ def it_fails_clearly_when_a_dataset_folder_is_missing(generated, tmp_path):
 
 
 def it_exits_2_from_the_step_script_itself_when_the_raw_prefix_is_missing(tmp_path):
-    from rental_kpis.local.runner import EMR_STEPS_DIR
     from rental_kpis.local.submit import spark_submit
-    from rental_kpis.project import build_library_zip
+    from rental_kpis.project import EMR_STEPS_DIR, build_library_zip
 
     result = spark_submit(
         EMR_STEPS_DIR / "validate_raw.py",

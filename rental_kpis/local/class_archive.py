@@ -27,7 +27,8 @@ from pathlib import Path
 
 from rental_kpis.errors import StepFailed
 from rental_kpis.layout import local_lake
-from rental_kpis.local.runner import load_raw, run_spark_steps
+from rental_kpis.local.raw_zone import load_raw
+from rental_kpis.local.spark_app import run_spark_steps
 from rental_kpis.project import build_library_zip
 from rental_kpis.spark.session import (
     CLASS_ARCHIVE_BASE,

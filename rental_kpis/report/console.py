@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from rental_kpis.local.runner import RunResult, StepResult
+from rental_kpis.local.results import RunResult, StepResult
 from rental_kpis.stages import stage
 
 console = Console(highlight=False)

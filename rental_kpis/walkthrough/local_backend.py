@@ -84,7 +84,7 @@ class LocalBackend:
     def upload_raw(self) -> pd.DataFrame:
         """Copy ``raw/<dataset>/*.csv`` (``.CSV``, ``.csv.gz``) into the lake's raw zone (the
         local S3 upload)."""
-        from rental_kpis.local.runner import load_raw
+        from rental_kpis.local.raw_zone import load_raw
 
         copied = load_raw(self.raw, self.lake)
         return pd.DataFrame(
@@ -109,7 +109,9 @@ class LocalBackend:
         own, as ``rental-kpis run`` does. A run whose steps already succeeded (the cell run
         again) is shown as it was recorded, not run again: a finished run is never rewritten.
         """
-        from rental_kpis.local.runner import SMALL_INPUT_BYTES, raw_bytes, run_local
+        from rental_kpis.local.raw_zone import raw_bytes
+        from rental_kpis.local.runner import run_local
+        from rental_kpis.local.spark_app import SMALL_INPUT_BYTES
 
         if not set(SPARK_STAGES) & set(self.pending_stages(run_id)):
             return self.run_timeline(run_id)
@@ -134,7 +136,7 @@ class LocalBackend:
 
     def pending_stages(self, run_id: str) -> tuple[str, ...]:
         """The stages of a whole local run that run ``run_id`` has not yet succeeded in."""
-        from rental_kpis.local.runner import LOCAL_STAGES
+        from rental_kpis.local.run_records import LOCAL_STAGES
 
         path = Path(self.lake.uri("runs", run_id, "run.json"))
         done = json.loads(path.read_text())["stages"] if path.exists() else {}
@@ -162,7 +164,7 @@ class LocalBackend:
     def step_summary(self, run_id: str, step: str) -> dict[str, Any]:
         """What ``step`` of run ``run_id`` reported; TablesReplaced when the lake's tables are
         no longer that run's (its numbers would sit beside another run's tables)."""
-        from rental_kpis.local.runner import check_tables_of
+        from rental_kpis.local.run_tables import check_tables_of
 
         check_tables_of(self.lake, run_id)
         return json.loads(Path(self.lake.run_summary(run_id, step)).read_text())
@@ -188,7 +190,8 @@ class LocalBackend:
         its record keeps; a record from before fingerprints counts by its steps alone), newest
         first; ``default`` (else NoRunYet) when no record says so. A report's numbers and its
         tables then always belong to one run."""
-        from rental_kpis.local.runner import TABLES_KEY, run_history, tables_fingerprint
+        from rental_kpis.local.run_records import run_history
+        from rental_kpis.local.run_tables import TABLES_KEY, tables_fingerprint
 
         now = tables_fingerprint(self.lake)
         for record in run_history(self.lake, limit=10**9):
