@@ -1,0 +1,137 @@
+"""What the report says, computed from the KPI tables: headline numbers, ranked views and the
+one-sentence takeaway under every chart.
+
+Pure pandas functions over frames read from the catalog (DuckDB locally, Athena on AWS), so
+every sentence in the report is a function of the data and can be tested on hand-made rows.
+The notebooks and ``charts`` use the names this package exports; each lives in one module.
+Not used on EMR.
+"""
+
+from rental_kpis.report.insights._definitions import definitions, utilization_period_hours
+from rental_kpis.report.insights._format import (
+    BIDI_CONTROLS,
+    FIRST_STRONG_ISOLATE,
+    LABELS,
+    NOT_AVAILABLE,
+    POP_DIRECTIONAL_ISOLATE,
+    TOLERANCE,
+    about_same,
+    count,
+    day,
+    days,
+    human,
+    missing,
+    money,
+    percent,
+    shown,
+    user_label,
+)
+from rental_kpis.report.insights._headline import Headline, headline
+from rental_kpis.report.insights._periods import (
+    MONTH_COLUMNS,
+    WEEKDAYS,
+    month_label,
+    monthly,
+    monthly_takeaway,
+    weekday_takeaway,
+    weekdays,
+)
+from rental_kpis.report.insights._present import (
+    present_facts,
+    present_headline,
+    present_locations,
+    present_months,
+    present_quality,
+    present_rejections,
+    present_spenders,
+    present_vehicle_types,
+)
+from rental_kpis.report.insights._quality import (
+    OTHER,
+    grouped_rejections,
+    quality_table,
+    quality_takeaway,
+    rejections,
+)
+from rental_kpis.report.insights._rentals import RentalFacts, rental_facts
+from rental_kpis.report.insights._tables import Formatter, Note, ReportTable, facts_table, table
+from rental_kpis.report.insights._takeaways import (
+    NO_CITY,
+    OVERLAPPING,
+    TOP_N,
+    city_label,
+    city_takeaway,
+    daily_takeaway,
+    location_label,
+    spend_takeaway,
+    top_locations,
+    top_locations_takeaway,
+    top_spenders_takeaway,
+    trend_band,
+    vehicle_types_takeaway,
+    without_revenue,
+)
+
+__all__ = [
+    "BIDI_CONTROLS",
+    "FIRST_STRONG_ISOLATE",
+    "LABELS",
+    "MONTH_COLUMNS",
+    "NOT_AVAILABLE",
+    "NO_CITY",
+    "OTHER",
+    "OVERLAPPING",
+    "POP_DIRECTIONAL_ISOLATE",
+    "TOLERANCE",
+    "TOP_N",
+    "WEEKDAYS",
+    "Formatter",
+    "Headline",
+    "Note",
+    "RentalFacts",
+    "ReportTable",
+    "about_same",
+    "city_label",
+    "city_takeaway",
+    "count",
+    "daily_takeaway",
+    "day",
+    "days",
+    "definitions",
+    "facts_table",
+    "grouped_rejections",
+    "headline",
+    "human",
+    "location_label",
+    "missing",
+    "money",
+    "month_label",
+    "monthly",
+    "monthly_takeaway",
+    "percent",
+    "present_facts",
+    "present_headline",
+    "present_locations",
+    "present_months",
+    "present_quality",
+    "present_rejections",
+    "present_spenders",
+    "present_vehicle_types",
+    "quality_table",
+    "quality_takeaway",
+    "rejections",
+    "rental_facts",
+    "shown",
+    "spend_takeaway",
+    "table",
+    "top_locations",
+    "top_locations_takeaway",
+    "top_spenders_takeaway",
+    "trend_band",
+    "user_label",
+    "utilization_period_hours",
+    "vehicle_types_takeaway",
+    "weekday_takeaway",
+    "weekdays",
+    "without_revenue",
+]
