@@ -4,7 +4,7 @@ The steps' Spark reads and writes happen in the JVM (Hadoop's FileSystem, the Pa
 sources, the output committer) and their small files in the Python driver through py4j, so the
 recording is taken where all of them meet: the system calls of the whole process tree
 (``strace -ff``, every thread and child). Each call on a path under the folder becomes one
-``LakeOperation`` of the kind an object store sees it as (``rental_kpis.aws.permissions``
+``LakeOperation`` of the kind an object store sees it as (``rental_kpis.aws.emrfs``
 maps those kinds to the S3 requests EMRFS makes).
 """
 
@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rental_kpis.aws.permissions import LakeOperation
+from rental_kpis.aws.emrfs import LakeOperation
 
 # The calls recorded: every call that takes a path, and the directory reads (by descriptor).
 STRACE_FILTER = "trace=%file,getdents64"
