@@ -188,7 +188,7 @@ def it_writes_no_file_through_a_link(tmp_path, monkeypatch, link):
     else:
         (users / "users.csv").unlink()
         os.link(theirs / "users.csv", users / "users.csv")
-    monkeypatch.setattr(datagen, "check_out", lambda _out: None)
+    monkeypatch.setattr(datagen._generate, "check_out", lambda _out: None)
 
     with pytest.raises(UsageError, match="is a link, or not a file of the generator's own"):
         generate(out, 100, seed=2)
