@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the JVM class archive that local Spark runs start from (make install does)",
         description="Run the Spark steps once on a small generated input and keep the classes"
         " they load in a class data sharing archive inside this installation: every later"
-        " local Spark start maps it instead of loading them (about 3.5 s less on the sample)."
+        " local Spark start maps it instead of loading them."
         " Rebuild after changing Java or pyspark; without it runs are only slower.",
     )
     archive.set_defaults(func=_class_archive)

@@ -11,8 +11,7 @@ class RentalKpisError(Exception):
     """Base class of the project's own errors."""
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython shows in place of a traceback: in a notebook, as on the command line,
-        an error the project raises on purpose is one line."""
+        """What IPython shows instead of a traceback: one line, as on the command line."""
         return [f"{type(self).__name__}: {self}"]
 
 

@@ -196,11 +196,7 @@ class Lake:
         return "/".join([self.root, zone, *(_check_part(p) for p in parts)])
 
     def key(self, uri: str) -> str:
-        """The part of ``uri`` below the root: the S3 object key of a zone URI.
-
-        >>> Lake("s3://bucket").key("s3://bucket/runs/r1/validate_raw.json")
-        'runs/r1/validate_raw.json'
-        """
+        """The part of ``uri`` below the root (an S3 object key); ValueError outside the lake."""
         prefix = self.root + "/"
         if not uri.startswith(prefix):
             raise ValueError(f"{uri} is not under the lake root {self.root}")
@@ -260,11 +256,8 @@ RAW_FILES_RULE = "a dataset folder holds only *.csv, *.CSV and *.csv.gz files"
 
 
 def is_raw_data_file(name: str) -> bool:
-    """True for a file name SPEC §1 lets a dataset folder hold.
-
-    ``_x.csv`` and ``.x.csv`` are refused although they end in ``.csv``: Spark and Hadoop skip
-    such names silently when they list a folder, so their rows would vanish without a word.
-    """
+    """True for a file name SPEC §1 lets a dataset folder hold (never ``_*`` or ``.*``)."""
+    # Spark and Hadoop skip _* and .* when they list a folder: their rows would vanish.
     return name.endswith(RAW_FILE_SUFFIXES) and not name.startswith(("_", "."))
 
 

@@ -24,8 +24,7 @@ SHIPPED_PACKAGES = ("spark",)  # sub-packages that go to EMR besides the root mo
 
 
 def default_lake(base: Path = Path()) -> Path:
-    """The lake folder when none is given: ``$RENTAL_KPIS_LAKE`` if set, else ``base/lake``
-    (the notebooks pass the project folder, the commands the working directory)."""
+    """The lake folder when none is given: ``$RENTAL_KPIS_LAKE`` if set, else ``base/lake``."""
     return Path(os.environ.get(LAKE_VARIABLE) or base / "lake")
 
 

@@ -22,19 +22,14 @@ def run_named_query(
     database: str = DATABASE,
     boto3_session: boto3.Session | None = None,
 ) -> pd.DataFrame:
-    """Run named query ``name`` on Athena and return its rows.
+    """Run named query ``name`` on Athena; returns its rows.
 
     Parameters
     ----------
     name: a query of ``rental-kpis query --list``.
     workgroup: the project's Athena workgroup.
-    output_location: where Athena keeps the CSV; by default the workgroup's own location
-        (``s3://BUCKET/query-results/``), which also wins when the workgroup enforces it.
+    output_location: where Athena keeps the CSV (default: the workgroup's own location).
     database: the Glue database the crawler fills.
-
-    Example
-    -------
-    >>> run_named_query("top_spending_users", workgroup="rental-kpis")
     """
     return run_sql(
         queries.load(name).sql,

@@ -68,8 +68,7 @@ def _listing(key: str) -> S3Request:
 
 
 def _objects(key: str) -> list[str]:
-    """The key itself, its folder marker and an object under it (what a folder operation
-    reaches on S3, where a folder is only a prefix)."""
+    """The key, its folder marker and an object under it: what a folder operation reaches."""
     return [key, key + FOLDER_MARKER, f"{key}/{ANY_OBJECT}"]
 
 

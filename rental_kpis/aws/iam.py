@@ -87,8 +87,7 @@ def permission_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
 
 
 def operator_policy(deployment: Deployment) -> dict[str, Any]:
-    """What the student's own credentials need for setup, run, doctor, teardown and the
-    notebooks (``rental-kpis aws policy`` prints it for an administrator to attach)."""
+    """The policy the student's own credentials need (``rental-kpis aws policy`` prints it)."""
     return render_policy(OPERATOR_POLICY, deployment)
 
 

@@ -75,9 +75,7 @@ ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": 
 
 
 def owner(deployment: Deployment) -> dict[str, str]:
-    """``ExpectedBucketOwner`` on every call on the bucket: should the name ever belong to
-    another account, S3 refuses instead of reading or writing someone else's bucket (S3 User
-    Guide, "Verifying bucket ownership with bucket owner condition")."""
+    """``ExpectedBucketOwner`` for every call on the bucket: never another account's bucket."""
     return {"ExpectedBucketOwner": deployment.account_id}
 
 

@@ -51,19 +51,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(text: str) -> str:
-    """``text`` as a CSV cell a spreadsheet shows as text: one that would start a formula
-    (``FORMULA_STARTS``) gets a leading single quote, as OWASP's "CSV Injection" page advises;
-    any other is unchanged."""
+    """``text`` as a cell a spreadsheet shows as text: a leading ``'`` before a formula start."""
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_record(cells: list[str]) -> str:
-    """One RFC 4180 record ending in LF: a cell holding a comma, a quote, CR or LF is quoted
-    and its quotes doubled. (Python's csv module leaves a cell with a lone CR unquoted when
-    lines end in LF, and a reader then starts a new record there.) So is a cell holding a
-    semicolon, the separator spreadsheets use in many locales: "Lot;=HYPERLINK(…)" would
-    otherwise open as two cells there, the second a formula; and a cell holding a TAB, which
-    an import that splits on TAB would cut the same way ("Lot<TAB>=8")."""
+    """One RFC 4180 record ending in LF; a cell holding , ; " TAB CR or LF is quoted."""
+    # Not the csv module: it leaves a lone CR unquoted. ; and TAB split cells in spreadsheets.
     quoted = [
         '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',;"\t\r\n') else cell
         for cell in cells
@@ -72,8 +66,7 @@ def csv_record(cells: list[str]) -> str:
 
 
 def _cell(value: object) -> str:
-    """A value as a CSV cell: text made ``spreadsheet_safe``; numbers, dates and nulls as
-    ``_text`` writes them (a negative number stays a number)."""
+    """A value as a CSV cell: text ``spreadsheet_safe``, anything else as ``_text`` writes it."""
     return spreadsheet_safe(value) if isinstance(value, str) else _text(value)
 
 
@@ -142,6 +135,5 @@ def keep_result(result: QueryResult, path: Path) -> Path:
 
 
 def run_all(lake: Lake, run_id: str | None = None) -> dict[str, QueryResult]:
-    """Every named query, as a run's queries stage runs them: with a run id, each result is
-    kept, and one that cannot be is a LakeUnusable."""
+    """Every named query, each result kept under ``run_id`` (LakeUnusable when it cannot be)."""
     return {name: run_named_query(lake, name, run_id, must_keep=True) for name in queries.names()}

@@ -93,8 +93,8 @@ def build_class_archive(raw_dir: Path, root: Path | None = None) -> tuple[Path, 
 
 
 def _remove_abandoned_work(parent: Path) -> None:
-    """Work folders of builds killed on the way (up to 150 MB each); one younger than
-    ``ABANDONED_AFTER_SECONDS`` may belong to a build still running, and stays."""
+    """Remove the work folders of builds killed on the way, but not one younger than
+    ``ABANDONED_AFTER_SECONDS``: it may belong to a build still running."""
     now = time.time()
     for entry in parent.glob(f"{WORK_PREFIX}*"):
         with contextlib.suppress(OSError):

@@ -215,11 +215,8 @@ def _check_lake_for_crawl(lake: Lake) -> None:
 def crawl(lake: Lake) -> CrawlReport:
     """Bring the catalog in line with ``processed/``: add, update, and drop vanished tables.
 
-    A table is updated when its columns, partition keys or location changed. The crawl holds
-    the lake lock (a run's own crawl already has it): a crawl next to a running step could
-    catalog a table mid-switch, so while a run holds the lake it is refused (LakeBusy). A
-    switch a killed run left half done is finished first, so the catalog never describes
-    tables of two inputs.
+    Finishes first a switch a killed run left half done; raises LakeBusy while a run holds
+    the lake (a crawl beside a switch could catalog half a table).
     """
     _check_lake_for_crawl(lake)
     with lake_lock(lake, "crawl"):

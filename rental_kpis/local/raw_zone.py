@@ -73,12 +73,8 @@ def _header_line(dataset: str, path: Path) -> str:
 def load_raw(raw_dir: Path, lake: Lake) -> dict[str, int]:
     """Replace the lake's raw zone with the CSV files of ``raw_dir/<dataset>/``, all or nothing.
 
-    Every file is checked first (``check_raw``): a missing dataset or a bad header changes
-    nothing in the lake. The files are copied to ``raw/_staging/`` and the dataset folders
-    switched in together (``switch.switch``: journal, then exchange), so a run killed while
-    loading leaves the previous raw zone or the new one, never a mix.
-    Returns the number of files per dataset. A lake inside a dataset folder of ``raw_dir`` is
-    refused first (``check_lake_outside_raw``).
+    Returns the number of files per dataset. Raises InputError for a file ``check_raw``
+    refuses, LakeUnusable for a lake inside ``raw_dir`` or a copy the OS refuses.
     """
     check_lake_outside_raw(lake, raw_dir)
     found = check_raw(raw_dir)

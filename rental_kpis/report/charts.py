@@ -77,10 +77,8 @@ USD = FuncFormatter(_usd)
 
 
 def literal(text: str) -> str:
-    """Text from the data as a chart draws it: as written. Matplotlib reads text between two
-    ``$`` as mathtext ("Lot $\\foo$" fails the figure, "Rent $5 & Save $10" loses its
-    dollars), so each ``$`` is escaped. Bidi controls, the isolates ``insights.shown`` adds
-    included, are removed: Matplotlib draws text without the bidi algorithm."""
+    """Text from the data as a chart draws it, as written: ``$`` escaped, bidi controls removed."""
+    # Matplotlib reads $…$ as mathtext, and draws text without the bidi algorithm.
     return text.translate(insights.BIDI_CONTROLS).replace("$", r"\$")
 
 

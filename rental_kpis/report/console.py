@@ -18,11 +18,9 @@ console = Console(highlight=False)
 
 
 def plain(value: object) -> str:
-    """A value from the data or the file system (a name in a query answer, a path, an error) as
-    the terminal shows it: as text. Rich markup is escaped (``[/bold]`` in a location name
-    failed the run's summary, ``[red]`` coloured it), and control and format characters are
-    removed (an escape sequence or a bidi override in a name cannot rewrite the line or
-    reorder the numbers after it)."""
+    """A value from the data or the file system as the terminal shows it: as plain text."""
+    # Rich markup is escaped; control and format characters (escape sequences, bidi
+    # overrides) are removed, so a name cannot rewrite the line or reorder its numbers.
     text = "".join(c for c in str(value) if unicodedata.category(c) not in ("Cc", "Cf"))
     return escape(text)
 

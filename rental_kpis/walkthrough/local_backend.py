@@ -143,8 +143,7 @@ class LocalBackend:
         return tuple(s for s in LOCAL_STAGES if done.get(s, {}).get("status") != "succeeded")
 
     def rental_pairs(self) -> pd.DataFrame:
-        """Pickup and dropoff location of every valid rental (the curated zone): what the
-        report's one-way share counts; no KPI table keeps the pair."""
+        """Pickup and dropoff location of every valid rental (the curated zone)."""
         return self.curated("rental_transactions", ["pickup_location", "dropoff_location"])
 
     def curated(self, dataset: str, columns: list[str]) -> pd.DataFrame:

@@ -41,10 +41,7 @@ _MARKDOWN_MARKUP = "\\`*_[]|~"
 
 
 def markdown_text(value: object) -> str:
-    """``value`` (a path, a name) as literal text inside a Markdown output: HTML markup is
-    escaped, so that a lake path holding ``<img src=x onerror=…>`` shows as text in the lab and
-    in a notebook converted to HTML, never as an element; Markdown's own markup characters are
-    backslash-escaped."""
+    """``value`` (a path, a name) as literal text in Markdown: HTML and Markdown markup escaped."""
     text = html.escape(str(value), quote=False)
     return "".join(f"\\{c}" if c in _MARKDOWN_MARKUP else c for c in text)
 
@@ -236,9 +233,7 @@ def by_key(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def local_raw_uri(env: Any, dataset: str) -> str:
-    """Where a notebook's own local SparkSession reads ``dataset`` from: the lake's raw zone
-    locally; on AWS the local raw folder that sprint 1 uploaded (a laptop's Spark has no S3
-    connector, and the teaching cells need no cluster)."""
+    """Where a notebook's own SparkSession reads ``dataset``: the raw zone; on AWS, ``env.raw``."""
     return env.lake.raw(dataset) if env.name == "local" else str(Path(env.raw) / dataset)
 
 

@@ -56,8 +56,7 @@ COUNTED_STATES = ("pending", "running")
 
 
 def family_of(instance_type: str) -> str:
-    """Pure: the instance family, the letters before the generation digit (``m5.xlarge`` → m,
-    ``g4dn.xlarge`` → g, ``inf2.xlarge`` → inf, ``u-6tb1.metal`` → u)."""
+    """The instance family: the letters before the generation digit (``g4dn.xlarge`` → g)."""
     return "".join(takewhile(str.isalpha, instance_type))
 
 

@@ -102,8 +102,7 @@ ACTIVE_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 
 
 def project_clusters(deployment: Deployment, session: boto3.Session | None = None) -> list[str]:
-    """Active clusters of this deployment: its cluster name and the project tag (another
-    deployment in the same account has another name; a cluster of anyone else lacks both)."""
+    """Active clusters of this deployment: its cluster name and the project tag."""
     return _clusters_tagged(deployment, [], session)
 
 

@@ -73,10 +73,7 @@ def cluster_config(
 
 
 def cluster_tags(run_id: str | None = None) -> list[dict[str, str]]:
-    """The cluster's tags: the project's (the roles drive only clusters carrying it), the one
-    EMR propagates to the EC2 resources it creates, which the service role's terminate and
-    clean-up rights are scoped to (``names.EMR_MANAGED_TAG``), and, given ``run_id``, the run
-    that starts it (``names.RUN_ID_TAG``: ``run_clusters`` finds it by that)."""
+    """The cluster's tags: the project's, EMR's managed tag and, given ``run_id``, the run's."""
     tags = [{"Key": key, "Value": value} for key, value in CLUSTER_TAGS]
     return [*tags, {"Key": RUN_ID_TAG, "Value": run_id}] if run_id else tags
 

@@ -98,9 +98,7 @@ def tag_on_create(tags: Mapping[str, str]) -> dict[str, Any]:
 
 
 def propagated(tags: Mapping[str, str]) -> dict[str, str]:
-    """The resource tags of what EMR creates for a cluster with ``tags``: EMR propagates the
-    cluster's tags to the instances, EBS volumes, ENIs and launch templates it creates, and
-    only those ("Amazon EMR managed policies", "Propagated user-specified tagging")."""
+    """The resource tags of what EMR creates for a cluster tagged ``tags``."""
     return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
 
 

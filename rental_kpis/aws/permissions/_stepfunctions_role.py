@@ -44,11 +44,7 @@ def _sfn_create_cluster(
 
 
 def _sfn_idle_timeout(d: Deployment, arn: Arns, state: str, task: Mapping[str, Any]) -> list[Call]:
-    """EMR's PutAutoTerminationPolicy through the AWS SDK integration: Step Functions generates
-    no policy for SDK integrations ("Learning to use AWS service SDK integrations in Step
-    Functions"); the action takes the ``cluster*`` resource and supports ``aws:ResourceTag``
-    (Service Authorization Reference, "Actions, resources, and condition keys for Amazon
-    Elastic MapReduce")."""
+    """EMR's PutAutoTerminationPolicy through the AWS SDK integration, on project clusters."""
     cause = f"state {state} (aws-sdk:emr:putAutoTerminationPolicy)"
     return call_rows(
         SFN, cause, ["elasticmapreduce:PutAutoTerminationPolicy"], [arn.cluster], PROJECT_CLUSTER

@@ -124,9 +124,7 @@ OVERLAPPING = (
 
 
 def trend_band(trend: pd.DataFrame) -> float:
-    """How far the 7-day mean moves by chance: twice the standard deviation of the difference
-    of two independent 7-day means, 2 × sd(daily revenue) × √(2/7). A change within it is
-    noise, not a rise or a fall."""
+    """How far the 7-day mean moves by chance: 2 × sd(daily revenue) × √(2/7)."""
     spread = float(trend["total_revenue"].std(ddof=1)) if len(trend) > 1 else 0.0
     return 2 * spread * (2 / 7) ** 0.5
 
