@@ -13,8 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
-from test_security_paths import assert_one_line_error
+from cli_runner import assert_one_line_error, run_cli
 
 from rental_kpis.cli import main
 from rental_kpis.devtools.datagen import generate

@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
-from test_security_paths import assert_one_line_error
+from cli_runner import assert_one_line_error, run_cli
 
 from rental_kpis.devtools import datagen
 from rental_kpis.devtools.datagen import PRICE_PER_HOUR, generate

@@ -9,9 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_one_line_error, run_cli
 from test_catalog_and_queries import write_world_tables
-from test_security_paths import assert_one_line_error
 from test_user_errors import read_only, run_cli_as_a_user, writable
 
 from rental_kpis.layout import Lake

@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
-from test_security_paths import assert_one_line_error
+from cli_runner import assert_one_line_error, run_cli
 from test_user_errors import copy_of
 
 from rental_kpis import walkthrough

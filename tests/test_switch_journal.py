@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
-from test_security_paths import assert_one_line_error
+from cli_runner import assert_one_line_error, run_cli
 
 from rental_kpis.devtools.datagen import generate
 from rental_kpis.errors import InputError

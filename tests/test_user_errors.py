@@ -18,9 +18,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_one_line_error, run_cli
 from test_catalog_and_queries import write_world_tables
-from test_security_paths import assert_one_line_error
 
 from rental_kpis import cli
 from rental_kpis.devtools.datagen import generate
