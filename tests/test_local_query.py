@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cli_runner import assert_one_line_error, run_cli
 from test_catalog_and_queries import write_world_tables
-from test_user_errors import read_only, run_cli_as_a_user, writable
+from test_cli_errors import read_only, run_cli_as_a_user, writable
 
 from rental_kpis.layout import Lake
 from rental_kpis.local import glue as catalog

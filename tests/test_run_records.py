@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import assert_one_line_error, run_cli
-from test_user_errors import copy_of
+from test_cli_errors import copy_of
 
 from rental_kpis import walkthrough
 from rental_kpis.devtools.datagen import generate

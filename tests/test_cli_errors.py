@@ -1,4 +1,4 @@
-"""Errors a user can meet on a local lake (issue 14, item 9): one line, exit 2, no traceback.
+"""Errors a user can meet on a local lake: one line, exit 2, no traceback.
 
 Unusable lakes are made for real: a lake path that is a file, a lake under a file, a
 read-only lake, a corrupt catalog, an S3 URI given to the local backend. The tests run as root
