@@ -4,6 +4,7 @@ its own Spark steps wrote, or refuse."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from test_cli_errors import copy_of
 
 from rental_kpis import walkthrough
 from rental_kpis.devtools.datagen import generate
-from rental_kpis.errors import RunIdTaken, TablesReplaced
+from rental_kpis.errors import LakeUnusable, RunIdTaken, TablesReplaced
 from rental_kpis.layout import Lake
 from rental_kpis.local import athena as querying
+from rental_kpis.local import run_records
 from rental_kpis.local.run_records import LOCAL_STAGES, run_history
 from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
@@ -158,3 +160,17 @@ def it_refuses_to_complete_a_run_on_another_runs_tables(raw, other_raw, tmp_path
     assert env.step_summary("y", "validate_raw")["run_id"] == "y"
     assert querying.run_named_query(env.lake, QUERY).rows  # y's tables, whole
     assert env.pending_stages("x") == ("crawl", "queries")
+
+
+def it_keeps_the_previous_run_record_whole_when_the_disk_is_full(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    record = {"run_id": "r1", "status": "running", "started_at": "2026-01-01T00:00:00+00:00"}
+    run_records.write_run_record(lake, {**record, "stages": {}})
+    path = Path(lake.uri("runs", "r1", "run.json"))
+    before = path.read_bytes()
+    temporary = path.with_name(f".run.json.{os.getpid()}.tmp")
+    temporary.symlink_to("/dev/full")  # where the next write goes first
+    with pytest.raises(LakeUnusable, match=f"run r1 \\(failed\\): cannot write its record {path}"):
+        run_records.write_run_record(lake, {**record, "status": "failed", "stages": {}})
+    assert path.read_bytes() == before  # not cut short: the record before the write
+    assert not temporary.exists() and not temporary.is_symlink()
