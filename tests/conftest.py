@@ -95,3 +95,19 @@ def fake_aws_credentials(monkeypatch) -> str:
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     return "eu-west-1"
+
+
+@pytest.fixture
+def glue_crawl_statuses(monkeypatch):
+    """moto ends a crawl with LastCrawl.Status COMPLETED; AWS says SUCCEEDED, CANCELLED or
+    FAILED (Glue API, LastCrawlInfo). Let moto's crawler take AWS's SUCCEEDED as an ended crawl."""
+    from moto.glue.models import FakeCrawler
+
+    original = FakeCrawler.status.fget
+
+    def status(self) -> str:
+        if self.crawls and self.crawls[-1].status == "SUCCEEDED":
+            return "READY"
+        return original(self)
+
+    monkeypatch.setattr(FakeCrawler, "status", property(status))

@@ -1,4 +1,6 @@
-"""``rental-kpis aws setup / teardown`` and the EMR calls, against moto (an AWS API emulator)."""
+"""``rental-kpis aws setup / teardown`` and the EMR calls, against moto (an AWS API emulator):
+setup waits out IAM propagation, teardown leaves nothing running (executions, clusters) and
+says what it could not remove."""
 
 from __future__ import annotations
 
@@ -7,11 +9,15 @@ import json
 import boto3
 import moto_tls
 import pytest
+from iam_propagation import Recorder, fail_first
 from moto import mock_aws
+from moto.emr.models import emr_backends
 
-from rental_kpis.aws import deploy, emr
+from rental_kpis.aws import deploy, emr, iam, stepfunctions
+from rental_kpis.aws.deploy import TeardownWaits
 from rental_kpis.aws.names import Deployment
-from rental_kpis.errors import InputError
+from rental_kpis.cli import main
+from rental_kpis.errors import InputError, TeardownIncomplete
 from rental_kpis.layout import DATASETS, TABLES, ZONES
 
 REGION = "eu-west-1"
@@ -195,7 +201,6 @@ def it_builds_the_cluster_and_steps_emr_accepts(session):
         ("vehicle_location_metrics", "PENDING"),
         ("user_transaction_metrics", "PENDING"),
     ]
-    from moto.emr.models import emr_backends
 
     for step in emr_backends["123456789012"][REGION].clusters[cluster_id].steps:
         step.state = "COMPLETED"
@@ -216,3 +221,152 @@ def it_refuses_a_cluster_that_cannot_run_the_kpi_steps_in_parallel():
         emr.ClusterSpec(step_concurrency=1)
     with pytest.raises(ValueError, match=r"emr-7\.x"):
         emr.ClusterSpec(release_label="emr-6.15.0")
+
+
+FAST_TEARDOWN = TeardownWaits(delay_seconds=0, max_attempts=3)
+
+
+def it_waits_for_iam_to_propagate_and_retries_the_dependent_creates(session, raw):
+    fail_first(
+        session,
+        "glue.CreateCrawler",
+        "InvalidInputException",
+        "Service is unable to assume provided role. Please verify role's TrustPolicy",
+        times=2,
+    )
+    fail_first(
+        session,
+        "sfn.CreateStateMachine",
+        "AccessDeniedException",
+        "Neither the global service principal states.amazonaws.com, nor the regional one is "
+        "authorized to assume the provided role.",
+    )
+    seen = Recorder()
+    report = deploy.setup(BUCKET, REGION, raw=raw, session=session, propagation=seen.propagation())
+    d = report.deployment
+    assert session.client("glue").get_crawler(Name=d.crawler)["Crawler"]["Name"] == d.crawler
+    sfn = session.client("stepfunctions")
+    assert sfn.describe_state_machine(stateMachineArn=d.state_machine_arn)["name"]
+    assert seen.slept == [1.0, 2.0, 1.0]  # two waits for the crawler, one for the machine
+    waits = [m for m in seen.said if "to propagate" in m]
+    assert len(waits) == 3
+    assert f"before creating crawler {d.crawler}" in waits[0]
+    assert "InvalidInputException" in waits[0]
+    assert f"before creating state machine {d.state_machine}" in waits[2]
+    assert "waiting until IAM reports the new roles and instance profile" in seen.said
+    assert f"EMR clean-up service-linked role {iam.CLEANUP_ROLE}" in report.changed
+
+
+def it_gives_up_after_its_last_delay_and_never_retries_another_error(session, raw):
+    fail_first(session, "glue.CreateCrawler", "InvalidInputException", "unable to assume role", 9)
+    seen = Recorder()
+    with pytest.raises(session.client("glue").exceptions.InvalidInputException):
+        deploy.setup(BUCKET, REGION, raw=raw, session=session, propagation=seen.propagation())
+    assert seen.slept == [1.0, 2.0, 4.0]
+    fresh = boto3.Session(region_name=REGION)
+    fail_first(fresh, "glue.CreateCrawler", "InvalidInputException", "bad target path", 1)
+    seen = Recorder()
+    with pytest.raises(fresh.client("glue").exceptions.InvalidInputException):
+        deploy.setup(BUCKET, REGION, raw=raw, session=fresh, propagation=seen.propagation())
+    assert seen.slept == []
+
+
+def it_creates_the_emr_cleanup_role_once(session):
+    assert iam.ensure_cleanup_role(session) == [
+        f"EMR clean-up service-linked role {iam.CLEANUP_ROLE}"
+    ]
+    assert iam.ensure_cleanup_role(session) == []  # "has been taken": already there
+
+
+def it_stops_running_executions_and_terminates_the_projects_clusters(session, raw):
+    d = deploy.setup(BUCKET, REGION, raw=raw, session=session).deployment
+    sfn = session.client("stepfunctions")
+    first = stepfunctions.start_run(d, session, "stopped-first")
+    assert stepfunctions.stop_running(d, session) == ["running execution stopped-first (stopped)"]
+    assert sfn.describe_execution(executionArn=first)["status"] == "ABORTED"
+    stepfunctions.start_run(d, session, "left-running")
+    ours = emr.create_cluster(d, deploy.deployed_cluster(d, session), session=session)
+    stranger = session.client("emr").run_job_flow(
+        Name="someone-elses-cluster",
+        ReleaseLabel="emr-7.13.0",
+        Instances={
+            "InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        JobFlowRole="x",
+        ServiceRole="y",
+    )["JobFlowId"]
+    assert emr.project_clusters(d, session) == [ours]
+    client = session.client("iam")
+    arn = client.create_policy(
+        PolicyName="student-extra",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}
+                ],
+            }
+        ),
+    )["Policy"]["Arn"]
+    client.attach_role_policy(RoleName=d.emr_ec2_role, PolicyArn=arn)
+    logs = session.client("logs")
+    logs.create_log_group(logGroupName="/aws-glue/crawlers")
+    logs.create_log_stream(logGroupName="/aws-glue/crawlers", logStreamName=d.crawler)
+    logs.create_log_stream(logGroupName="/aws-glue/crawlers", logStreamName="other-crawler")
+
+    removed = deploy.teardown(BUCKET, REGION, session=session, waits=FAST_TEARDOWN)
+
+    assert removed[:2] == [
+        "running execution left-running (stopped)",
+        f"cluster {ours} (terminated)",
+    ]
+    state = session.client("emr").describe_cluster(ClusterId=ours)["Cluster"]["Status"]["State"]
+    assert state == "TERMINATED"
+    other = session.client("emr").describe_cluster(ClusterId=stranger)["Cluster"]["Status"]
+    assert other["State"] in emr.ACTIVE_STATES  # not the project's: left alone
+    assert f"managed policy student-extra from role {d.emr_ec2_role}" in removed
+    assert f"role {d.emr_ec2_role}" in removed
+    streams = logs.describe_log_streams(logGroupName="/aws-glue/crawlers")["logStreams"]
+    assert [s["logStreamName"] for s in streams] == ["other-crawler"]
+    assert client.get_policy(PolicyArn=arn)["Policy"]["PolicyName"] == "student-extra"
+
+
+def it_says_what_is_left_and_what_to_do_when_teardown_meets_a_conflict(session, raw):
+    d = deploy.setup(BUCKET, REGION, raw=raw, session=session).deployment
+    client = session.client("iam")
+    client.create_instance_profile(InstanceProfileName="students-own-profile")
+    client.add_role_to_instance_profile(
+        InstanceProfileName="students-own-profile", RoleName=d.glue_crawler_role
+    )
+    with pytest.raises(TeardownIncomplete) as error:
+        deploy.teardown(BUCKET, REGION, session=session, waits=FAST_TEARDOWN)
+    message = str(error.value)
+    assert message.startswith("teardown incomplete: deleting the roles:")
+    assert "DeleteConflict" in message
+    assert f"detach or delete what still uses the rental-kpis-*-{d.suffix} roles" in message
+    assert f"state machine {d.state_machine}" in error.value.removed  # the rest went on
+    assert session.client("stepfunctions").list_state_machines()["stateMachines"] == []
+    client.remove_role_from_instance_profile(
+        InstanceProfileName="students-own-profile", RoleName=d.glue_crawler_role
+    )
+    assert f"role {d.glue_crawler_role}" in deploy.teardown(
+        BUCKET, REGION, session=session, waits=FAST_TEARDOWN
+    )
+
+
+def it_prints_the_conflict_as_one_line_and_exits_2(session, raw, capsys):
+    d = deploy.setup(BUCKET, REGION, raw=raw, session=session).deployment
+    client = session.client("iam")
+    client.create_instance_profile(InstanceProfileName="students-own-profile")
+    client.add_role_to_instance_profile(
+        InstanceProfileName="students-own-profile", RoleName=d.stepfunctions_role
+    )
+    code = main(["aws", "teardown", "--bucket", BUCKET, "--region", REGION])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"removed state machine {d.state_machine}" in out
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("rental-kpis: error: teardown incomplete: deleting the roles")

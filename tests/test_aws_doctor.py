@@ -6,18 +6,38 @@ known quota is said to be unchecked, never "ok"."""
 from __future__ import annotations
 
 import boto3
+import moto_tls
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.servicequotas.models import ServiceQuotasBackend
 
-from rental_kpis.aws import doctor
+from rental_kpis.aws import deploy, doctor, emr
 from rental_kpis.aws.emr import ClusterSpec
 from rental_kpis.cli import main
+from rental_kpis.layout import DATASETS
+from rental_kpis.spark.schemas import RAW_COLUMNS
 
 REGION = "eu-west-1"
 AWS = ["--bucket", "rental-kpis-doctor-test", "--region", REGION]
 STANDARD, G_AND_VT, P = "L-1216C47A", "L-DB2E81BA", "L-417A185B"
+BUCKET = AWS[1]
+
+
+@pytest.fixture
+def session(fake_aws_credentials):
+    with mock_aws(), moto_tls.patched():
+        yield boto3.Session(region_name=REGION)
+
+
+@pytest.fixture
+def raw(tmp_path):
+    folder = tmp_path / "raw"
+    for dataset in DATASETS:
+        (folder / dataset).mkdir(parents=True)
+        header = ",".join(c.name for c in RAW_COLUMNS[dataset])
+        (folder / dataset / f"{dataset}.csv").write_text(header + "\nx\n")
+    return folder
 
 
 @pytest.fixture
@@ -197,3 +217,70 @@ def it_says_a_family_without_a_known_quota_cannot_be_checked():
     assert unknown.status == doctor.WARN
     assert unknown.detail.startswith("cannot be checked for mac2.metal: ")
     assert "family mac" in unknown.detail
+
+
+def it_runs_the_doctor_read_only_with_one_line_per_check(session, raw, capsys):
+    args = ["aws", "doctor", "--bucket", BUCKET, "--region", REGION]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"rental-kpis aws doctor: bucket {BUCKET}, region {REGION}"
+    lines = {line[2:24].strip(): line for line in out[1:-1]}
+    assert list(lines) == [
+        "credentials",
+        "cluster",
+        "EMR release",
+        "instance types",
+        "network",
+        "EMR security groups",
+        "vCPU quota",
+        "EMR clean-up role",
+        "earlier setup",
+        "cost of one run",
+    ]
+    assert lines["credentials"].startswith("✔") and "account 123456789012" in lines["credentials"]
+    assert lines["cluster"].endswith(
+        "1 × m5.xlarge (primary only), default VPC, idle stop 3600 s (the default)"
+    )
+    assert lines["EMR release"].startswith("✔") and "emr-7.13.0 offered" in lines["EMR release"]
+    assert lines["network"].startswith("✔") and "default VPC vpc-" in lines["network"]
+    # moto answers no EC2 quota: the check says so, with the fix, and does not fail the run
+    assert lines["vCPU quota"].startswith("!")
+    assert "needs 4 vCPUs for 1 × m5.xlarge (primary only)" in lines["vCPU quota"]
+    assert "--quota-code L-1216C47A --desired-value 4" in lines["vCPU quota"]
+    assert lines["earlier setup"].startswith("✔") and "nothing" in lines["earlier setup"]
+    assert "≈ USD 0.27 (approximate: 1 × m5.xlarge (primary only)" in lines["cost of one run"]
+    assert session.client("s3").list_buckets()["Buckets"] == []  # read-only
+
+    d = deploy.setup(BUCKET, REGION, raw=raw, session=session).deployment
+    cluster = emr.create_cluster(d, deploy.deployed_cluster(d, session), session=session)
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert f"✘ earlier setup          cluster(s) {cluster} running and billing" in out
+    assert f"→ rental-kpis aws teardown --bucket {BUCKET}" in out
+    assert main([*args, "--subnet-id", "subnet-0123456789abcdef0"]) == 1
+    assert "subnet subnet-0123456789abcdef0 not found" in capsys.readouterr().out
+
+
+def it_asks_to_tag_emr_security_groups_made_before_the_v2_policies(session):
+    """EMR tags the managed security groups it creates, not older ones ("Amazon EMR managed
+    policies", "Automatically-tagged security groups"); the service role may change the rules
+    only of tagged groups, so doctor names the untagged ones and the command that tags them."""
+    ec2 = session.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    spec = ClusterSpec()
+    fresh = doctor.security_groups_check(spec, session)
+    assert fresh.status == doctor.OK and "none yet" in fresh.detail
+    old = ec2.create_security_group(
+        GroupName="ElasticMapReduce-master", Description="old", VpcId=vpc["VpcId"]
+    )["GroupId"]
+    found = doctor.security_groups_check(spec, session)
+    assert found.status == doctor.WARN and old in found.detail
+    assert f"aws ec2 create-tags --resources {old} --tags " in found.line()
+    tag = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
+    ec2.create_tags(Resources=[old], Tags=[tag])
+    assert doctor.security_groups_check(spec, session).status == doctor.OK
+
+
+def it_prices_only_the_instance_types_it_knows():
+    unknown = doctor.cost_check(ClusterSpec(master_instance_type="x9.mega"))
+    assert unknown.status == doctor.WARN

@@ -1,4 +1,6 @@
-"""What the notebooks call: the shared pure helpers, and the AWS backend against moto."""
+"""What the notebooks call: the shared pure helpers, and the AWS backend against moto (notebook
+02 orders its steps and stops at a failed one, the crawl must be this run's and succeed, a run
+of notebook 02 is reported without an execution)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,30 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import moto_tls
 import pytest
+from botocore.exceptions import ClientError
+from iam_propagation import Recorder, fail_first
 from moto import mock_aws
+from moto.emr.models import emr_backends
+from moto.glue.models import glue_backends
 
 from rental_kpis import walkthrough as backends  # the notebooks call it walkthrough
 from rental_kpis.aws import deploy, emr
-from rental_kpis.errors import InputError
+from rental_kpis.aws.names import Deployment
+from rental_kpis.errors import CrawlFailed, EmrStepFailed, InputError, UsageError
 from rental_kpis.layout import DATASETS, Lake
 from rental_kpis.spark.schemas import RAW_COLUMNS
+from rental_kpis.stages import SPARK_STAGES
+from rental_kpis.walkthrough import AwsBackend
 
 REGION = "eu-west-1"
 BUCKET = "rental-kpis-notebook-test"
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def session(fake_aws_credentials):
+    with mock_aws(), moto_tls.patched():
+        yield boto3.Session(region_name=REGION)
 
 
 def header(dataset: str) -> str:
@@ -232,3 +247,182 @@ def it_gives_the_object_key_of_a_lake_uri_and_refuses_one_outside():
     assert lake.key(lake.run_summary("r1", "validate_raw")) == "runs/r1/validate_raw.json"
     with pytest.raises(ValueError, match="not under the lake root s3://bucket"):
         lake.key("s3://other/runs/x.json")
+
+
+def moto_cluster(d: Deployment, session: boto3.Session, cluster_id: str):
+    account = session.client("sts").get_caller_identity()["Account"]
+    return emr_backends[account][REGION].clusters[cluster_id]
+
+
+@pytest.fixture
+def backend(session, raw, glue_crawl_statuses):
+    deploy.setup(BUCKET, REGION, raw=raw, session=session)
+    return AwsBackend(BUCKET, REGION, raw, session=session)
+
+
+def step_driver(backend: AwsBackend, outcome: dict[str, str]):
+    """The ``sleep`` of ``run_steps``: records which steps the cluster holds at each poll, then
+    ends every running step the way ``outcome`` says (moto keeps steps running until told)."""
+    seen: list[list[str]] = []
+
+    def sleep(_: float) -> None:
+        [cluster_id] = [c["Id"] for c in backend.session.client("emr").list_clusters()["Clusters"]]
+        cluster = moto_cluster(backend.deployment, backend.session, cluster_id)
+        seen.append([step.name for step in cluster.steps])
+        for step in cluster.steps:
+            if step.state in ("PENDING", "RUNNING"):
+                step.state = outcome.get(step.name, "COMPLETED")
+
+    return sleep, seen
+
+
+def it_runs_validate_raw_to_completion_before_submitting_the_kpi_steps(backend):
+    sleep, seen = step_driver(backend, {})
+    timeline = backend.run_steps("run-02", poll_seconds=0, sleep=sleep)
+    assert seen[0] == ["validate_raw"]  # the KPI steps wait for curated/
+    assert seen[-1] == list(SPARK_STAGES)
+    assert timeline["stage"].tolist() == list(SPARK_STAGES)
+    assert set(timeline["status"]) == {"completed"}
+    [cluster] = backend.session.client("emr").list_clusters()["Clusters"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+
+
+def it_retries_the_cluster_while_emr_refuses_a_new_instance_profile(backend):
+    """Right after setup EMR may answer RunJobFlow "Invalid InstanceProfile" until IAM has
+    propagated the profile: notebook 02 sends the request again after each delay."""
+    profile = backend.deployment.emr_ec2_role
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        f"Invalid InstanceProfile: {profile}.",
+        times=2,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0, 2.0, 4.0), sleep=seen.slept.append, say=seen.said.append)
+    sleep, _ = step_driver(backend, {})
+    timeline = backend.run_steps("run-iam", poll_seconds=0, sleep=sleep, role_wait=wait)
+    assert set(timeline["status"]) == {"completed"}
+    assert seen.slept == [1.0, 2.0]
+    assert len(seen.said) == 2 and "Invalid InstanceProfile" in seen.said[0]
+    assert "attempt 1 of 4" in seen.said[0]
+    assert len(backend.session.client("emr").list_clusters()["Clusters"]) == 1
+
+
+def it_gives_up_on_the_instance_profile_in_one_line_and_starts_no_cluster(backend):
+    profile = backend.deployment.emr_ec2_role
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        f"Invalid InstanceProfile: {profile}.",
+        times=9,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0, 2.0), sleep=seen.slept.append)
+    with pytest.raises(emr.ClusterRolesNotReady) as error:
+        backend.run_steps("run-iam", poll_seconds=0, sleep=lambda _: None, role_wait=wait)
+    assert seen.slept == [1.0, 2.0]
+    message = str(error.value)
+    assert "\n" not in message
+    assert "after 3 attempts over 3 s" in message
+    assert f"Invalid InstanceProfile: {profile}" in message
+    assert f"rental-kpis aws setup --bucket {BUCKET}" in message
+    assert backend.session.client("emr").list_clusters()["Clusters"] == []
+
+
+def it_does_not_retry_another_refusal_of_the_cluster(backend):
+    fail_first(
+        backend.session,
+        "emr.RunJobFlow",
+        "ValidationException",
+        "The requested instance type m5.xlarge is not supported in the requested availability "
+        "zone.",
+        times=1,
+    )
+    seen = Recorder()
+    wait = emr.RoleWait(delays=(1.0,), sleep=seen.slept.append)
+    with pytest.raises(ClientError, match="not supported in the requested availability zone"):
+        backend.run_steps("run-az", poll_seconds=0, sleep=lambda _: None, role_wait=wait)
+    assert seen.slept == []
+
+
+def it_stops_at_a_failed_validate_raw_and_names_its_log(backend):
+    sleep, seen = step_driver(backend, {"validate_raw": "FAILED"})
+    with pytest.raises(EmrStepFailed) as error:
+        backend.run_steps("run-bad", poll_seconds=0, sleep=sleep)
+    [cluster] = backend.session.client("emr").list_clusters()["Clusters"]
+    assert error.value.step == "validate_raw" and error.value.state == "FAILED"
+    assert error.value.log.startswith(f"s3://{BUCKET}/emr-logs/{cluster['Id']}/steps/s-")
+    assert "EMR step validate_raw ended FAILED" in str(error.value)
+    assert all(names == ["validate_raw"] for names in seen)  # no KPI step was submitted
+    assert cluster["Status"]["State"] == "TERMINATED"
+
+
+def end_crawl(backend: AwsBackend, status: str, message: str | None = None):
+    def sleep(_: float) -> None:
+        account = backend.deployment.account_id
+        crawler = glue_backends[account][REGION].crawlers[backend.deployment.crawler]
+        crawler.crawls[-1].status = status
+        if message:
+            crawler.crawls[-1].error_message = message
+
+    return sleep
+
+
+def it_fails_the_crawl_with_glues_message_and_the_log_place(backend):
+    sleep = end_crawl(backend, "FAILED")
+    with pytest.raises(CrawlFailed) as error:
+        backend.crawl(poll_seconds=0, sleep=sleep)
+    message = str(error.value)
+    assert f"crawl of {backend.deployment.crawler} ended FAILED" in message
+    assert f"group /aws-glue/crawlers, stream {backend.deployment.crawler}" in message
+
+
+def it_accepts_a_crawl_of_this_run_that_succeeded(backend):
+    catalog = backend.crawl(poll_seconds=0, sleep=end_crawl(backend, "SUCCEEDED"))
+    assert list(catalog.columns)[:3] == ["table", "column", "type"]
+
+
+def it_times_out_when_the_crawl_never_ends(backend):
+    with pytest.raises(CrawlFailed, match="is still running after 0 s"):
+        backend.crawl(poll_seconds=0, timeout_seconds=0, sleep=lambda _: None)
+
+
+def put_summaries(session: boto3.Session, run_id: str, finished: str) -> None:
+    for step in SPARK_STAGES:
+        summary = {
+            "step": step,
+            "status": "succeeded",
+            "started_at": "2026-01-01T10:00:00+00:00",
+            "finished_at": finished,
+            "timings_seconds": {"total": 12.5},
+            "versions": {"spark": "3.5.6"},
+        }
+        session.client("s3").put_object(
+            Bucket=BUCKET, Key=f"runs/{run_id}/{step}.json", Body=json.dumps(summary)
+        )
+
+
+def it_reports_a_run_of_notebook_02_that_has_no_execution(backend):
+    put_summaries(backend.session, "run-old", "2026-01-01T10:05:00+00:00")
+    put_summaries(backend.session, "run-02", "2026-01-02T10:05:00+00:00")
+    backend.session.client("s3").put_object(  # a run cut short: not complete, not the newest
+        Bucket=BUCKET, Key="runs/run-partial/validate_raw.json", Body=b"{}"
+    )
+    assert backend.current_run_id() == "run-02"
+    facts = backend.run_facts("run-02")["value"]
+    assert (facts["run id"], facts["status"], facts["spark version"]) == (
+        "run-02",
+        "succeeded",
+        "3.5.6",
+    )
+    assert facts["stage validate_raw"] == "12.5 s (succeeded)"
+    assert backend.run_timeline("run-02")["stage"].tolist() == list(SPARK_STAGES)
+
+
+def it_takes_the_region_from_the_configuration_and_refuses_the_wrong_one(backend, raw, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert AwsBackend(BUCKET, "", raw).deployment.region == REGION
+    with pytest.raises(UsageError, match=f"bucket {BUCKET} is in {REGION}, not us-east-1"):
+        AwsBackend(BUCKET, "us-east-1", raw)

@@ -10,12 +10,22 @@ from __future__ import annotations
 import copy
 import json
 
+import boto3
+import moto_tls
 import pytest
 from iam_evaluator import allowed, condition_matches
+from moto import mock_aws
 from parliament import analyze_policy_string
+from test_aws_deploy import FAST_TEARDOWN
+from test_backends import BUCKET, REGION, end_crawl, put_summaries, step_driver
 
-from rental_kpis.aws import emr, iam, permissions, statemachine
+from rental_kpis import queries
+from rental_kpis.aws import deploy, emr, iam, permissions, statemachine, stepfunctions
 from rental_kpis.aws.names import Deployment
+from rental_kpis.cli import main
+from rental_kpis.layout import DATASETS
+from rental_kpis.spark.schemas import RAW_COLUMNS
+from rental_kpis.walkthrough import AwsBackend
 
 D = Deployment("rental-kpis-policy-test", "eu-west-1", "123456789012")
 POLICIES = iam.policies_by_principal(D)
@@ -146,3 +156,57 @@ def it_allows_doctor_every_vcpu_quota_it_reads():
     from rental_kpis.aws import doctor
 
     assert tuple(q.code for q in doctor.VCPU_QUOTAS) == permissions.DOCTOR_VCPU_QUOTAS
+
+
+@pytest.fixture
+def session(fake_aws_credentials):
+    with mock_aws(), moto_tls.patched():
+        yield boto3.Session(region_name=REGION)
+
+
+@pytest.fixture
+def raw(tmp_path):
+    folder = tmp_path / "raw"
+    for dataset in DATASETS:
+        (folder / dataset).mkdir(parents=True)
+        header = ",".join(c.name for c in RAW_COLUMNS[dataset])
+        (folder / dataset / f"{dataset}.csv").write_text(header + "\nx\n")
+    return folder
+
+
+def it_has_a_row_for_every_call_the_student_makes(session, raw, monkeypatch, glue_crawl_statuses):
+    """Every boto3/awswrangler operation of setup, the notebooks' backend, doctor, run and
+    teardown (recorded at botocore's before-call) appears in ``student_calls``."""
+    from test_aws_athena import queue_athena_result
+
+    called: set[str] = set()
+
+    def record(model, **_):
+        called.add(f"{model.service_model.service_name}.{model.name}")
+
+    session.events.register("before-call", record)
+    monkeypatch.setattr(boto3, "Session", lambda *a, **k: session)  # doctor, CLI, backend
+    assert main(["aws", "doctor", "--bucket", BUCKET, "--region", REGION]) == 0
+    deploy.setup(BUCKET, REGION, raw=raw, notify_email="s@example.com", session=session)
+    backend = AwsBackend(BUCKET, REGION, raw, session=session)
+    backend.upload_raw(), backend.verify_raw(), backend.connectivity()
+    backend.run_steps("run-02", poll_seconds=0, sleep=step_driver(backend, {})[0])
+    backend.crawl(poll_seconds=0, sleep=end_crawl(backend, "SUCCEEDED"))
+    queue_athena_result(REGION, ["a"], [["1"]])
+    backend.query("most_rented_vehicle_type")
+    put_summaries(session, "run-02", "2026-01-02T10:05:00+00:00")
+    backend.current_run_id(), backend.run_facts("run-02")
+    for _ in queries.all_queries():  # notebook 03 completes run-02: crawl, queries, record
+        queue_athena_result(REGION, ["a"], [["1"]])
+    backend.pending_stages("run-02")
+    backend.run_pipeline("run-02", poll_seconds=0, sleep=end_crawl(backend, "SUCCEEDED"))
+    backend.run_timeline("run-02")
+    arn = stepfunctions.start_run(backend.deployment, session, "run-04")
+    stepfunctions.follow_run(arn, session, poll_seconds=0, timeout_seconds=0)
+    put_summaries(session, "run-04", "2026-01-03T10:05:00+00:00")
+    backend.run_facts("run-04")
+    deploy.teardown(BUCKET, REGION, delete_data=True, session=session, waits=FAST_TEARDOWN)
+
+    rows = {c.api for c in permissions.student_calls(backend.deployment)}
+    assert called - rows - permissions.NO_PERMISSION_NEEDED == set()
+    assert len(called) > 60
