@@ -23,7 +23,7 @@ LOCK_ARGS ?=
 BENCH_SIZES ?= sample,100000,1000000,5000000,10000000
 BENCH_REPEATS ?= 3
 
-.PHONY: help install lock demo run report lab browser tracer screenshot test fuzz check lint format sample bench clean
+.PHONY: help install lock demo run report lab browser tracer screenshot test durations fuzz check lint format sample bench clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -85,6 +85,13 @@ screenshot: demo ## a real make demo, then docs/report.png: the report's first s
 # cluster runs them skips and says why (.ci/run installs both tools and requires that run).
 test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if present; no AWS)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+# `make test` hands the longest test files out first, by the seconds this measures; run it after
+# adding, splitting or much changing a test file, and commit tests/durations.json.
+durations: $(STAMP) ## run the suite once and keep each test file's seconds in tests/durations.json
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
+	  --junitxml=test-artifacts/durations.xml $(PYTEST_ARGS)
+	$(BIN)/python tests/durations.py test-artifacts/durations.xml tests/durations.json
 
 fuzz: $(STAMP) ## the property-based CSV suite with many fresh random examples (before a release)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_csv_properties.py -n 0 -q $(PYTEST_ARGS)

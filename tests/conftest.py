@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -30,43 +33,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
-# The longest test files (`make test PYTEST_ARGS=--junitxml=…`, times summed per file,
-# 2026-12-03 evening), handed to the two workers first, longest first (`--dist loadfile
-# --no-loadscope-reorder` keeps this order), so that the workers finish together: scheduled
-# by their number of tests instead, the long files with few tests came last and one worker
-# ran them while the other idled.
-LONGEST_FILES_FIRST = [
-    "test_notebooks_and_report.py",
-    "test_notebook_order.py",
-    "test_faults.py",
-    "test_validation_paths.py",
-    "test_emr_steps.py",
-    "test_cluster_run.py",
-    "test_local_run.py",
-    "test_kpi_steps.py",
-    "test_csv_properties.py",
-    "test_standalone_cluster.py",
-    "test_hostile_input.py",
-    "test_validation.py",
-    "test_pipeline_oracle.py",
-    "test_catalog_and_queries.py",
-    "test_security_paths.py",
-    "test_user_errors.py",
-    "test_aws_hardening.py",
-    "test_aws_cli_e2e.py",
-    "test_report_html.py",
-    "test_kpis.py",
-    "test_aws_stepfunctions.py",
-    "test_validate_step.py",
-    "test_parallel.py",
-    "test_benchmark_harness.py",
-]
+# Seconds per test file, measured by `make durations`. `make test` hands the longest files out
+# first (`--dist loadfile --no-loadscope-reorder` keeps this order), so that the two workers
+# finish together; a file not measured yet goes first, as it may be a long one.
+DURATIONS = Path(__file__).with_name("durations.json")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first (``LONGEST_FILES_FIRST``); the others after, in their order."""
-    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    """Longest test files first, by ``durations.json``; files not in it before all others."""
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    items.sort(key=lambda item: -seconds.get(item.path.name, math.inf))
 
 
 @pytest.fixture(scope="session")
