@@ -38,10 +38,10 @@ def it_gives_the_commands_and_notebooks_sessions_standard_retries(monkeypatch):
 
 
 def it_gives_emr_calls_without_a_session_standard_retries(monkeypatch):
-    from rental_kpis.aws import emr
+    from rental_kpis.aws.emr._client import client as emr_client
     from rental_kpis.aws.names import Deployment
 
     monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
-    client = emr._client(Deployment("rental-kpis-b", "eu-west-1", "123456789012"), None)
+    client = emr_client(Deployment("rental-kpis-b", "eu-west-1", "123456789012"), None)
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
     assert client.meta.region_name == "eu-west-1"
