@@ -87,11 +87,12 @@ test: $(STAMP) ## run the test suite (Spark, notebooks, a headless browser if pr
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # `make test` hands the longest test files out first, by the seconds this measures; run it after
-# adding, splitting or much changing a test file, and commit tests/durations.json.
+# adding, splitting or much changing a test file, and commit tests/durations.json (it is written
+# even when a test fails; make still fails then).
 durations: $(STAMP) ## run the suite once and keep each test file's seconds in tests/durations.json
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-	  --junitxml=test-artifacts/durations.xml $(PYTEST_ARGS)
-	$(BIN)/python tests/durations.py test-artifacts/durations.xml tests/durations.json
+	  --junitxml=test-artifacts/durations.xml $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/python tests/durations.py test-artifacts/durations.xml tests/durations.json && exit $$status
 
 fuzz: $(STAMP) ## the property-based CSV suite with many fresh random examples (before a release)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_csv_properties.py -n 0 -q $(PYTEST_ARGS)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def file_seconds(report: Path) -> dict[str, float]:
+def file_seconds(report: Path) -> dict[str, int]:
     """Seconds per test file name (``test_x.py``) in ``report``, longest first."""
     seconds: dict[str, float] = defaultdict(float)
     for case in ET.parse(report).iter("testcase"):
@@ -23,7 +23,7 @@ def file_seconds(report: Path) -> dict[str, float]:
         if module is not None:
             seconds[f"{module}.py"] += float(case.get("time", 0.0))
     ranked = sorted(seconds.items(), key=lambda item: (-item[1], item[0]))
-    return {name: round(total, 1) for name, total in ranked}
+    return {name: round(total) for name, total in ranked}
 
 
 if __name__ == "__main__":
