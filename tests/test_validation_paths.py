@@ -293,6 +293,16 @@ def it_frees_a_checkpoint_whose_job_fails_and_raises_that_jobs_error(spark):
     assert _persistent_rdds(spark) - before == set()
 
 
+def it_computes_a_checkpoint_with_the_sessions_sql_settings(spark):
+    """The session parses with the CORRECTED policy (an impossible date is null): the tasks
+    of a checkpoint's job must see that too, not Spark's default, which raises."""
+    df = spark.createDataFrame([("29-02-1500",), ("28-02-1500",)], "day string")
+    parsed = df.select(F.to_date("day", "dd-MM-yyyy").alias("day"))
+    with steps.local_checkpoint(parsed) as checkpoint:
+        days = sorted(str(row["day"]) for row in checkpoint.collect())
+    assert days == ["1500-02-28", "None"]
+
+
 def it_keeps_the_steps_own_error_when_freeing_a_checkpoint_fails(spark, monkeypatch, capsys):
     """Freeing runs in ``finally`` blocks: when it fails (a stopped context), one warning
     line, and the error that ended the step is the one raised."""

@@ -209,12 +209,14 @@ def checkpointed(df: DataFrame) -> tuple[DataFrame, int]:
 
     What ``localCheckpoint()`` does eagerly, in two steps, so that the checkpoint is at hand
     before its job runs: if that job fails or is cancelled, the partitions it has stored
-    are freed (``release_checkpoint``). The count is that job's own (an RDD count), so a
-    caller that needs it (``_stored_keys``) runs no second job over the checkpoint.
+    are freed (``release_checkpoint``). The count is that job's own, so a caller that needs
+    it (``_stored_keys``) runs no second job over the checkpoint. It is the DataFrame's
+    count, a SQL execution, which hands the session's SQL settings (time zone, parser
+    policy) to the tasks; a count of the RDD would run them with Spark's defaults.
     """
     checkpoint = df.localCheckpoint(eager=False)
     try:
-        rows = _checkpoint_rdd(checkpoint).count()
+        rows = checkpoint.count()
     except BaseException:
         release_checkpoint(checkpoint)
         raise
