@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from rental_kpis.layout import DATASETS
+from rental_kpis.spark.execution import flag_in_memory
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import (
     DIMENSION_KEYS,
@@ -40,9 +41,7 @@ from rental_kpis.spark.schemas import (
 from rental_kpis.spark.validation import (
     RAW_LINE,
     curated_rows,
-    flag_all,
     rejected_rows,
-    shared_keys,
     summarise,
 )
 
@@ -420,7 +419,7 @@ def typed_view(df, dataset: str):
 
 
 def read_as_the_step_does(spark, dataset: str, uri: str, fast: bool):
-    """``read_raw`` as ``steps.store_dataset`` uses it: the CSV reader decoding UTF-8
+    """``read_raw`` as ``execution.Validation`` uses it: the CSV reader decoding UTF-8
     first, byte by byte when a record is suspect; or byte by byte only."""
     if fast:
         raw = read_raw(spark, dataset, uri, text=UTF8)
@@ -440,8 +439,7 @@ def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World, fas
         frames = {
             name: read_as_the_step_does(spark, name, str(root / name), fast) for name in DATASETS
         }
-        shared = {n: shared_keys(df, n) for n, df in frames.items()} if fast else None
-        flagged = flag_all(frames, persist=True, shared=shared)
+        flagged = flag_in_memory(frames, shared_keys_first=fast)
         for name in DATASETS:
             curated = through_parquet(spark, curated_rows(flagged[name], name), root / name)
             check_dataset(name, flagged[name], curated, world.records[name], world.layouts[name])

@@ -68,7 +68,7 @@ DIMENSIONS = {
 def validate_folder(spark, raw: Path) -> dict:
     """read_raw + flag_all on a raw folder: the flagged frames, as validate_raw builds them."""
     frames = {name: read_raw(spark, name, str(raw / name)) for name in DATASETS}
-    return flag_all(frames, persist=False)
+    return flag_all(frames)
 
 
 def reasons(flagged) -> dict[str, str | None]:

@@ -27,7 +27,7 @@ DIMENSIONS = {
 def validate(spark, rentals, **dimensions):
     rows = {**DIMENSIONS, **dimensions, "rental_transactions": rentals}
     raw = {name: raw_frame(spark, name, data) for name, data in rows.items()}
-    return flag_all(raw, persist=False)
+    return flag_all(raw)
 
 
 def validate_rentals(spark, rentals, **dimensions):

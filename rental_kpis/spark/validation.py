@@ -6,21 +6,18 @@ A *flagged* DataFrame holds one row per distinct raw row with
 - ``t_<column>``: the parsed, typed value (what ``curated/`` keeps),
 - ``rejection_reason``: the first failing reason, or null for a valid row.
 
-Splitting it into curated rows, rejected rows and counts is done by ``curated_rows``,
-``rejected_rows`` and ``count_columns`` (observed during the curated write, or aggregated by
-``summarise``).
+Flagging is two steps, each a ``DataFrame -> DataFrame`` function: ``collapse_duplicates``
+(exact duplicates, and how many distinct rows share a key), then ``with_dimension_reason`` or
+``with_transaction_reason`` (the checks, first failing reason wins); ``flag_dimension`` and
+``flag_transactions`` chain the two. Splitting a flagged frame into curated rows, rejected rows
+and counts is done by ``curated_rows``, ``rejected_rows`` and ``summarise``.
 
 Order of operations, a decision SPEC leaves open: exact duplicates collapse first (they are
 the same input line twice), then each distinct row is checked. So a duplicated bad row counts
 as one rejected row plus one deduplicated row.
 
-Cost, as measured (benchmarks/README.md): a small dataset is shuffled once, by its parsed
-key, and de-duplication and the conflicting-key count run inside that partitioning. A large
-one has its shared keys counted first (``shared_keys``), so that only the rows of those keys
-are aggregated. The dimension keys a rental is checked against are broadcast, so rentals
-are never shuffled by user or vehicle. The step stores each flagged dataset once (a local
-checkpoint, or a Parquet work folder when large: ``steps.stored_flagged``) and takes its
-counts, tables and a dimension's valid keys from that; the shared keys are stored too.
+Nothing here decides how Spark runs the work: ``spark/execution.py`` does, and gives the same
+rows.
 """
 
 from __future__ import annotations
@@ -111,6 +108,7 @@ def parse_timestamp(col: Column, fmt: str) -> Column:
 
 
 def parse_date(col: Column, fmt: str) -> Column:
+    """A date in pattern ``fmt``; impossible calendar values are null (as ``parse_timestamp``)."""
     if fmt == ISO_DATE:
         return F.when(col.rlike(_ISO_DATE_TEXT), col.cast("date"))
     return F.to_date(col, fmt)
@@ -148,10 +146,7 @@ def first_failing(checks: Iterable[tuple[str, Column]]) -> Column:
 
 KEY = "_key"
 KEY_ROWS = "_key_rows"
-KEY_HASH = "_key_hash"
-_ELIGIBLE = "_eligible"
-_SHARED = "_shared"
-_PARTITION = "_partition"
+ELIGIBLE = "_eligible"
 # The column whose parsed value identifies a row of each dataset: de-duplication and the
 # conflicting-key check group by it.
 ROW_KEYS: dict[str, str] = {**DIMENSION_KEYS, "rental_transactions": "rental_id"}
@@ -162,108 +157,59 @@ def parsed_key(dataset: str) -> Column:
     return parse_value(dataset, ROW_KEYS[dataset])
 
 
-def key_hash(key: Column) -> Column:
-    """A 64-bit hash of a parsed key: what ``shared_keys`` counts and marks rows by."""
-    return F.xxhash64(key)
-
-
-def shared_keys(raw: DataFrame, dataset: str) -> DataFrame:
-    """The hashes (``key_hash``) of the parsed keys that more than one raw row holds, one
-    column ``_key_hash``.
-
-    Only these rows can be exact duplicates or conflicting: a key held by one row is one
-    distinct row, valid or not. They are few in any real input, so ``collapse_duplicates``
-    shuffles only them, and every other row passes straight through. Hashes, not the keys:
-    two keys with one hash only send their rows through the exact aggregate as well, which
-    is always right, and counting 8-byte values is cheaper than counting strings. The
-    hashes are shuffled before they are counted, so the counting runs on every core even
-    when the read is one task. Measured at 10M rentals (benchmarks/README.md): 36-42 s for
-    the string keys counted in the reading task, 15 s this way.
-    """
-    return (
-        raw.select(parsed_key(dataset).alias(KEY))
-        .where(F.col(KEY).isNotNull())
-        .select(key_hash(F.col(KEY)).alias(KEY_HASH))
-        .repartition(KEY_HASH)
-        .groupBy(KEY_HASH)
-        .agg(F.count(F.lit(1)).alias("_rows"))
-        .where(F.col("_rows") > 1)
-        .select(KEY_HASH)
-    )
-
-
-def collapse_duplicates(raw: DataFrame, dataset: str, shared: DataFrame | None = None) -> DataFrame:
-    """One row per distinct raw row, with ``_copies`` (identical raw rows collapsed into it)
-    and ``_key_rows`` (distinct rows sharing its ``parsed_key`` among the well-formed rows
-    that have one). The key is the one ``shared_keys`` groups by: the two must agree.
-
-    Without ``shared``: one shuffle of every row by the parsed key (kept as ``_key``), inside
-    which the exact de-duplication (a hash aggregate over every column) and the count per
-    key (a window over the key) run. Cheapest for a small input: no job beforehand.
-
-    With ``shared``, the hashes of the keys that more than one raw row holds
-    (``shared_keys``, computed beforehand): only the rows of those keys, and of no key, go
-    through that aggregate. Any other row is alone with its key: one copy, ``_key_rows`` 1
-    if eligible, else 0; it is only spread over the cores by key (one read of a CSV file is
-    one task). Measured at 1M rentals, the aggregate and the window over every row took 40
-    of the 55 task seconds of the step's largest stage.
-    """
-    columns = list(raw.columns)
+def with_row_key(raw: DataFrame, dataset: str) -> DataFrame:
+    """Add ``_key`` (the parsed key) and ``_eligible``: the row is well formed and has a key,
+    so it counts among the rows sharing that key (a malformed row never makes a conflict)."""
     key = parsed_key(dataset)
     eligible = F.col(CORRUPT_RECORD).isNull() & key.isNotNull()
-    keyed = raw.select("*", key.alias(KEY), eligible.alias(_ELIGIBLE))
-    if shared is None:
-        return _collapse_exactly(keyed.repartition(KEY), columns)
-    marks = shared.select(KEY_HASH, F.lit(True).alias(_SHARED))
-    marked = keyed.withColumn(KEY_HASH, key_hash(F.col(KEY))).join(marks, KEY_HASH, "left")
-    alone = F.col(_SHARED).isNull() & F.col(KEY).isNotNull()
-    # One shuffle of every row by key, which both branches read: a column Spark cannot
-    # compute twice the same (the partition id is not deterministic for the optimizer) keeps
-    # each branch's filter above the shuffle, where Spark would otherwise push it below and
-    # then read the raw records once per branch.
-    spread = marked.repartition(KEY).withColumn(_PARTITION, F.spark_partition_id())
-    after_shuffle = F.col(_PARTITION) >= 0  # always true, and not known to be: kept
-    single = spread.where(after_shuffle & alone).select(
-        *columns,
-        KEY,
-        F.lit(1).cast("long").alias(COPIES),
-        F.when(F.col(_ELIGIBLE), 1).otherwise(0).cast("long").alias(KEY_ROWS),
-    )
-    many = spread.where(after_shuffle & ~alone).drop(_SHARED, KEY_HASH, _PARTITION)
-    return single.unionByName(_collapse_exactly(many, columns))
+    return raw.select("*", key.alias(KEY), eligible.alias(ELIGIBLE))
 
 
-def _collapse_exactly(keyed: DataFrame, columns: list[str]) -> DataFrame:
-    """Exact de-duplication and the count per key of rows already partitioned by ``_key``."""
-    distinct = keyed.groupBy(*columns, KEY, _ELIGIBLE).agg(F.count(F.lit(1)).alias(COPIES))
+def collapse_keyed(keyed: DataFrame) -> DataFrame:
+    """One row per distinct row of ``with_row_key``'s output: the raw columns, ``_key``,
+    ``_copies`` (identical raw rows collapsed into it) and ``_key_rows`` (distinct eligible
+    rows sharing its key)."""
+    columns = [c for c in keyed.columns if c not in (KEY, ELIGIBLE)]
+    distinct = keyed.groupBy(*columns, KEY, ELIGIBLE).agg(F.count(F.lit(1)).alias(COPIES))
     per_key = Window.partitionBy(KEY)
-    key_rows = F.sum(F.when(F.col(_ELIGIBLE), 1).otherwise(0)).over(per_key).cast("long")
+    key_rows = F.sum(F.when(F.col(ELIGIBLE), 1).otherwise(0)).over(per_key).cast("long")
     return distinct.select(*columns, KEY, COPIES, key_rows.alias(KEY_ROWS))
 
 
+def collapse_duplicates(raw: DataFrame, dataset: str) -> DataFrame:
+    """Exact duplicate rows collapsed into one, each with its ``_copies`` and ``_key_rows``
+    (what ``with_dimension_reason`` and ``with_transaction_reason`` take)."""
+    return collapse_keyed(with_row_key(raw, dataset))
+
+
 def with_typed_columns(df: DataFrame, dataset: str) -> DataFrame:
+    """Add ``t_<column>``, the parsed value of every SPEC column of ``dataset``."""
     return df.select(
         "*", *(parse_value(dataset, name).alias(typed(name)) for name in column_names(dataset))
     )
 
 
-def flag_dimension(raw: DataFrame, dataset: str, shared: DataFrame | None = None) -> DataFrame:
-    """Flag a dimension's rows (SPEC §3, dimensions): malformed, missing key, conflicting key.
-
-    ``shared``: ``shared_keys(raw, dataset)`` computed beforehand, for a large input
-    (``collapse_duplicates``); without it, every row is shuffled once.
-    """
-    malformed = F.col(CORRUPT_RECORD).isNotNull()
-    deduplicated = collapse_duplicates(raw, dataset, shared)
-    rows = with_typed_columns(deduplicated, dataset)
+def with_dimension_reason(collapsed: DataFrame, dataset: str) -> DataFrame:
+    """Add the typed columns and the first failing reason of a dimension's collapsed rows
+    (SPEC §3, dimensions): malformed, missing key, conflicting key."""
+    rows = with_typed_columns(collapsed, dataset)
     reason = first_failing(
         [
-            (MALFORMED_ROW, malformed),
+            (MALFORMED_ROW, F.col(CORRUPT_RECORD).isNotNull()),
             (MISSING_KEY, F.col(typed(DIMENSION_KEYS[dataset])).isNull()),
             (CONFLICTING_KEY, F.col(KEY_ROWS) > 1),
         ]
     )
     return rows.withColumn(REJECTION_REASON, reason).drop(KEY_ROWS, KEY)
+
+
+def flag_dimension(raw: DataFrame, dataset: str) -> DataFrame:
+    """Flag a dimension's raw rows (SPEC §3, dimensions).
+
+    Parameters: ``raw``, rows as ``readers.read_raw`` gives them; ``dataset``, one of the
+    dimensions. Returns the flagged frame (module docstring).
+    """
+    return with_dimension_reason(collapse_duplicates(raw, dataset), dataset)
 
 
 def valid_keys(flagged: DataFrame, dataset: str) -> DataFrame:
@@ -273,31 +219,22 @@ def valid_keys(flagged: DataFrame, dataset: str) -> DataFrame:
 
 
 def _with_known(df: DataFrame, on: str, keys: DataFrame, flag: str) -> DataFrame:
-    """Add boolean ``flag``: the value of ``on`` is among ``keys`` (a left join, never a filter).
-
-    ``keys`` are broadcast: a dimension's valid keys are far fewer bytes than the rentals,
-    which would otherwise be shuffled once per dimension.
-    """
+    """Add ``flag``: true when the value of ``on`` is among ``keys``, else null (a left join,
+    never a filter: every row stays)."""
     marked = keys.select(F.col("key").alias(f"_{flag}_key"), F.lit(True).alias(flag))
-    joined = df.join(F.broadcast(marked), F.col(on) == F.col(f"_{flag}_key"), how="left")
+    joined = df.join(marked, F.col(on) == F.col(f"_{flag}_key"), how="left")
     return joined.drop(f"_{flag}_key")
 
 
-def flag_transactions(
-    raw: DataFrame,
+def with_transaction_reason(
+    collapsed: DataFrame,
     user_keys: DataFrame,
     vehicle_keys: DataFrame,
     location_keys: DataFrame,
-    shared: DataFrame | None = None,
 ) -> DataFrame:
-    """Flag rental transactions with the first failing reason of SPEC §3 (items 1–7).
-
-    ``*_keys`` are the VALID keys of each dimension (``valid_keys``): a rental of a
-    rejected vehicle is ``unknown_vehicle``. ``shared``: as in ``flag_dimension``.
-    """
-    malformed = F.col(CORRUPT_RECORD).isNotNull()
-    deduplicated = collapse_duplicates(raw, "rental_transactions", shared)
-    rows = with_typed_columns(deduplicated, "rental_transactions")
+    """Add the typed columns and the first failing reason of SPEC §3 (items 1–7) to the
+    collapsed rental transactions; ``*_keys`` as in ``flag_transactions``."""
+    rows = with_typed_columns(collapsed, "rental_transactions")
     rows = _with_known(rows, typed("user_id"), user_keys, "_user_known")
     rows = _with_known(rows, typed("vehicle_id"), vehicle_keys, "_vehicle_known")
     rows = _with_known(rows, typed("pickup_location"), location_keys, "_pickup_known")
@@ -305,7 +242,7 @@ def flag_transactions(
 
     start, end = F.col(typed("rental_start_time")), F.col(typed("rental_end_time"))
     checks: dict[str, Column] = {
-        MALFORMED_ROW: malformed,
+        MALFORMED_ROW: F.col(CORRUPT_RECORD).isNotNull(),
         "missing_rental_id": F.col(typed("rental_id")).isNull(),
         **{f"unparseable_{c}": F.col(typed(c)).isNull() for c in REQUIRED_TRANSACTION_COLUMNS},
         "non_positive_duration": end <= start,
@@ -319,6 +256,23 @@ def flag_transactions(
     helpers = [KEY, KEY_ROWS, "_user_known", "_vehicle_known", "_pickup_known", "_dropoff_known"]
     ordered = in_reason_order(checks, "rental_transactions")
     return rows.withColumn(REJECTION_REASON, first_failing(ordered)).drop(*helpers)
+
+
+def flag_transactions(
+    raw: DataFrame,
+    user_keys: DataFrame,
+    vehicle_keys: DataFrame,
+    location_keys: DataFrame,
+) -> DataFrame:
+    """Flag rental transactions with the first failing reason of SPEC §3 (items 1–7).
+
+    Parameters: ``raw``, rows as ``readers.read_raw`` gives them; ``*_keys``, the VALID keys
+    of each dimension (``valid_keys``): a rental of a rejected vehicle is
+    ``unknown_vehicle``. Returns the flagged frame (module docstring).
+    """
+    return with_transaction_reason(
+        collapse_duplicates(raw, "rental_transactions"), user_keys, vehicle_keys, location_keys
+    )
 
 
 def in_reason_order(checks: dict[str, Column], dataset: str) -> list[tuple[str, Column]]:
@@ -349,31 +303,13 @@ def rejected_rows(flagged: DataFrame, dataset: str) -> DataFrame:
     )
 
 
-def narrow_flagged(flagged: DataFrame, dataset: str) -> DataFrame:
-    """What ``curated_rows``, ``rejected_rows`` and ``count_columns`` take from a flagged
-    frame, and no more: the typed values of valid rows, the raw strings (and raw line) of
-    rejected rows, the reason, the copies (and the reader's suspect flag, when it has one).
-    Stored once as Parquet, the nulls in between cost next to nothing."""
-    valid = F.col(REJECTION_REASON).isNull()
-    suspect = [SUSPECT] if SUSPECT in flagged.columns else []
-    return flagged.select(
-        *(F.when(~valid, F.col(name)).alias(name) for name in column_names(dataset)),
-        F.when(~valid, F.col(CORRUPT_RECORD)).alias(CORRUPT_RECORD),
-        *(F.when(valid, F.col(typed(n))).alias(typed(n)) for n in column_names(dataset)),
-        REJECTION_REASON,
-        COPIES,
-        *suspect,
-    )
-
-
 def _reason_alias(reason: str | None) -> str:
     return f"rows_{reason or 'valid'}"
 
 
 def count_columns(dataset: str) -> list[Column]:
-    """The aggregates that ``counts_from`` turns into a DatasetCounts: distinct rows per
-    reason (and valid), and raw rows in all. One pass, usable as an Observation during a
-    write or as a plain aggregation."""
+    """The aggregates of a flagged frame that ``counts_from`` turns into a DatasetCounts:
+    distinct rows per reason (and valid), and raw rows in all."""
     reason = F.col(REJECTION_REASON)
     return [
         F.sum(COPIES).alias("input_rows"),
@@ -402,46 +338,25 @@ def summarise(flagged: DataFrame, dataset: str) -> DatasetCounts:
     return counts_from(dataset, row.asDict())
 
 
-def flag_all(
-    raw: dict[str, DataFrame],
-    persist: bool = False,
-    shared: dict[str, DataFrame] | None = None,
-) -> dict[str, DataFrame]:
+def flag_all(raw: dict[str, DataFrame]) -> dict[str, DataFrame]:
     """Flag the four datasets; transactions are checked against the dimensions' valid keys.
 
-    For exploring and tests, all in memory. With ``persist`` each flagged frame is computed
-    at once into a local checkpoint (its rows in the executors' block stores, its lineage
-    cut), as the validation step keeps a small dataset's (``steps.stored_flagged``), for a
-    caller that takes several things from it: each later count or collect then neither
-    parses the CSV nor plans the validation again, and the rentals are checked against the
-    stored dimensions. Measured on the property suite's six examples: 58.9 s without,
-    37.2 s with ``persist()``, 31.7 s with the checkpoint (issue 15). ``shared`` gives each
-    dataset's ``shared_keys`` (``collapse_duplicates``). The validation step does the
-    same with files: each dataset stored once, the rentals checked against the stored
-    dimensions (``steps.validate_raw``).
+    Parameters: ``raw``, dataset name -> rows as ``readers.read_raw`` gives them. Returns
+    dataset name -> flagged frame, each computed anew by every action on it.
     """
-    shared = shared or {}
-
-    def keep(df: DataFrame) -> DataFrame:
-        return df.localCheckpoint() if persist else df
-
-    flagged = {
-        name: keep(flag_dimension(raw[name], name, shared.get(name))) for name in DIMENSION_KEYS
-    }
-    flagged["rental_transactions"] = keep(
-        flag_transactions(
-            raw["rental_transactions"],
-            user_keys=valid_keys(flagged["users"], "users"),
-            vehicle_keys=valid_keys(flagged["vehicles"], "vehicles"),
-            location_keys=valid_keys(flagged["locations"], "locations"),
-            shared=shared.get("rental_transactions"),
-        )
+    flagged = {name: flag_dimension(raw[name], name) for name in DIMENSION_KEYS}
+    flagged["rental_transactions"] = flag_transactions(
+        raw["rental_transactions"],
+        user_keys=valid_keys(flagged["users"], "users"),
+        vehicle_keys=valid_keys(flagged["vehicles"], "vehicles"),
+        location_keys=valid_keys(flagged["locations"], "locations"),
     )
     return flagged
 
 
 __all__ = [
     "DatasetCounts",
+    "collapse_duplicates",
     "count_columns",
     "counts_from",
     "curated_rows",
@@ -449,9 +364,9 @@ __all__ = [
     "flag_all",
     "flag_dimension",
     "flag_transactions",
-    "narrow_flagged",
     "rejected_rows",
-    "shared_keys",
     "summarise",
     "valid_keys",
+    "with_dimension_reason",
+    "with_transaction_reason",
 ]

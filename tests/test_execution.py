@@ -1,4 +1,5 @@
-"""The validation step's faster paths give exactly what the plain ones give (issue 15).
+"""``spark.execution``: the devices give exactly what the plain SPEC functions give, free
+what they store, and run tasks side by side as a loop would.
 
 - ``read_raw(text="utf-8")`` (the CSV reader decodes) against ``text="bytes"`` (every byte
   checked here): the same rows when no record is suspect, and every record that could hide an
@@ -10,12 +11,17 @@
   computations: the same tables.
 - no local checkpoint's blocks left behind by the step, whether it succeeds, a dimension fails
   or a checkpoint's own job fails; a failure to free them never hides the step's error.
+- ``run_parallel``: results by name, the first failure in the given order, and an
+  interruption that leaves no job running behind it.
 """
 
 from __future__ import annotations
 
+import _thread
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,19 +33,25 @@ from sample_rows import location, rental, user, vehicle
 
 from rental_kpis.devtools.datagen import MANIFEST, generate
 from rental_kpis.layout import DATASETS, Lake
-from rental_kpis.spark import steps
+from rental_kpis.spark import execution, steps
+from rental_kpis.spark.execution import (
+    KEY_HASH,
+    Validation,
+    flag_in_memory,
+    key_hash,
+    run_parallel,
+    shared_keys,
+)
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import REJECTION_REASON
 from rental_kpis.spark.validation import (
     COPIES,
     CORRUPT_RECORD,
-    KEY_HASH,
     RAW_LINE,
+    collapse_duplicates,
     flag_all,
-    flag_dimension,
-    key_hash,
     parsed_key,
-    shared_keys,
+    with_dimension_reason,
 )
 
 TX = "rental_transactions"
@@ -59,7 +71,7 @@ def _persistent_rdds(spark) -> set[int]:
     return {int(i) for i in spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray()}
 
 
-LARGE = {steps.SHARED_KEYS_FROM_BYTES_CONF: "0"}  # every dataset takes the large-input path
+LARGE = {execution.LARGE_CONF: "0"}  # every dataset takes the large-input path
 
 
 @contextmanager
@@ -149,16 +161,17 @@ def _tricky_world(spark) -> dict:
     return {name: raw_frame(spark, name, rows) for name, rows in data.items()}
 
 
-def it_collapses_the_same_with_the_shared_keys_counted_first(spark):
+def it_flags_as_the_spec_functions_do_with_and_without_the_shared_keys_first(spark):
     raw = _tricky_world(spark)
-    shared = {name: shared_keys(df, name) for name, df in raw.items()}
-    plain, first = flag_all(raw, persist=True), flag_all(raw, persist=True, shared=shared)
+    plain = flag_all(raw)  # the SPEC functions alone
+    fast, first = flag_in_memory(raw, False), flag_in_memory(raw, shared_keys_first=True)
     hashes = spark.createDataFrame([(k,) for k in ("R1", "R2", "R3", "R4")], "key string")
     wanted = hashes.select(key_hash(F.col("key")).alias(KEY_HASH))
-    assert sorted(shared[TX].collect()) == sorted(wanted.collect())
-    for name in ("users", TX):
-        assert plain[name].columns == first[name].columns
-        assert _rows(first[name]) == _rows(plain[name]), name
+    assert sorted(shared_keys(raw[TX], TX).collect()) == sorted(wanted.collect())
+    for name in DATASETS:
+        for flagged in (fast, first):
+            assert flagged[name].columns == plain[name].columns
+            assert _rows(flagged[name]) == _rows(plain[name]), name
     reasons = dict(first[TX].groupBy(REJECTION_REASON).count().collect())
     assert reasons["conflicting_rental_id"] == 4  # two distinct rows of R2, two of R3
 
@@ -172,9 +185,10 @@ def it_collapses_the_same_when_keys_held_once_share_a_hash_with_others(spark):
         name: df.select(key_hash(parsed_key(name)).alias(KEY_HASH)).distinct()
         for name, df in raw.items()
     }
-    plain, marked = flag_all(raw, persist=True), flag_all(raw, persist=True, shared=every)
-    for name in DATASETS:
-        assert _rows(marked[name]) == _rows(plain[name]), name
+    for name, df in raw.items():
+        marked = execution.collapse(df, name, every[name])
+        plain = collapse_duplicates(df, name)
+        assert _rows(marked) == _rows(plain), name
 
 
 @pytest.fixture(scope="module")
@@ -218,15 +232,13 @@ def it_validates_a_lake_exactly_with_shared_keys_first_and_a_second_byte_read(
 def it_reads_a_large_datasets_records_once_for_keys_held_once_and_shared_keys(spark, small_raw):
     """With the shared keys counted first, the rows of keys held once and those of shared
     keys come from one shuffle of the raw records, which Spark reuses for the second
-    branch instead of reading the CSV again (``collapse_duplicates``, ``_stored_keys``)."""
+    branch instead of reading the CSV again (``execution.collapse``)."""
     lake = Lake(str(small_raw.parent))
-    with _settings(spark, LARGE):
-        reading = steps.read_dataset(spark, lake, "vehicles", UTF8)
-    flagged = flag_dimension(reading.raw, "vehicles", reading.shared)
-    try:
+    with _settings(spark, LARGE), Validation(spark, lake) as run:
+        reading = run.read("vehicles", UTF8)
+        collapsed = execution.collapse(reading.raw, "vehicles", reading.shared)
+        flagged = with_dimension_reason(collapsed, "vehicles")
         rows = flagged.collect()
-    finally:
-        reading.release()
     final_plan = flagged._jdf.queryExecution().executedPlan().toString()
     final_plan = final_plan.split("== Initial Plan ==")[0]
     assert final_plan.count("FileScan csv") == 1
@@ -240,7 +252,7 @@ def it_splits_curated_and_rejected_from_one_stored_computation_as_two_passes_wou
     spark, small_raw, tmp_path
 ):
     """A large dataset's flagged frame is stored in a Parquet work folder and split from it,
-    a small one's in a local checkpoint (``steps.stored_flagged``). Both give the same
+    a small one's in a local checkpoint (``execution._store_small``). Both give the same
     tables, row for row (raw strings and raw lines of rejected rows included), and neither
     a work folder nor a checkpoint's blocks (flagged rows, shared keys) are left behind, not
     even those of users' first reading, which is dropped for suspects. The large path runs
@@ -268,14 +280,14 @@ def it_frees_every_checkpoint_when_a_dimension_fails(spark, small_raw, tmp_path,
     """A dimension failing while the others are stored and the rentals' shared keys counted
     beside them: the step raises that error and keeps no checkpoint's blocks."""
     shutil.copytree(small_raw, tmp_path / "raw")
-    flag = steps.flag_dimension
+    reasons = steps.with_dimension_reason
 
-    def failing(raw, dataset, shared):
+    def failing(collapsed, dataset):
         if dataset == "locations":
             raise RuntimeError("locations broke")
-        return flag(raw, dataset, shared)
+        return reasons(collapsed, dataset)
 
-    monkeypatch.setattr(steps, "flag_dimension", failing)
+    monkeypatch.setattr(steps, "with_dimension_reason", failing)
     before = _persistent_rdds(spark)
     with _settings(spark, LARGE), pytest.raises(RuntimeError, match="locations broke"):
         steps.validate_raw(spark, Lake(str(tmp_path)))
@@ -284,11 +296,11 @@ def it_frees_every_checkpoint_when_a_dimension_fails(spark, small_raw, tmp_path,
 
 def it_frees_a_checkpoint_whose_job_fails_and_raises_that_jobs_error(spark):
     """The job that computes a checkpoint fails after other partitions were stored: the
-    job's error is raised and no block is kept (``steps.checkpointed``)."""
+    job's error is raised and no block is kept (``execution.checkpointed``)."""
     broken = F.udf(lambda n: 1 // (n - 7), "int")  # ZeroDivisionError on the row 7 only
     df = spark.range(0, 8, 1, 8).withColumn("y", broken("id"))
     before = _persistent_rdds(spark)
-    with pytest.raises(Exception, match="ZeroDivisionError"), steps.local_checkpoint(df):
+    with pytest.raises(Exception, match="ZeroDivisionError"), execution.local_checkpoint(df):
         pass
     assert _persistent_rdds(spark) - before == set()
 
@@ -298,7 +310,7 @@ def it_computes_a_checkpoint_with_the_sessions_sql_settings(spark):
     of a checkpoint's job must see that too, not Spark's default, which raises."""
     df = spark.createDataFrame([("29-02-1500",), ("28-02-1500",)], "day string")
     parsed = df.select(F.to_date("day", "dd-MM-yyyy").alias("day"))
-    with steps.local_checkpoint(parsed) as checkpoint:
+    with execution.local_checkpoint(parsed) as checkpoint:
         days = sorted(str(row["day"]) for row in checkpoint.collect())
     assert days == ["1500-02-28", "None"]
 
@@ -315,13 +327,86 @@ def it_keeps_the_steps_own_error_when_freeing_a_checkpoint_fails(spark, monkeypa
 
     with (
         pytest.raises(ValueError, match="the step's own error"),
-        steps.local_checkpoint(spark.range(3)) as checkpoint,
+        execution.local_checkpoint(spark.range(3)) as checkpoint,
     ):
-        monkeypatch.setattr(steps, "_checkpoint_rdd", lambda _: Stopped())
+        monkeypatch.setattr(execution, "_checkpoint_rdd", lambda _: Stopped())
         raise ValueError("the step's own error")
     monkeypatch.undo()
-    steps.release_checkpoint(checkpoint)  # freed for real, for the tests that follow
+    execution.release_checkpoint(checkpoint)  # freed for real, for the tests that follow
     assert capsys.readouterr().err == (
         "warning: a checkpoint's blocks were not freed: "
         "An error occurred while calling o1.unpersist.\n"
     )
+
+
+# ---------------------------------------------------------------- run_parallel
+
+
+def it_returns_each_tasks_result_under_its_name_in_the_given_order(spark):
+    results = run_parallel(
+        spark,
+        {
+            "big": lambda: spark.range(1000).count(),
+            "small": lambda: spark.range(10).count(),
+            "python": lambda: "no job",
+        },
+    )
+    assert list(results) == ["big", "small", "python"]
+    assert results == {"big": 1000, "small": 10, "python": "no job"}
+
+
+def it_raises_the_first_failure_in_the_given_order_not_the_first_in_time(spark):
+    second_failed = threading.Event()
+    finished: list[str] = []
+
+    def first() -> None:
+        second_failed.wait(30)  # fails after "second" has failed
+        raise ValueError("first task")
+
+    def second() -> None:
+        second_failed.set()
+        raise KeyError("second task")
+
+    def third() -> int:
+        count = spark.range(100).count()
+        finished.append("third")  # runs to its end although others failed
+        return count
+
+    with pytest.raises(ValueError, match="first task"):
+        run_parallel(spark, {"first": first, "second": second, "third": third})
+    assert finished == ["third"]
+
+
+def it_runs_a_single_task_in_the_calling_thread(spark):
+    caller = threading.current_thread()
+    assert run_parallel(spark, {"only": threading.current_thread}) == {"only": caller}
+
+
+def it_cancels_the_jobs_of_an_interrupted_wait_and_leaves_the_session_usable(spark):
+    """Ctrl-C while the tasks run: the KeyboardInterrupt propagates only once every task
+    has stopped (its endless job cancelled), no stage is left running in the JVM, and the
+    session still runs jobs.
+
+    The endless job sleeps in Python workers, which Spark kills with a cancelled task: a
+    JVM-only loop (``spark.range(...)`` summed) has no interruption check in its generated
+    code and would go on burning both cores after its job was cancelled."""
+    stopped: list[str] = []
+    context = spark.sparkContext
+
+    def endless() -> None:
+        try:
+            context.parallelize(range(2), 2).map(lambda _: time.sleep(3600)).collect()
+        finally:
+            stopped.append(threading.current_thread().name)
+
+    threading.Timer(3.0, _thread.interrupt_main).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_parallel(spark, {"a": endless, "b": endless})
+    assert len(stopped) == 2
+    assert time.monotonic() - started < 60
+    deadline = time.monotonic() + 30
+    while context.statusTracker().getActiveStageIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert context.statusTracker().getActiveStageIds() == []
+    assert spark.range(3).count() == 3
