@@ -235,6 +235,7 @@ STEP_FUNCTIONS: dict[str, StepFunction] = {
 
 
 def parse_args(step: str, argv: list[str]) -> argparse.Namespace:
+    """The command line of ``emr_steps/<step>.py``: ``--lake-root`` and ``--run-id``."""
     parser = argparse.ArgumentParser(prog=f"{step}.py", description=f"rental_kpis step {step}")
     parser.add_argument("--lake-root", required=True, help="s3://bucket or a local lake folder")
     parser.add_argument("--run-id", type=run_id_argument, help="groups the summaries of one run")
@@ -242,6 +243,8 @@ def parse_args(step: str, argv: list[str]) -> argparse.Namespace:
 
 
 def run_step(spark: SparkSession, step: str, lake: Lake, run_id: str) -> dict:
+    """Run ``step`` on ``lake`` (after finishing any switch a killed step left) and write its
+    summary; return the summary."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fs.recover_switches(spark, lake.root)  # a switch a killed step left half done
     body = STEP_FUNCTIONS[step](spark, lake)
@@ -308,6 +311,8 @@ def main(step: str, argv: list[str] | None = None) -> int:
 
 
 def parse_app_args(argv: list[str]) -> argparse.Namespace:
+    """The command line of the local run's application; ``--steps`` becomes a list of known
+    steps (an unknown one exits 2 with argparse's message)."""
     parser = argparse.ArgumentParser(
         prog="rental_kpis_app.py", description="the Spark steps of a local run, one session"
     )
