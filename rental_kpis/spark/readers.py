@@ -10,11 +10,16 @@ The records themselves are read as RFC 4180 says (docs/validation.md, "Reading C
 backslash is an ordinary character. Bytes are read as ISO-8859-1, which maps every byte to
 one character and back, so that each record can be checked for invalid UTF-8 and NUL bytes
 and decoded here; reading as UTF-8 would turn a Latin-1 ``é`` into U+FFFD without a trace.
+
+A file is read whole (``multiLine``: one task parses it, as a quoted field may span lines),
+or line by line, split over many tasks, where ``line_reads.line_readable`` proves that both
+give it the same records.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -24,6 +29,7 @@ from pyspark.sql import types as T
 from rental_kpis.errors import InputError, MissingColumnsError, MissingDatasetError
 from rental_kpis.layout import RAW_FILES_RULE, is_raw_data_file
 from rental_kpis.spark import fs
+from rental_kpis.spark.line_reads import LINE_OPTIONS, line_readable
 from rental_kpis.spark.schemas import column_names, missing_columns
 from rental_kpis.spark.validation import CORRUPT_RECORD, SUSPECT
 
@@ -35,7 +41,8 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # the NUL byte, and U+FFFD, which the UTF-8 reader puts where a byte is invalid.
 _NUL = "decode(X'00', 'UTF-8')"
 _REPLACEMENT = "decode(X'EFBFBD', 'UTF-8')"
-# The CSV reader's options: RFC 4180 (escape is the quote itself, not Spark's backslash).
+# The CSV reader's options, a file read whole: RFC 4180 (escape is the quote itself, not
+# Spark's backslash). Read line by line, ``line_reads.LINE_OPTIONS`` are added.
 CSV_OPTIONS: dict[str, str] = {
     "header": "true",
     "enforceSchema": "true",
@@ -47,8 +54,8 @@ CSV_OPTIONS: dict[str, str] = {
     "encoding": _BYTES,
 }
 # Spark tokenises only the selected columns when this is on, and then cannot tell a record of
-# the wrong width (issue 14, item 1); multiLine reads turn it off too (SPARK-46862), but a
-# record's width must never depend on which columns a query happens to use.
+# the wrong width; multiLine reads turn it off too (SPARK-46862), but a record's width must
+# never depend on which columns a query happens to use.
 _COLUMN_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
 
 
@@ -102,10 +109,18 @@ def _head(spark: SparkSession, dataset: str, uri: str, path: str) -> bytes:
 
 def read_header(spark: SparkSession, dataset: str, uri: str) -> tuple[list[str], list[str]]:
     """The data files under ``uri`` and their common header; errors name what is wrong where."""
+    files, header, _ = _read_heads(spark, dataset, uri)
+    return files, header
+
+
+def _read_heads(
+    spark: SparkSession, dataset: str, uri: str
+) -> tuple[list[str], list[str], dict[str, bytes]]:
+    """``read_header``, plus each file's first line as bytes (``fs.read_head``)."""
     files = data_files(spark, dataset, uri)
+    heads = {path: _head(spark, dataset, uri, path) for path in files}
     headers = {
-        path: parse_header(decode_header(dataset, uri, path, _head(spark, dataset, uri, path)))
-        for path in files
+        path: parse_header(decode_header(dataset, uri, path, head)) for path, head in heads.items()
     }
     for path, header in headers.items():
         twice = sorted({name for name in header if header.count(name) > 1})
@@ -124,7 +139,7 @@ def read_header(spark: SparkSession, dataset: str, uri: str) -> tuple[list[str],
     missing = missing_columns(dataset, first)
     if missing:
         raise MissingColumnsError(dataset, uri, missing, first)
-    return files, first
+    return files, first, heads
 
 
 def decode_utf8(col: Column) -> Column:
@@ -149,8 +164,8 @@ def as_csv_record(fields: list[str]) -> Column:
     """The fields of a record joined back into one CSV line, quoted where RFC 4180 needs it.
 
     ``fields`` are SQL expressions, and the record is one SQL expression: built with the
-    Column API it took a score of calls into the JVM per field, and the driver of a run on
-    the sample made thousands of them before its first job (benchmarks/README.md, issue 15).
+    Column API it took a score of calls into the JVM per field, and the driver made thousands
+    of them before a step's first job (benchmarks/README.md).
     """
 
     def field(sql: str) -> str:
@@ -188,16 +203,20 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
     becomes U+FFFD, which a genuine U+FFFD also is, so every record holding U+FFFD is marked
     in the extra boolean column ``_suspect``, and a dataset with any such record must be read
     again with ``text="bytes"``. Without one, both readings give the same rows.
+
+    Each file is read whole or line by line (``_read_records``), with the same records either
+    way; ``line_reads.SPLIT_FILES_CONF`` says which files may be read line by line.
     """
-    files, header = read_header(spark, dataset, uri)
+    if text not in (BYTES, UTF8):
+        raise ValueError(f"text must be {BYTES!r} or {UTF8!r}, not {text!r}")
+    files, header, heads = _read_heads(spark, dataset, uri)
     spark.conf.set(_COLUMN_PRUNING, "false")
     positions = [f"_c{i}" for i in range(len(header))]  # extra columns' names play no part
     schema = T.StructType(
         [T.StructField(name, T.StringType(), True) for name in positions]
         + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
     )
-    encoding = _BYTES if text == BYTES else "UTF-8"
-    df = spark.read.schema(schema).options(**{**CSV_OPTIONS, "encoding": encoding}).csv(files)
+    df = _read_records(spark, schema, files, heads, _BYTES if text == BYTES else "UTF-8")
     every = [F.col(name) for name in positions]
     corrupt = F.col(CORRUPT_RECORD)
     names = column_names(dataset)
@@ -210,8 +229,6 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
             .when(bad_text, as_csv_record([_decoded_sql(name) for name in positions]))
             .alias(CORRUPT_RECORD),
         )
-    if text != UTF8:
-        raise ValueError(f"text must be {BYTES!r} or {UTF8!r}, not {text!r}")
     return df.select(
         *(source.alias(n) for n, source in sources.items()),
         F.when(corrupt.isNotNull(), corrupt)
@@ -219,6 +236,29 @@ def read_raw(spark: SparkSession, dataset: str, uri: str, text: str = BYTES) -> 
         .alias(CORRUPT_RECORD),
         _any_holds([*positions, CORRUPT_RECORD], _REPLACEMENT).alias(SUSPECT),
     )
+
+
+def _read_records(
+    spark: SparkSession,
+    schema: T.StructType,
+    files: list[str],
+    heads: dict[str, bytes],
+    encoding: str,
+) -> DataFrame:
+    """The records of ``files`` as the CSV reader gives them (``schema``: positions, then the
+    corrupt record). A file that ``line_reads.line_readable`` proves line-readable is read
+    line by line, split over many tasks; any other is read whole (``multiLine``), one task
+    each. Both ways give such a file the same records; only the speed differs."""
+    lined = line_readable(spark, heads)
+    options = {**CSV_OPTIONS, "encoding": encoding}
+    groups = [(options, [path for path in files if path not in lined])] + [
+        ({**options, **line_options}, [path for path in files if lined.get(path) == ending])
+        for ending, line_options in LINE_OPTIONS.items()
+    ]
+    reads = [
+        spark.read.schema(schema).options(**opts).csv(paths) for opts, paths in groups if paths
+    ]
+    return functools.reduce(DataFrame.union, reads)
 
 
 def _any_holds(names: list[str], literal: str) -> Column:
