@@ -9,7 +9,11 @@ so the suite checks, for every dataset:
 - every valid row equals its source record field by field (typed as SPEC §1 says);
 - every rejected row keeps its raw text (the fields as written, and the record of a malformed
   row) and carries the reason its defect calls for;
-- nothing raises.
+- nothing raises;
+- each dataset reads to the same rows whole (``multiLine``) and line by line, its files split
+  every few bytes (``line_reads``): half the worlds write no line break inside a field, so
+  that their uncompressed files are read line by line, and the checks above run on those
+  rows.
 
 ``make test`` runs a few examples (profile ``ci``, derandomized so CI is repeatable);
 ``make fuzz`` runs many more with fresh randomness (profile ``fuzz``). Profiles: conftest.py.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import gzip
 import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +35,7 @@ from pyspark.sql import functions as F
 
 from rental_kpis.layout import DATASETS
 from rental_kpis.spark.execution import flag_in_memory
+from rental_kpis.spark.line_reads import ALL, NONE, SPLIT_FILES_CONF, line_readable
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import (
     DIMENSION_KEYS,
@@ -134,6 +140,7 @@ class Layout:
 class World:
     records: dict[str, list[Record]] = field(default_factory=dict)
     layouts: dict[str, Layout] = field(default_factory=dict)
+    one_line: bool = False  # no line break inside any field: every record is one line
 
 
 # ---------------------------------------------------------------- writing bytes
@@ -400,7 +407,20 @@ def worlds(draw) -> World:
             record.copies += 1  # an exact duplicate, written again byte for byte
     for name in DATASETS:
         world.layouts[name] = draw(layout(name))
+    world.one_line = draw(st.booleans())
+    if world.one_line:
+        for records in world.records.values():
+            for record in records:
+                record.values = {k: without_line_feed(v) for k, v in record.values.items()}
+                if record.curated is not None:
+                    record.curated = {k: without_line_feed(v) for k, v in record.curated.items()}
     return world
+
+
+def without_line_feed(value):
+    """``value`` with every LF made ``_`` (a text's meaning for SPEC §3 stays: LF is not a
+    space, and every id keeps its unique prefix, so no two records become one)."""
+    return value.replace("\n", "_") if isinstance(value, str) else value
 
 
 # ---------------------------------------------------------------- the property
@@ -428,17 +448,77 @@ def read_as_the_step_does(spark, dataset: str, uri: str, fast: bool):
     return read_raw(spark, dataset, uri, text=BYTES)
 
 
+@contextmanager
+def split_files(spark, mode: str, split_bytes: int | None = None):
+    """``line_reads.SPLIT_FILES_CONF`` at ``mode``; with ``split_bytes``, files are split
+    every that many bytes (so that a line read crosses many split boundaries)."""
+    settings = {SPLIT_FILES_CONF: mode}
+    if split_bytes:
+        settings["spark.sql.files.maxPartitionBytes"] = str(split_bytes)
+        settings["spark.sql.files.openCostInBytes"] = "1"
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def raw_rows(df) -> list[tuple]:
+    return sorted((tuple(row) for row in df.collect()), key=repr)
+
+
+def line_files(spark, folder: Path) -> set[str]:
+    """The files of ``folder`` that ``line_reads.line_readable`` lets be read line by line."""
+    heads = {str(p): p.read_bytes().split(b"\n", 1)[0] + b"\n" for p in folder.iterdir()}
+    with split_files(spark, ALL):
+        return set(line_readable(spark, heads))
+
+
+def expected_line_files(folder: Path) -> set[str]:
+    """In a world without line breaks in fields: every uncompressed file, unless a line of it
+    ends in a form feed (a malformed record's text would lose it read line by line)."""
+    return {
+        str(path)
+        for path in folder.iterdir()
+        if not path.name.endswith(".gz")
+        and not any(
+            line.removesuffix(b"\r").endswith(b"\x0c") for line in path.read_bytes().split(b"\n")
+        )
+    }
+
+
 @given(world=worlds(), fast=st.booleans())
 def it_reads_and_validates_any_rfc_4180_records_exactly(spark, world: World, fast: bool):
     """Each example takes one way of reading and collapsing: the plain one, or the step's
-    faster one (UTF-8 first, shared keys counted first); both must be exact."""
+    faster one (UTF-8 first, shared keys counted first); both must be exact. Every dataset
+    is read both whole and line by line where ``line_reads`` allows it (split every 16
+    bytes): the rows must be the same, and the checks run on the rows read line by line."""
     with tempfile.TemporaryDirectory(prefix="rental_kpis_prop_") as tmp:
         root = Path(tmp)
         for name in DATASETS:
             write_dataset(root / name, world.records[name], world.layouts[name])
-        frames = {
-            name: read_as_the_step_does(spark, name, str(root / name), fast) for name in DATASETS
-        }
+        if world.one_line:  # the line reader is taken, not merely allowed
+            for name in DATASETS:
+                assert line_files(spark, root / name) == expected_line_files(root / name), name
+        with split_files(spark, NONE):
+            whole = {
+                name: raw_rows(read_as_the_step_does(spark, name, str(root / name), fast))
+                for name in DATASETS
+            }
+        with split_files(spark, ALL):
+            frames = {
+                name: read_as_the_step_does(spark, name, str(root / name), fast)
+                for name in DATASETS
+            }
+        with split_files(spark, ALL, split_bytes=16):
+            for name in DATASETS:
+                assert raw_rows(frames[name]) == whole[name], name
         flagged = flag_in_memory(frames, shared_keys_first=fast)
         for name in DATASETS:
             curated = through_parquet(spark, curated_rows(flagged[name], name), root / name)
