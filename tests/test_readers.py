@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rental_kpis.errors import MissingColumnsError, MissingDatasetError
+from rental_kpis.layout import DATASETS
 from rental_kpis.spark.line_reads import ALL, AUTO, NONE, SPLIT_FILES_CONF, line_readable
 from rental_kpis.spark.readers import BYTES, UTF8, read_raw
 from rental_kpis.spark.schemas import column_names
@@ -104,6 +105,7 @@ def it_names_the_dataset_and_uri_when_no_input_exists(spark, tmp_path):
 # scanned (``all``) and split every few bytes, so that each split boundary is exercised.
 
 LOCATIONS = "locations"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "raw"
 LOCATION_HEADER = ",".join(column_names(LOCATIONS)).encode()
 
 
@@ -190,6 +192,7 @@ LF_SAFE = {
     "every field quoted": b'"1","Harbor Point, Denver","x"\n"2","",""""\n',
     "quoted commas among plain fields": b'7,"Airport Lot, Austin #7",Austin,TX,02134\n',
     "a CR inside a line": b"1,2\r3,4\n",
+    "a CR inside quotes": b'1,"a\rb",3\n',
     "a NUL byte first": b"\x00a,2,3\n",
     "spaces around fields": b"  1,2,3  \n",
     "invalid UTF-8 before a quote": b'\xe9,"a",\xff\n"\xe9"\n',
@@ -352,6 +355,15 @@ def it_reads_a_file_with_a_byte_order_mark_by_line(spark, tmp_path):
     paths = write_files(tmp_path / LOCATIONS, [b"1,2,3\n"], header)
     assert scanned(spark, paths) == {paths[0]: "\n"}
     both_ways(spark, str(tmp_path / LOCATIONS))
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def it_reads_the_sample_by_line_as_it_reads_it_whole(spark, dataset):
+    """The committed sample: every file line-readable, and the same rows both ways."""
+    uri = str(SAMPLE / dataset)
+    paths = [str(p) for p in sorted((SAMPLE / dataset).iterdir())]
+    assert set(scanned(spark, paths, split_bytes=None)) == set(paths)
+    both_ways(spark, uri, split_bytes=1 << 20, dataset=dataset)
 
 
 def it_reads_a_dataset_partly_by_line(spark, tmp_path):
