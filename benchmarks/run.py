@@ -16,6 +16,14 @@ load average before and after, so that a reader can tell a contended run.
 
 Writes benchmarks/results/<date>-<host>.json, .md (the table) and .png (time vs rows), and
 copies them to latest.* for the README.
+
+With ``--masters`` (a comma-separated list of Spark master URLs, such as
+``local[1],local[2]``) it measures how the Spark steps scale with cores instead: only the
+Spark run, under each master in turn within each repeat, and the speedup of each master over
+the first one, per step and in total, from medians of the same sitting. Writes
+``results/scaling-<date>-<host>.{json,md}`` and copies them to ``scaling-latest.*``.
+``--spark-conf KEY=VALUE`` (repeatable) adds a Spark setting to every Spark run, for an A/B
+of one setting.
 """
 
 from __future__ import annotations
@@ -140,7 +148,7 @@ import json, sys
 from rental_kpis.local.runner import run_local
 from rental_kpis.stages import SPARK_STAGES
 result = run_local(sys.argv[1], sys.argv[2], run_id="bench", steps=SPARK_STAGES,
-                   driver_memory=sys.argv[3])
+                   driver_memory=sys.argv[3], master=sys.argv[4])
 print(json.dumps({s.step: s.seconds for s in result.steps}))
 """
 
@@ -174,10 +182,24 @@ def last_json(stdout: str, what: str) -> dict:
     raise RuntimeError(f"{what} printed no timings: {stdout[-500:]!r}")
 
 
-def run_spark(raw: Path, lake: Path, driver_memory: str) -> dict:
+def spark_conf_env(conf: dict[str, str], folder: Path) -> dict | None:
+    """The environment that gives every spark-submit of a child the settings ``conf``: a
+    ``spark-defaults.conf`` in ``folder``, named by ``SPARK_CONF_DIR`` (None: no settings)."""
+    if not conf:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spark-defaults.conf").write_text(
+        "".join(f"{key} {value}\n" for key, value in conf.items())
+    )
+    return {**os.environ, "SPARK_CONF_DIR": str(folder)}
+
+
+def run_spark(
+    raw: Path, lake: Path, driver_memory: str, master: str = "local[*]", env: dict | None = None
+) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
     done, *measures = run_sampled(
-        [sys.executable, "-c", SPARK_CHILD, str(raw), str(lake), driver_memory]
+        [sys.executable, "-c", SPARK_CHILD, str(raw), str(lake), driver_memory, master], env=env
     )
     steps = last_json(_checked(done, "spark run"), "spark run")
     shutil.rmtree(lake, ignore_errors=True)
@@ -409,14 +431,147 @@ def chart(summary: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def measure(size: str, raw: Path, lake: Path, driver_memory: str):
+def measure(size: str, raw: Path, lake: Path, driver_memory: str, env: dict | None = None):
     """One repeat at one size: every engine in turn, in the same sitting."""
-    yield "spark", run_spark(raw, lake, driver_memory)
+    yield "spark", run_spark(raw, lake, driver_memory, env=env)
     yield "duckdb", run_duckdb(["-c", REFERENCE_CHILD], raw, "reference")
     yield "plain", run_duckdb([str(ROOT / "benchmarks" / "plain_duckdb.py")], raw, "plain DuckDB")
     if size == "sample":
         yield "run", run_cli_run(raw, lake)
         yield "bare", run_bare_session()
+
+
+# ---------------------------------------------------------------- scaling with cores (--masters)
+
+
+def summarise_scaling(runs: list[dict], masters: list[str]) -> list[dict]:
+    """One row per size and master: medians over repeats, and the speedup of that master over
+    the first of ``masters`` (its median time ÷ this one's), per step and in total."""
+    rows = []
+    for size in sorted({r["size"] for r in runs}):
+        of = {m: [r for r in runs if r["size"] == size and r["master"] == m] for m in masters}
+        base = of[masters[0]]
+        for master in masters:
+            mine = of[master]
+            steps = {
+                name: statistics.median(r["steps"][name] for r in mine) for name in mine[0]["steps"]
+            }
+            base_steps = {name: statistics.median(r["steps"][name] for r in base) for name in steps}
+            rows.append(
+                {
+                    "size": size,
+                    "label": mine[0]["label"],
+                    "master": master,
+                    "repeats": len(mine),
+                    "spark_seconds": round(_median(mine), 1),
+                    "spark_cpu_seconds": round(_median(mine, "cpu"), 1),
+                    "spark_steps": {name: round(v, 1) for name, v in steps.items()},
+                    "speedup": round(_median(base) / _median(mine), 2),
+                    "step_speedups": {
+                        name: round(base_steps[name] / steps[name], 2) for name in steps
+                    },
+                    "load_average": [
+                        round(min(r["load_before"] for r in mine), 1),
+                        round(max(r["load_after"] for r in mine), 1),
+                    ],
+                }
+            )
+    return rows
+
+
+def scaling_markdown(summary: list[dict], meta: dict) -> str:
+    """The scaling table: per size and master, times, CPU, speedups over the first master."""
+    first = meta["masters"][0]
+    lines = [
+        f"Measured {meta['date']} on {meta['host']} ({meta['cpus']} cores, "
+        f"{meta['memory_gb']} GB), Spark driver capped at {meta['driver_memory']}; medians of "
+        f"{meta['repeats']} runs, the masters in turn within each repeat"
+        + (f"; Spark settings {meta['spark_conf']}" if meta.get("spark_conf") else "")
+        + ". Speedup: the time under "
+        f"`{first}` ÷ the time under that master, from medians of the same sitting. Load "
+        "average: the lowest before and the highest after a run of that master.",
+        "",
+        "| rentals | master | Spark total s | validate / vehicle_location / user_transaction s "
+        "| Spark CPU s | speedup total | speedup validate_raw | load average |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for row in summary:
+        steps = " / ".join(f"{v:.1f}" for v in row["spark_steps"].values())
+        load = row["load_average"]
+        lines.append(
+            f"| {row['label']} | `{row['master']}` | {row['spark_seconds']:.1f} | {steps} "
+            f"| {row['spark_cpu_seconds']:.1f} | {row['speedup']:.2f} "
+            f"| {row['step_speedups'].get('validate_raw', 0):.2f} "
+            f"| {load[0]:.1f} – {load[1]:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_scaling(args: argparse.Namespace, masters: list[str], env: dict | None) -> int:
+    """``--masters``: the Spark run under each master in turn, per size and repeat; writes
+    ``results/scaling-<date>-<host>.{json,md}`` and ``scaling-latest.*``."""
+    runs = []
+    for size in args.sizes.split(","):
+        raw, rentals = ensure_data(size, args.data_dir)
+        label = f"{rentals:,} (sample)" if size == "sample" else f"{rentals:,}"
+        lake = args.data_dir / f"lake_{size}"
+        for repeat in range(args.repeats):
+            for master in masters:
+                before = os.getloadavg()[0]
+                result = run_spark(raw, lake, args.driver_memory, master, env)
+                runs.append(
+                    {
+                        "size": rentals,
+                        "label": label,
+                        "engine": "spark",
+                        "master": master,
+                        "repeat": repeat,
+                        "load_before": before,
+                        "load_after": os.getloadavg()[0],
+                        **result,
+                    }
+                )
+                print(
+                    f"{label:>20} {master:<10} #{repeat + 1}: {result['total']:7.1f} s "
+                    f"cpu {result['cpu']:7.1f} s {result['steps']} load {before:.1f} → "
+                    f"{os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    meta = _meta(args)
+    meta.update(masters=masters, spark_conf=args.spark_conf)
+    summary = summarise_scaling(runs, masters)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"scaling-{meta['date']}-{meta['host']}"
+    stem.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n"
+    )
+    table = scaling_markdown(summary, meta)
+    stem.with_suffix(".md").write_text(table)
+    for suffix in (".json", ".md"):
+        shutil.copyfile(stem.with_suffix(suffix), RESULTS / f"scaling-latest{suffix}")
+    print(table)
+    return 0
+
+
+def _meta(args: argparse.Namespace) -> dict:
+    """What every result file records about the sitting."""
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "host": socket.gethostname(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "python": platform.python_version(),
+        "driver_memory": args.driver_memory,
+        "repeats": args.repeats,
+    }
+
+
+def _setting(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--spark-conf``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return key.strip(), value.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,7 +589,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the other sizes of results/latest.json in the table",
     )
+    parser.add_argument(
+        "--masters",
+        help="comma-separated Spark master URLs (local[1],local[2]): only the Spark run, "
+        "under each in turn, and the speedup over the first (results/scaling-*)",
+    )
+    parser.add_argument(
+        "--spark-conf",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for every Spark run (repeatable)",
+    )
     args = parser.parse_args(argv)
+    args.spark_conf = dict(args.spark_conf)
+    env = spark_conf_env(args.spark_conf, args.data_dir / "spark-conf")
+    if args.masters:
+        return run_scaling(args, [m.strip() for m in args.masters.split(",") if m.strip()], env)
     runs = []
     load_before = os.getloadavg()[0]
     for size in args.sizes.split(","):
@@ -442,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{rentals:,} (sample)" if size == "sample" else f"{rentals:,}"
         lake = args.data_dir / f"lake_{size}"
         for repeat in range(args.repeats):
-            for engine, result in measure(size, raw, lake, args.driver_memory):
+            for engine, result in measure(size, raw, lake, args.driver_memory, env):
                 runs.append(
                     {"size": rentals, "label": label, "engine": engine, "repeat": repeat, **result}
                 )
@@ -452,16 +624,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"peak {result['peak_rss_mb']} MB",
                     flush=True,
                 )
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "host": socket.gethostname(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-        "python": platform.python_version(),
-        "driver_memory": args.driver_memory,
-        "repeats": args.repeats,
-        "load_average": [load_before, os.getloadavg()[0]],
-    }
+    meta = {**_meta(args), "load_average": [load_before, os.getloadavg()[0]]}
+    if args.spark_conf:
+        meta["spark_conf"] = args.spark_conf
     if args.merge and (RESULTS / "latest.json").exists():
         runs = merged_runs(json.loads((RESULTS / "latest.json").read_text())["runs"], runs)
     summary = summarise(runs)
