@@ -37,8 +37,8 @@ SESSION_CONF: dict[str, str] = {
         for way in ("Write", "Read")
     },
     # Constraint propagation infers filters from every projected expression; over the
-    # validation's wide CASE chains it took the optimizer 23 s for one 2,500-row dataset
-    # (0.2 s without). No rule of ours relies on the filters it infers.
+    # validation's wide CASE chains the optimizer spends far longer on that than on the rows
+    # of a small dataset (benchmarks/README.md). No rule of ours relies on those filters.
     "spark.sql.constraintPropagation.enabled": "false",
 }
 
@@ -57,10 +57,9 @@ LOCAL_CONF: dict[str, str] = {
 }
 
 
-# The JVM's quick compiler only (C1). Below a few tens of MB of input a Spark run is mostly
-# the JIT compiling Spark's own code, not work on rows: measured on the 3.4 MB sample, the
-# optimising compiler (C2) took about half the CPU of the run, and with C1 only the run's
-# CPU halves (45-50 s -> 24-29 s); at 1M rentals C1 code makes the tasks' CPU 1.8x.
+# The JVM's quick compiler only (C1), for a small input: there a Spark run is mostly the JIT
+# compiling Spark's own code, not work on rows, and the optimising compiler (C2) does not pay
+# for itself; on a large input C1's code is slower (benchmarks/README.md measures both).
 QUICK_START_JAVA_OPTION = "-XX:TieredStopAtLevel=1"
 
 
@@ -69,16 +68,15 @@ def quick_start_conf() -> dict[str, str]:
     return {JAVA_OPTIONS: LOCAL_CONF[JAVA_OPTIONS] + " " + QUICK_START_JAVA_OPTION}
 
 
-# The classes a local Spark run loads, kept in a class data sharing (CDS) archive of its own
-# and mapped by every later JVM instead of parsed and verified one by one. Measured on the
-# sample (benchmarks/README.md, issue 15): the three steps in a fresh JVM 18.0-18.6 s without
-# it, 14.6-14.9 s with it. Built once per installation (``rental-kpis class-archive``, run
-# by `make install`) into a folder named after the Java and the Spark jars it was made with,
-# so a changed JDK or pyspark finds no archive and runs as before. Sources: Oracle's "Java
-# Virtual Machine Guide" (JDK 17), chapter "Class Data Sharing", sections "Application
-# Class-Data Sharing" and "Dynamic CDS Archive", and OpenJDK's "JEP 350: Dynamic CDS
-# Archives": a dynamic archive sits on a base archive and holds the classes the base lacks;
-# without -Xshare:on, an archive that does not fit is skipped, never fatal.
+# The classes a local Spark run loads, kept in a class data sharing (CDS) archive of its own and
+# mapped by every later JVM instead of parsed and verified one by one, which shortens a fresh JVM's
+# start (benchmarks/README.md). Built once per installation (``rental-kpis class-archive``, run by
+# `make install`) into a folder named after the Java and the Spark jars it was made with, so a
+# changed JDK or pyspark finds no archive and runs as before. Sources: Oracle's "Java Virtual
+# Machine Guide" (JDK 17), chapter "Class Data Sharing", sections "Application Class-Data Sharing"
+# and "Dynamic CDS Archive", and OpenJDK's "JEP 350: Dynamic CDS Archives": a dynamic archive sits
+# on a base archive and holds the classes the base lacks; without -Xshare:on, an archive that does
+# not fit is skipped, never fatal.
 CLASS_ARCHIVE_BASE = "base.jsa"
 CLASS_ARCHIVE_TOP = "top.jsa"
 
@@ -135,8 +133,8 @@ def with_class_archive(
     """``conf`` whose driver Java options also map the class archive, when there is one and
     the options neither choose an archive of their own nor start a flight recording: with
     ``-XX:StartFlightRecording`` and the archive mapped, OpenJDK 17.0.15 died at start
-    (SIGSEGV in ``KlassFactory::check_shared_class_file_load_hook``) when issue 15's
-    profiling tried it, and a profiled run is slower to start only."""
+    (SIGSEGV in ``KlassFactory::check_shared_class_file_load_hook``) when a profiling run
+    tried it, and a profiled run is slower to start only."""
     conf = dict(conf or {})
     options = conf.get(JAVA_OPTIONS, LOCAL_CONF[JAVA_OPTIONS])
     archive = class_archive_options(java_home, root)
