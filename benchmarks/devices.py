@@ -1,16 +1,18 @@
 """A/B of every execution device of ``spark/execution.py``: the steps with it and without it.
 
-In one local session for one size (``local[*]``, driver 2 GB, the quick compiler for the
-sample as ``rental-kpis run`` chooses it): one warm-up run, then rounds in which every
-variant runs once, in turn, on a fresh lake: ``all`` (every device on) and each device off.
-A device is switched off by replacing its one function in ``execution`` with the plain
-way (the list ``VARIANTS``); the counts of every run must equal those of ``all``.
-It prints each run's seconds and, per variant, the median wall and CPU seconds of
-``validate_raw`` (CPU: this process and its children) and the median of the KPI steps, with
-the gain of the device (``(off - all) / off``), and the load average.
+In one local session for one size (``--master``, ``local[*]`` by default; driver 2 GB; the
+quick compiler for the sample, as ``rental-kpis run`` chooses it): one warm-up run, then
+rounds in which every variant runs once, in turn, on a fresh lake: ``all`` (every device
+on) and each device off. A device is switched off by replacing its one function in
+``execution`` (or ``readers``) with the plain way (the list ``VARIANTS``); the counts of
+every run must equal those of ``all``. It prints each run's seconds and, per variant, the
+median wall and CPU seconds of ``validate_raw`` (CPU: this process and its children) and
+the median of the KPI steps, with the gain of the device (``(off - all) / off``), and the
+load average.
 
     python benchmarks/devices.py --size sample --rounds 3
     python benchmarks/devices.py --size 1000000 --rounds 2
+    python benchmarks/devices.py --size 1000000 --rounds 1 --master 'local[1]'
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from run import ensure_data  # noqa: E402 (benchmarks/run.py, beside this file)
 
 from rental_kpis.layout import Lake  # noqa: E402
-from rental_kpis.spark import execution, steps  # noqa: E402
+from rental_kpis.spark import execution, line_reads, readers, steps  # noqa: E402
 from rental_kpis.spark.readers import BYTES  # noqa: E402
 from rental_kpis.spark.session import build_session  # noqa: E402
 
@@ -76,7 +78,11 @@ VARIANTS: dict[str, dict[str, object]] = {
     "_by_key": {"_by_key": lambda keyed: keyed},
     "read_ahead": {"Validation.read_ahead": lambda self, dataset: None},
     "broadcast": {"broadcast": lambda keys: keys},
+    # every file read whole (multiLine, one task each): no pre-scan, no split reads
+    "line_readable": {"readers.line_readable": lambda spark, heads: {}},
 }
+# where a dotted name of ``VARIANTS`` starts, when not in ``execution``
+MODULES: dict[str, object] = {"readers": readers}
 
 
 @contextlib.contextmanager
@@ -84,8 +90,8 @@ def switched_off(variant: str) -> Iterator[None]:
     """``execution`` with the replacements of ``variant``, restored afterwards."""
     saved: list[tuple[object, str, object]] = []
     for dotted, value in VARIANTS[variant].items():
-        owner: object = execution
         *path, name = dotted.split(".")
+        owner: object = MODULES[path.pop(0)] if path and path[0] in MODULES else execution
         for part in path:
             owner = getattr(owner, part)
         saved.append((owner, name, getattr(owner, name)))
@@ -98,12 +104,14 @@ def switched_off(variant: str) -> Iterator[None]:
 
 
 def device_lines() -> dict[str, int]:
-    """Lines of each top-level definition of ``execution.py`` (docstrings included)."""
+    """Lines of each top-level definition of ``execution.py`` (docstrings included), and of
+    the whole pre-scan module ``line_reads.py``."""
     tree = ast.parse(Path(execution.__file__).read_text())
     lines = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             lines[node.name] = (node.end_lineno or node.lineno) - node.lineno + 1
+    lines["line_reads.py"] = len(Path(line_reads.__file__).read_text().splitlines())
     return lines
 
 
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="sample", help="'sample' or a number of rentals")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--master", default="local[*]", help="local[1]: the gain per core")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--kpis", default="all,run_parallel", help="variants that run KPI steps")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
@@ -162,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size  # one size a process: the JVM's options are those of its first session
     raw, _ = ensure_data(size, args.data_dir)
     os.environ["PYSPARK_SUBMIT_ARGS"] = "--driver-memory 2g pyspark-shell"  # as the run
-    spark = build_session(f"devices-{size}", small_input=size == "sample")
+    spark = build_session(f"devices-{size}", args.master, small_input=size == "sample")
     spark.sparkContext.setLogLevel("ERROR")
     warm = one_run(spark, raw, "all", kpis=True)
     print(f"{size} warm-up: {warm['validate']:.1f} s + {warm['kpis']:.1f} s", flush=True)
@@ -175,20 +184,20 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"size": size, "round": round_, "variant": variant, **done})
             print(f"{size} #{round_ + 1} {variant:<36} {json.dumps(done)}", flush=True)
     spark.stop()
-    _summary(size, results, variants)
+    _summary(size, args.master, results, variants)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
-def _summary(size: str, runs: list[dict], variants: list[str]) -> None:
+def _summary(size: str, master: str, runs: list[dict], variants: list[str]) -> None:
     def median(variant: str, key: str) -> float | None:
         values = [r[key] for r in runs if r["variant"] == variant and r[key] is not None]
         return statistics.median(values) if values else None
 
     base: Callable[[str], float | None] = lambda key: median("all", key)  # noqa: E731
     loads = [r["load"] for r in runs]
-    print(f"\n{size}: load average {min(loads):.1f}-{max(loads):.1f}")
+    print(f"\n{size} ({master}): load average {min(loads):.1f}-{max(loads):.1f}")
     for variant in variants:
         for key in ("validate", "validate_cpu", "kpis"):
             on, off = base(key), median(variant, key)

@@ -196,3 +196,24 @@ def it_merges_earlier_sizes_into_the_table_and_replaces_the_ones_measured_again(
         (1_000_000, 100.0),
         (10_000_000, 900.0),
     ]
+
+
+def it_switches_off_only_devices_that_exist_and_restores_them():
+    devices = load("devices")
+    originals = {}
+    for variant, replacements in devices.VARIANTS.items():
+        for dotted in replacements:
+            *path, name = dotted.split(".")
+            owner = devices.MODULES[path.pop(0)] if path and path[0] in devices.MODULES else None
+            owner = owner or devices.execution
+            for part in path:
+                owner = getattr(owner, part)
+            assert hasattr(owner, name), f"{variant}: {dotted} is not in the code any more"
+            originals[dotted] = (owner, name, getattr(owner, name))
+        with devices.switched_off(variant):
+            for dotted, value in replacements.items():
+                owner, name, _ = originals[dotted]
+                assert getattr(owner, name) is value, dotted
+    for owner, name, value in originals.values():
+        assert getattr(owner, name) is value
+    assert set(devices.device_lines()) >= {"run_parallel", "Validation", "line_reads.py"}
