@@ -53,7 +53,7 @@ def it_sets_up_a_hardened_bucket_with_the_lake_prefixes_and_the_uploads(session,
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
-    # Bucket-wide (issue 13): old versions of replaced objects expire, lone delete markers go.
+    # Bucket-wide: old versions of replaced objects expire, lone delete markers go.
     [bucket_wide] = [r for r in lifecycle if not r["Filter"].get("Prefix")]
     assert bucket_wide["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
     assert bucket_wide["Expiration"] == {"ExpiredObjectDeleteMarker": True}

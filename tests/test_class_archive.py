@@ -1,4 +1,4 @@
-"""The JVM class archive that local Spark runs start from (issue 15): built from a real run,
+"""The JVM class archive that local Spark runs start from: built from a real run,
 mapped by every local JVM when it fits, and never in the way when it does not."""
 
 from __future__ import annotations
