@@ -172,6 +172,8 @@ LF_TRAPS = {
     "a line of a tab": b"1,2,3\n\t\n",
     "a line of a NUL byte": b"1,2,3\n\x00\n",
     "a malformed record ending in a form feed": b"1,2,3\n4,5\x0c\n",
+    "a NUL byte ending a quoted field": b'1,"a","dl\x00"\n2,3,4\n',
+    "a NUL byte first": b"\x00a,2,3\n",
     "a line ending in CR": b"1,2,3\r\n",
     "text after a closing quote and a space": b'"x,y",\t#"\n"a" #"\n',
 }
@@ -193,7 +195,6 @@ LF_SAFE = {
     "quoted commas among plain fields": b'7,"Airport Lot, Austin #7",Austin,TX,02134\n',
     "a CR inside a line": b"1,2\r3,4\n",
     "a CR inside quotes": b'1,"a\rb",3\n',
-    "a NUL byte first": b"\x00a,2,3\n",
     "spaces around fields": b"  1,2,3  \n",
     "invalid UTF-8 before a quote": b'\xe9,"a",\xff\n"\xe9"\n',
     "a malformed record": b"1,2\n1,2,3,4,5,6,7,8,9\n",
@@ -274,7 +275,7 @@ PIECES = [b"a", b"1", b",", b'"', b'""', b" ", b"\t", b"\x0c", b"\x00", b"\xe9",
           b"\xc3\xa9", b"\r", b"\n", b"\r\n", b'"x,y"', b'"a" ', b"#"]  # fmt: skip
 FIELD = st.one_of(
     st.lists(st.sampled_from([b"a", b"1", b" ", b"\xe9", b"\t", b"\x0c", b"\x00"]), max_size=3),
-    st.lists(st.sampled_from([b"a", b",", b'""', b" ", b"\n", b"\r\n"]), max_size=3).map(
+    st.lists(st.sampled_from([b"a", b",", b'""', b" ", b"\n", b"\r\n", b"\x00"]), max_size=3).map(
         lambda parts: [b'"', *parts, b'"']
     ),
 ).map(b"".join)
@@ -320,7 +321,7 @@ def it_reads_any_file_it_calls_line_readable_as_the_whole_file_reader_does(
 
 
 def rules_say(data: bytes) -> bool:
-    """Rules 2 to 5 of ``line_reads`` over a whole file, in plain Python (the scan's spec)."""
+    """Rules 2 to 6 of ``line_reads`` over a whole file, in plain Python (the scan's spec)."""
     first = data.split(b"\n", 1)[0] + b"\n"
     crlf = first.endswith(b"\r\n")
     lines = data.split(b"\n")
@@ -344,6 +345,7 @@ def rules_say(data: bytes) -> bool:
         (b'"' in body and not quoted.fullmatch(body))
         or (body and re.fullmatch(rb"[\x00-\x20]+", body))
         or body.endswith(b"\x0c")
+        or b"\x00" in body
         for body in bodies
     )
 

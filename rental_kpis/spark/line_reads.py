@@ -22,7 +22,9 @@ A file is line-readable when all of these hold (docs/validation.md, "Reading CSV
 4. no line is blank without being empty (only characters up to U+0020): the line reader drops
    it, the whole-file reader reads it as a record of one field;
 5. no line ends in a form feed, which the line reader strips from a malformed record's text;
-6. the scan accounts for every byte: the lines' lengths plus one line feed each make the
+6. no line holds a NUL byte: the line reader drops one that ends a quoted field before a line
+   break, where the whole-file reader keeps it (and the record is then suspect);
+7. the scan accounts for every byte: the lines' lengths plus one line feed each make the
    file's size, or one more when its last line has no line feed (less the three bytes of a
    UTF-8 byte order mark, which the line reader drops from the first line, the header).
 
@@ -93,7 +95,7 @@ def _line_tests(crlf: bool) -> list[Column]:
     """Per line of text ``value`` (split at LF only) of a file whose line ending is CR LF
     (``crlf``) or LF, as 0/1 columns to sum per file: whether it ends in CR (``cr_end``),
     whether it holds a CR before its last byte, in a CR LF file (``cr_inner``), whether it
-    breaks rule 3, 4 or 5 (``bad``).
+    breaks rule 3, 4, 5 or 6 (``bad``).
 
     Only byte-wise functions look at a line (``contains``, ``startswith``, ``endswith``,
     ``replace``, lengths and substrings of bytes): a line need not be UTF-8, and the
@@ -111,7 +113,7 @@ def _line_tests(crlf: bool) -> list[Column]:
     blank = F.when((value < "!") & (value != "") & (value != "\r"), value.rlike(_BLANK)).otherwise(
         False
     )
-    bad = ~quotes_ok | blank | F.expr(_FORM_FEED_END)
+    bad = ~quotes_ok | blank | F.expr(_FORM_FEED_END) | F.expr("contains(value, chr(0))")
     cr_inner = (
         f"CASE WHEN {_CR_END} THEN contains({_bytes(1, 'octet_length(value)')}, chr(13)) "
         "ELSE contains(value, chr(13)) END"
@@ -138,7 +140,7 @@ class _Candidate:
     bom: bool
 
     def readable(self, lines: int, length: int, cr_end: int, cr_inner: int, bad: int) -> bool:
-        """Rules 2 to 6, from the scan's sums over this file's lines."""
+        """Rules 2 to 7, from the scan's sums over this file's lines."""
         open_end = int(self.last != ord(LF))  # the last line has no line feed
         if bad or length + lines != self.size + open_end - len(BOM) * self.bom:
             return False
