@@ -311,7 +311,7 @@ class Switch:
     def __init__(self, spark: SparkSession, root: str) -> None:
         self.spark, self.root = spark, root
         self.pairs: list[tuple[str, str]] = []
-        self._lock = threading.Lock()  # tables written from parallel tasks (spark.parallel)
+        self._lock = threading.Lock()  # tables written from parallel tasks (execution.run_parallel)
 
     def add(self, staging: str, target: str) -> None:
         with self._lock:
