@@ -2,13 +2,13 @@
 
 In one local session for one size (``--master``, ``local[*]`` by default; driver 2 GB; the
 quick compiler for the sample, as ``rental-kpis run`` chooses it): one warm-up run, then
-rounds in which every variant runs once, in turn, on a fresh lake: ``all`` (every device
-on) and each device off. A device is switched off by replacing its one function in
-``execution`` (or ``readers``) with the plain way (the list ``VARIANTS``); the counts of
-every run must equal those of ``all``. It prints each run's seconds and, per variant, the
-median wall and CPU seconds of ``validate_raw`` (CPU: this process and its children) and
-the median of the KPI steps, with the gain of the device (``(off - all) / off``), and the
-load average.
+rounds in which every variant runs once, in turn (each round one variant later), on a fresh
+lake: ``all`` (every device on) and each device off. A device is switched off by replacing
+its one function in ``execution`` (or ``readers``) with the plain way (the list
+``VARIANTS``); the counts of every run must equal those of ``all``. It prints each run's
+seconds and, per variant, the median wall and CPU seconds of ``validate_raw`` (CPU: this
+process and its children) and the median of the KPI steps, with the gain of the device
+(``(off - all) / off``), and the load average.
 
     python benchmarks/devices.py --size sample --rounds 3
     python benchmarks/devices.py --size 1000000 --rounds 2
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     warm = one_run(spark, raw, "all", kpis=True)
     print(f"{size} warm-up: {warm['validate']:.1f} s + {warm['kpis']:.1f} s", flush=True)
     for round_ in range(args.rounds):
-        for variant in variants:
+        shift = round_ % len(variants)  # each round starts elsewhere: the JIT's warming is spread
+        for variant in variants[shift:] + variants[:shift]:
             done = one_run(spark, raw, variant, kpis=variant in with_kpis)
             if done["counts"] != warm["counts"]:
                 raise AssertionError(f"{variant}: counts differ from every device on")
