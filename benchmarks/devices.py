@@ -73,7 +73,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     "_store_large": {"_store_large": _not_stored, "Reading.release": lambda self: None},
     "_store_large (checkpoint instead)": {"_store_large": execution._store_small},
     "_shared_keys_first": {"_shared_keys_first": _no_shared_keys},
-    "BROADCAST_SHARED_KEYS": {"BROADCAST_SHARED_KEYS": -1},
     "_one_exchange": {"_one_exchange": _no_barrier},
     "_by_key": {"_by_key": lambda keyed: keyed},
     "read_ahead": {"Validation.read_ahead": lambda self, dataset: None},

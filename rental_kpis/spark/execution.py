@@ -26,7 +26,7 @@ The devices, one function each (``benchmarks/README.md``, "Execution devices", m
    its two tables and a dimension's valid keys: into a local checkpoint (``release_checkpoint``
    frees its blocks) when small, into a narrow Parquet work folder when large.
 4. ``_shared_keys_first`` and ``_one_exchange``: for a large dataset, the hashes of the keys
-   that more than one raw row holds are counted first and broadcast, so that only their rows
+   that more than one raw row holds are counted first and stored, so that only their rows
    go through the exact de-duplication; every row comes from one shuffle by key.
 5. ``_by_key``: a small dataset is shuffled once by key, and the exact aggregate and the count
    per key run inside that partitioning.
@@ -81,7 +81,6 @@ Reasons = Callable[[DataFrame], DataFrame]  # collapsed rows -> flagged rows (va
 
 LARGE_CONF = "rental_kpis.validation.sharedKeysFromBytes"
 LARGE_FROM_BYTES = 16 * 2**20
-BROADCAST_SHARED_KEYS = 2**20  # 8 MB of hashes: under Spark's default broadcast threshold
 READINGS = (UTF8, BYTES)  # readers.read_raw's ways, in the order they are tried
 KEY_HASH = "_key_hash"
 _SHARED = "_shared"
@@ -233,11 +232,11 @@ def shared_keys(raw: DataFrame, dataset: str) -> DataFrame:
 
 
 def _shared_keys_first(raw: DataFrame, dataset: str) -> tuple[DataFrame | None, Any]:
-    """A large dataset's ``shared_keys`` in a local checkpoint, hinted for broadcast up to
-    ``BROADCAST_SHARED_KEYS`` (decided from their real count); returned with the checkpoint
-    to free. Not ``cache()``: Spark 3.5's adaptive execution then reuses no exchange above it."""
-    stored, count = checkpointed(shared_keys(raw, dataset))
-    return (F.broadcast(stored) if count <= BROADCAST_SHARED_KEYS else stored), stored
+    """A large dataset's ``shared_keys`` in a local checkpoint, returned twice: to join (how,
+    Spark's adaptive execution decides from their real size) and to free. Not ``cache()``:
+    Spark 3.5's adaptive execution then reuses no exchange above it."""
+    stored, _ = checkpointed(shared_keys(raw, dataset))
+    return stored, stored
 
 
 def _by_key(keyed: DataFrame) -> DataFrame:
