@@ -75,7 +75,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     "_shared_keys_first": {"_shared_keys_first": _no_shared_keys},
     "_one_exchange": {"_one_exchange": _no_barrier},
     "_by_key": {"_by_key": lambda keyed: keyed},
-    "read_ahead": {"Validation.read_ahead": lambda self, dataset: None},
     "broadcast": {"broadcast": lambda keys: keys},
     # every file read whole (multiLine, one task each): no pre-scan, no split reads
     "line_readable": {"readers.line_readable": lambda spark, heads: {}},

@@ -30,9 +30,7 @@ The devices, one function each (``benchmarks/README.md``, "Execution devices", m
    go through the exact de-duplication; every row comes from one shuffle by key.
 5. ``_by_key``: a small dataset is shuffled once by key, and the exact aggregate and the count
    per key run inside that partitioning.
-6. ``Validation.read_ahead``: the rentals' pass that needs no dimension (their reading and
-   shared keys) runs beside the dimensions.
-7. ``broadcast``: the dimensions' valid keys are broadcast to the rentals.
+6. ``broadcast``: the dimensions' valid keys are broadcast to the rentals.
 
 A dataset is *large* from ``LARGE_FROM_BYTES`` of raw files (Spark setting ``LARGE_CONF``).
 """
@@ -304,7 +302,6 @@ class Reading:
     text: str
     large: bool
     shared: DataFrame | None
-    seconds: float
     checkpoint: DataFrame | None = None
 
     def release(self) -> None:
@@ -333,7 +330,6 @@ class Validation:
         self.spark, self.lake = spark, lake
         self._kept = ExitStack()
         self._lock = threading.Lock()
-        self._ahead: dict[str, Reading] = {}
 
     def __enter__(self) -> Validation:
         return self
@@ -353,28 +349,14 @@ class Validation:
     def read(self, dataset: str, text: str) -> Reading:
         """Read ``dataset`` from the lake's raw zone (``readers.read_raw(..., text)``) and,
         when it is large, count its shared keys (freed on ``release`` or on close)."""
-        started = time.monotonic()
         uri = self.lake.raw(dataset)
         threshold = cast(str, self.spark.conf.get(LARGE_CONF, str(LARGE_FROM_BYTES)))
         large = fs.size(self.spark, uri) >= int(threshold)
         raw = read_raw(self.spark, dataset, uri, text)
         shared, checkpoint = _shared_keys_first(raw, dataset) if large else (None, None)
-        reading = Reading(raw, text, large, shared, time.monotonic() - started, checkpoint)
+        reading = Reading(raw, text, large, shared, checkpoint)
         self._keep(reading.release)
         return reading
-
-    def read_ahead(self, dataset: str) -> None:
-        """Make the first reading of ``dataset`` now, for a later ``flag`` to take."""
-        reading = self.read(dataset, READINGS[0])
-        with self._lock:
-            self._ahead[dataset] = reading
-
-    def _reading(self, dataset: str, text: str) -> Reading:
-        with self._lock:
-            ahead = self._ahead.pop(dataset, None)
-        if ahead is not None and ahead.text == text:
-            return ahead
-        return self.read(dataset, text)
 
     def flag(self, dataset: str, reasons: Reasons) -> Flagged:
         """Read, collapse, flag with ``reasons``, store and count one dataset.
@@ -385,10 +367,8 @@ class Validation:
         and jobs raise (``InputError`` for bad input).
         """
         started = time.monotonic()
-        ahead = self._ahead.get(dataset)
-        spent = ahead.seconds if ahead is not None else 0.0
         for text in READINGS:
-            reading = self._reading(dataset, text)
+            reading = self.read(dataset, text)
             with ExitStack() as attempt:
                 store = _store_large if reading.large else _store_small
                 try:
@@ -400,20 +380,14 @@ class Validation:
                 if counts is not None:
                     with self._lock:
                         self._kept.enter_context(attempt.pop_all())
-                    return Flagged(stored, counts, spent + time.monotonic() - started)
+                    return Flagged(stored, counts, time.monotonic() - started)
         raise AssertionError("a byte-by-byte reading has no suspect record")
 
-    def flag_each(
-        self, reasons: Mapping[str, Reasons], ahead: tuple[str, ...] = ()
-    ) -> dict[str, Flagged]:
-        """``flag`` each dataset of ``reasons`` side by side (``run_parallel``), and beside
-        them ``read_ahead`` the datasets ``ahead``. Returns dataset -> ``Flagged``."""
-        tasks: dict[str, Callable[[], Any]] = {
-            **{name: partial(self.flag, name, reasons[name]) for name in reasons},
-            **{f"{name} (ahead)": partial(self.read_ahead, name) for name in ahead},
-        }
-        done = run_parallel(self.spark, tasks)
-        return {name: done[name] for name in reasons}
+    def flag_each(self, reasons: Mapping[str, Reasons]) -> dict[str, Flagged]:
+        """``flag`` each dataset of ``reasons`` side by side (``run_parallel``). Returns
+        dataset -> ``Flagged``."""
+        tasks = {name: partial(self.flag, name, reasons[name]) for name in reasons}
+        return run_parallel(self.spark, tasks)
 
 
 def flag_in_memory(raw: dict[str, DataFrame], shared_keys_first: bool) -> dict[str, DataFrame]:

@@ -191,7 +191,7 @@ def validate_raw(spark: SparkSession, lake: Lake) -> dict:
         read_header(spark, name, lake.raw(name))
     with fs.switch_together(spark, lake.root) as together, Validation(spark, lake) as run:
         reasons = {name: partial(with_dimension_reason, dataset=name) for name in DIMENSIONS}
-        dimensions = run.flag_each(reasons, ahead=(RENTALS,))
+        dimensions = run.flag_each(reasons)
         keys = {
             name: execution.broadcast(valid_keys(dimensions[name].frame, name))
             for name in DIMENSIONS
