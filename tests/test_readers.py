@@ -373,3 +373,30 @@ def it_reads_a_dataset_partly_by_line(spark, tmp_path):
     paths = write_files(tmp_path / LOCATIONS, [b'1,"a\nb",3\n', b"4,5,6\n7,8,9\n"])
     assert scanned(spark, paths) == {paths[1]: "\n"}
     both_ways(spark, str(tmp_path / LOCATIONS))
+
+
+NUL_BEFORE_CLOSING_QUOTE = {
+    "LF": (b"\n", b'"1","a","x","y","z","w","3","30.2\x00"\n"2","b","x","y","z","w","3","3"\n'),
+    "CR LF": (
+        b"\r\n",
+        b'"1","a","x","y","z","w","3","30.2\x00"\r\n"2","b","x","y","z","w","3","3"\r\n',
+    ),
+    "CR LF, last line": (
+        b"\r\n",
+        b'"2","b","x","y","z","w","3","3"\r\n"1","a","x","y","z","w","3","30.2\x00"',
+    ),
+}
+
+
+@pytest.mark.parametrize("text", [BYTES, UTF8])
+@pytest.mark.parametrize("case", NUL_BEFORE_CLOSING_QUOTE)
+def it_keeps_a_nul_byte_before_a_closing_quote_when_it_reads_a_file_whole(
+    spark, tmp_path, case, text
+):
+    """The whole-file reader keeps the byte (the record is then suspect), whatever the line
+    ending: with Spark's default ``charToEscapeQuoteEscaping`` it dropped it in CR LF files."""
+    ending, body = NUL_BEFORE_CLOSING_QUOTE[case]
+    write_files(tmp_path / LOCATIONS, [body], LOCATION_HEADER + ending)
+    with split_files(spark, NONE, None):
+        got = rows(read_raw(spark, LOCATIONS, str(tmp_path / LOCATIONS), text))
+    assert [row[7] for row in got if row[0] == "1"] == ["30.2\x00"]

@@ -50,6 +50,10 @@ CSV_OPTIONS: dict[str, str] = {
     "columnNameOfCorruptRecord": CORRUPT_RECORD,
     "quote": '"',
     "escape": '"',
+    # Spark's default here is NUL, which made the reader drop a NUL byte before a closing
+    # quote in a CR LF file (the record then read as valid); the quote itself escapes nothing
+    # more than RFC 4180's doubled quote already does.
+    "charToEscapeQuoteEscaping": '"',
     "multiLine": "true",
     "encoding": _BYTES,
 }
