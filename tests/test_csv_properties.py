@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import tempfile
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,10 +31,11 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
+from split_reads import split_files
 
 from rental_kpis.layout import DATASETS
 from rental_kpis.spark.execution import flag_in_memory
-from rental_kpis.spark.line_reads import ALL, NONE, SPLIT_FILES_CONF, line_readable
+from rental_kpis.spark.line_reads import ALL, NONE, line_readable
 from rental_kpis.spark.readers import BYTES, SUSPECT, UTF8, read_raw
 from rental_kpis.spark.schemas import (
     DIMENSION_KEYS,
@@ -446,27 +446,6 @@ def read_as_the_step_does(spark, dataset: str, uri: str, fast: bool):
         if raw.where(F.col(SUSPECT)).limit(1).count() == 0:
             return raw.drop(SUSPECT)
     return read_raw(spark, dataset, uri, text=BYTES)
-
-
-@contextmanager
-def split_files(spark, mode: str, split_bytes: int | None = None):
-    """``line_reads.SPLIT_FILES_CONF`` at ``mode``; with ``split_bytes``, files are split
-    every that many bytes (so that a line read crosses many split boundaries)."""
-    settings = {SPLIT_FILES_CONF: mode}
-    if split_bytes:
-        settings["spark.sql.files.maxPartitionBytes"] = str(split_bytes)
-        settings["spark.sql.files.openCostInBytes"] = "1"
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def raw_rows(df) -> list[tuple]:

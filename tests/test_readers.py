@@ -7,16 +7,16 @@ import gzip
 import os
 import re
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from split_reads import split_files
 
 from rental_kpis.errors import MissingColumnsError, MissingDatasetError
 from rental_kpis.layout import DATASETS
-from rental_kpis.spark.line_reads import ALL, AUTO, NONE, SPLIT_FILES_CONF, line_readable
+from rental_kpis.spark.line_reads import ALL, AUTO, NONE, line_readable
 from rental_kpis.spark.readers import BYTES, UTF8, read_raw
 from rental_kpis.spark.schemas import column_names
 from rental_kpis.spark.validation import CORRUPT_RECORD
@@ -107,28 +107,6 @@ def it_names_the_dataset_and_uri_when_no_input_exists(spark, tmp_path):
 LOCATIONS = "locations"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "raw"
 LOCATION_HEADER = ",".join(column_names(LOCATIONS)).encode()
-
-
-@contextmanager
-def split_files(spark, mode: str, split_bytes: int | None):
-    """``SPLIT_FILES_CONF`` at ``mode``, with files split every ``split_bytes`` bytes."""
-    settings = {SPLIT_FILES_CONF: mode}
-    if split_bytes:
-        settings |= {
-            "spark.sql.files.maxPartitionBytes": str(split_bytes),
-            "spark.sql.files.openCostInBytes": "1",
-        }
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def rows(df) -> list[tuple]:
